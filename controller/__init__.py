@@ -1,0 +1,1 @@
+"""evfuse: fail-safe load management for EV chargers behind one main fuse."""

@@ -1,0 +1,59 @@
+"""The one interface every charger driver implements, whatever its protocol.
+
+The runtime only ever talks to chargers through this: it reads a ChargerReading snapshot
+(no I/O) before each decision, and sends a new limit with `apply`. Protocol details
+(profiles, registers, units, keep-alives, leases) stay inside the driver.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from controller.config import ChargerConfig
+from controller.model import ChargerReading
+
+
+@dataclass
+class DriverStatus:
+    """What `evfuse status` and the logs show about a charger's link, beyond the reading."""
+
+    protocol: str  # "ocpp1.6", "ocpp2.0.1", "modbus/heidelberg", ...
+    connected: bool
+    limit_a: float | None  # last limit the charger acknowledged (None = none yet)
+    compliant: bool = True
+    fallback_protected: bool = True  # the charger falls back by itself if evfuse dies
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. {"unit": "W", "profile": "TxDefault"}
+
+
+class ChargerDriver(abc.ABC):
+    """One charger. Implementations must never raise out of apply/reading/close for
+    link problems: they record them and report them through reading() and status()."""
+
+    def __init__(self, config: ChargerConfig):
+        self.config = config
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @abc.abstractmethod
+    def reading(self, now: float) -> ChargerReading:
+        """Latest known state, per-line draw and compliance. Pure snapshot, no I/O."""
+
+    @abc.abstractmethod
+    async def apply(self, limit_a: float) -> bool:
+        """Send a new limit (0 = pause). Returns True once the charger accepted it, False when
+        it refused or the link is down. The caller bounds the time with its own timeout and
+        sends the next decision regardless, so this must be safe to cancel."""
+
+    @abc.abstractmethod
+    def status(self) -> DriverStatus:
+        """Link and protocol details for status output and logs."""
+
+    async def start(self) -> None:
+        """Begin background work (keep-alives, lease renewal, read-back polling)."""
+
+    async def close(self, fallback_a: float | None) -> None:
+        """Stop background work. With fallback_a, first leave the charger at that limit
+        (bounded in time: a dead link must not hold up shutdown)."""

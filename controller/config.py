@@ -1,0 +1,546 @@
+"""/etc/evfuse/evfuse.toml -> frozen dataclasses.
+
+Every problem is reported with the file, the key path (``charger[2].max_a``), the bad value
+and what is allowed; all problems are collected and raised together as ConfigError so an
+installer fixes them in one go. Unknown keys are errors: a typo must never silently drop a
+limit. Warnings (valid but risky settings) are returned alongside the config.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.model import SITE_PHASES
+
+MODES = ("standard", "solar-priority", "solar-only", "excess", "off")
+PARITIES = ("N", "E", "O")
+EXAMPLE_CONFIG = Path(__file__).with_name("evfuse.example.toml")
+
+
+class ConfigError(Exception):
+    """One or more problems in a config file; str() lists them one per line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    phases: int = 3
+    voltage_v: float = 230.0
+    fuse_a: float = 25.0
+    margin_a: float = 1.0
+    max_import_kw: float = 0.0  # 0 = no cap
+
+    @property
+    def limit_a(self) -> float:
+        return self.fuse_a - self.margin_a
+
+    @property
+    def phase_names(self) -> str:
+        return "".join(SITE_PHASES[: self.phases])
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """Where a Modbus device is: a TCP host/port or a serial device (RTU)."""
+
+    transport: str = "tcp"  # "tcp" | "rtu"
+    host: str = ""
+    port: int = 502
+    device: str = ""
+    baudrate: int | None = None  # None = the profile's default
+    parity: str | None = None
+    stopbits: int | None = None
+    unit_id: int = 1
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    profile: str = "sdm630"
+    link: SerialSettings = field(default_factory=SerialSettings)
+    poll_interval_s: float | None = None  # None = transport default (TCP 0.25 s)
+    stale_after_s: float = 3.0
+    timeout_s: float = 1.0
+    min_gap_s: float | None = None  # None = the profile's default gap between requests
+    invert: tuple[str, ...] = ()  # site phases whose current clamp is reversed
+    registers: tuple[dict[str, Any], ...] = ()  # profile = "custom" only
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    ramp_up_delay_s: float = 15.0
+    ramp_up_step_a: float = 4.0
+    ramp_up_interval_s: float = 5.0
+    restart_delay_s: float = 120.0
+    restart_hysteresis_a: float = 1.0
+    fallback_a: float = 6.0
+    response_s: float = 5.0
+    overload_pause_s: float = 6.0
+    dead_band_a: float = 0.5
+    solar_start_delay_s: float = 60.0
+    solar_stop_grace_s: float = 300.0
+    excess_threshold_w: float = 500.0
+
+
+@dataclass(frozen=True)
+class OcppConfig:
+    listen: str = "0.0.0.0:9000"
+    lease_s: float = 120.0
+    meter_interval_s: float = 5.0
+    heartbeat_s: int = 300
+    compliance_tolerance_a: float = 1.5
+    compliance_allowance_s: float = 15.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    id_tags: tuple[str, ...] = ()  # empty = accept every id tag
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class ChargerConfig:
+    id: str
+    protocol: str = "ocpp"
+    phases: str = "ABC"  # site phase wired to the charger's L1, L2, L3
+    min_a: float = 6.0
+    max_a: float = 16.0
+    priority: int = 1
+    weight: float = 1.0
+    mode: str = "standard"
+    # OCPP
+    password: str = ""
+    profile_kind: str = "absolute"  # "absolute" | "relative" dynamic profile validity
+    # Modbus
+    profile: str = ""
+    link: SerialSettings | None = None
+    watchdog_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    id: str
+    fuse_a: float
+    margin_a: float = 0.0
+    chargers: tuple[str, ...] = ()
+    parent: str = ""
+
+    @property
+    def limit_a(self) -> float:
+        return self.fuse_a - self.margin_a
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    led_pin: int | None = None
+    button_pin: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    site: SiteConfig
+    meter: MeterConfig
+    control: ControlConfig
+    ocpp: OcppConfig
+    chargers: tuple[ChargerConfig, ...]
+    circuits: tuple[CircuitConfig, ...] = ()
+    hardware: HardwareConfig | None = None
+    source: str = "<config>"
+    warnings: tuple[str, ...] = ()
+
+    def charger(self, charger_id: str) -> ChargerConfig:
+        for c in self.chargers:
+            if c.id == charger_id:
+                return c
+        raise KeyError(charger_id)
+
+    def circuit_chain(self, charger_id: str) -> tuple[CircuitConfig, ...]:
+        """The circuits a charger sits under, innermost first."""
+        by_id = {c.id: c for c in self.circuits}
+        chain: list[CircuitConfig] = []
+        current = next((c for c in self.circuits if charger_id in c.chargers), None)
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = by_id.get(current.parent)
+        return tuple(chain)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _Reader:
+    """Typed access to one TOML table that records problems instead of raising."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+
+    def problem(self, key: str, value: Any, what: str) -> None:
+        shown = "" if value is _MISSING else f" = {_show(value)}"
+        self.problems.append(f"{self.source}: {key}{shown}: {what}")
+
+    def table(self, data: dict, key: str, path: str) -> dict:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            self.problem(path, value, "must be a table ([" + path + "])")
+            return {}
+        return value
+
+    def only(self, table: dict, path: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                near = ", ".join(sorted(allowed))
+                self.problem(f"{path}.{key}" if path else key, _MISSING,
+                             f"unknown key; allowed here: {near}")
+
+    def number(self, table: dict, key: str, path: str, default: Any, lo: float, hi: float,
+               unit: str = "", integer: bool = False, lo_open: bool = False) -> Any:
+        if key not in table:
+            if default is _MISSING:
+                self.problem(f"{path}.{key}", _MISSING, "is required")
+            return None if default is _MISSING else default
+        value = table[key]
+        kind = "a whole number" if integer else "a number"
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+        ok = ok and not isinstance(value, bool)
+        if ok and not integer:
+            ok = math.isfinite(value)
+        if ok:
+            ok = (value > lo if lo_open else value >= lo) and value <= hi
+        if not ok:
+            low = f"above {_fmt(lo)}" if lo_open else f"from {_fmt(lo)}"
+            self.problem(f"{path}.{key}", value, f"must be {kind} {low} to {_fmt(hi)}{unit}")
+            return default if default is not _MISSING else None
+        return value if integer else float(value)
+
+    def text(self, table: dict, key: str, path: str, default: Any,
+             choices: tuple[str, ...] | None = None) -> Any:
+        if key not in table:
+            if default is _MISSING:
+                self.problem(f"{path}.{key}", _MISSING, "is required")
+                return ""
+            return default
+        value = table[key]
+        if not isinstance(value, str):
+            self.problem(f"{path}.{key}", value, "must be a string in quotes")
+            return default if default is not _MISSING else ""
+        if choices is not None and value not in choices:
+            self.problem(f"{path}.{key}", value, "must be one of " + ", ".join(f'"{c}"' for c in choices))
+            return default if default is not _MISSING else ""
+        return value
+
+    def strings(self, table: dict, key: str, path: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(f"{path}.{key}", value, 'must be a list of strings, e.g. ["a", "b"]')
+            return ()
+        return tuple(value)
+
+
+_MISSING = object()
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _show(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+SERIAL_KEYS = {"transport", "host", "port", "device", "baudrate", "parity", "stopbits", "unit_id"}
+
+
+def _serial(r: _Reader, t: dict, path: str, default_transport: str, unit_hi: int = 255) -> SerialSettings:
+    transport = r.text(t, "transport", path, default_transport, ("tcp", "rtu"))
+    link = SerialSettings(
+        transport=transport,
+        host=r.text(t, "host", path, ""),
+        port=r.number(t, "port", path, 502, 1, 65535, integer=True),
+        device=r.text(t, "device", path, ""),
+        baudrate=r.number(t, "baudrate", path, None, 1200, 921600, " baud", integer=True),
+        parity=r.text(t, "parity", path, None, PARITIES),
+        stopbits=r.number(t, "stopbits", path, None, 1, 2, integer=True),
+        unit_id=r.number(t, "unit_id", path, 1, 0, unit_hi, integer=True),
+    )
+    if transport == "tcp" and not link.host:
+        r.problem(f"{path}.host", _MISSING, 'is required when transport = "tcp" (IP address or name)')
+    if transport == "rtu" and not link.device:
+        r.problem(f"{path}.device", _MISSING, 'is required when transport = "rtu" (e.g. "/dev/ttyUSB0")')
+    return link
+
+
+def _site(r: _Reader, data: dict) -> SiteConfig:
+    t = r.table(data, "site", "site")
+    r.only(t, "site", {"phases", "voltage_v", "fuse_a", "margin_a", "max_import_kw"})
+    site = SiteConfig(
+        phases=r.number(t, "phases", "site", 3, 1, 3, integer=True),
+        voltage_v=r.number(t, "voltage_v", "site", 230.0, 100, 400, " V"),
+        fuse_a=r.number(t, "fuse_a", "site", _MISSING, 1, 1000, " A") or 25.0,
+        margin_a=r.number(t, "margin_a", "site", 1.0, 0, 100, " A"),
+        max_import_kw=r.number(t, "max_import_kw", "site", 0.0, 0, 10000, " kW (0 = no cap)"),
+    )
+    if "fuse_a" in t and site.fuse_a <= site.margin_a:
+        r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({_fmt(site.fuse_a)} A)")
+    return site
+
+
+def _meter(r: _Reader, data: dict) -> MeterConfig:
+    t = r.table(data, "meter", "meter")
+    r.only(t, "meter", SERIAL_KEYS | {"profile", "poll_interval_s", "stale_after_s", "timeout_s",
+                                      "min_gap_s", "invert", "registers"})
+    invert_raw = t.get("invert", False)
+    if isinstance(invert_raw, bool):
+        invert = SITE_PHASES if invert_raw else ()
+    elif isinstance(invert_raw, str) and invert_raw and set(invert_raw) <= set(SITE_PHASES):
+        invert = tuple(invert_raw)
+    else:
+        r.problem("meter.invert", invert_raw, 'must be true, false or the phases to invert, e.g. "B"')
+        invert = ()
+    registers = t.get("registers", [])
+    if not isinstance(registers, list) or not all(isinstance(x, dict) for x in registers):
+        r.problem("meter.registers", registers, "must be a list of tables ([[meter.registers]])")
+        registers = []
+    meter = MeterConfig(
+        profile=r.text(t, "profile", "meter", "sdm630"),
+        link=_serial(r, t, "meter", "tcp", unit_hi=247),
+        poll_interval_s=r.number(t, "poll_interval_s", "meter", None, 0, 60, " s", lo_open=True),
+        stale_after_s=r.number(t, "stale_after_s", "meter", 3.0, 0, 600, " s", lo_open=True),
+        timeout_s=r.number(t, "timeout_s", "meter", 1.0, 0, 30, " s", lo_open=True),
+        min_gap_s=r.number(t, "min_gap_s", "meter", None, 0, 10, " s"),
+        invert=invert,
+        registers=tuple(registers),
+    )
+    if meter.profile == "custom" and not meter.registers:
+        r.problem("meter.registers", _MISSING, 'is required when profile = "custom"')
+    if meter.profile != "custom" and meter.registers:
+        r.problem("meter.registers", _MISSING, 'is only allowed with profile = "custom"')
+    poll = meter.poll_interval_s
+    if poll is not None and poll >= meter.stale_after_s:
+        r.problem("meter.poll_interval_s", poll,
+                  f"must be below meter.stale_after_s ({_fmt(meter.stale_after_s)} s)")
+    return meter
+
+
+def _control(r: _Reader, data: dict) -> ControlConfig:
+    t = r.table(data, "control", "control")
+    d = ControlConfig()
+    r.only(t, "control", set(d.__dataclass_fields__))
+    hi = {"fallback_a": 80, "ramp_up_step_a": 80, "restart_hysteresis_a": 80, "dead_band_a": 5,
+          "excess_threshold_w": 100000}
+    values = {}
+    for name in d.__dataclass_fields__:
+        unit = " W" if name.endswith("_w") else " A" if name.endswith("_a") else " s"
+        lo_open = name in ("ramp_up_step_a", "ramp_up_interval_s", "response_s", "overload_pause_s")
+        values[name] = r.number(t, name, "control", getattr(d, name), 0, hi.get(name, 3600), unit,
+                                lo_open=lo_open)
+    return ControlConfig(**values)
+
+
+def _ocpp(r: _Reader, data: dict) -> OcppConfig:
+    t = r.table(data, "ocpp", "ocpp")
+    r.only(t, "ocpp", set(OcppConfig.__dataclass_fields__))
+    listen = r.text(t, "listen", "ocpp", "0.0.0.0:9000")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        r.problem("ocpp.listen", listen, 'must be "ADDRESS:PORT", e.g. "0.0.0.0:9000"')
+        listen = "0.0.0.0:9000"
+    cfg = OcppConfig(
+        listen=listen,
+        lease_s=r.number(t, "lease_s", "ocpp", 120.0, 10, 86400, " s"),
+        meter_interval_s=r.number(t, "meter_interval_s", "ocpp", 5.0, 1, 300, " s"),
+        heartbeat_s=r.number(t, "heartbeat_s", "ocpp", 300, 10, 86400, " s", integer=True),
+        compliance_tolerance_a=r.number(t, "compliance_tolerance_a", "ocpp", 1.5, 0, 32, " A"),
+        compliance_allowance_s=r.number(t, "compliance_allowance_s", "ocpp", 15.0, 1, 600, " s"),
+        tls_cert=r.text(t, "tls_cert", "ocpp", ""),
+        tls_key=r.text(t, "tls_key", "ocpp", ""),
+        id_tags=r.strings(t, "id_tags", "ocpp"),
+    )
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        r.problem("ocpp.tls_key" if cfg.tls_cert else "ocpp.tls_cert", _MISSING,
+                  "tls_cert and tls_key go together (both paths, or neither)")
+    return cfg
+
+
+CHARGER_KEYS = {"id", "protocol", "phases", "min_a", "max_a", "priority", "weight", "mode",
+                "password", "profile_kind", "profile", "watchdog_s"}
+
+
+def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig | None:
+    if not isinstance(t, dict):
+        r.problem(path, t, "must be a table ([[charger]])")
+        return None
+    protocol = r.text(t, "protocol", path, "ocpp", ("ocpp", "modbus"))
+    allowed = CHARGER_KEYS | (SERIAL_KEYS if protocol == "modbus" else set())
+    r.only(t, path, allowed)
+    charger_id = r.text(t, "id", path, _MISSING)
+    if "id" in t and not charger_id.strip():
+        r.problem(f"{path}.id", charger_id, "must not be empty")
+    wiring = r.text(t, "phases", path, site.phase_names)
+    if "phases" in t and not _wiring_ok(wiring, site):
+        r.problem(f"{path}.phases", wiring,
+                  f"must be 1 to {site.phases} different phases of this {site.phases}-phase site "
+                  f"({', '.join(site.phase_names)}) in the order wired to L1, L2, L3")
+        wiring = site.phase_names
+    charger = ChargerConfig(
+        id=charger_id,
+        protocol=protocol,
+        phases=wiring,
+        min_a=r.number(t, "min_a", path, 6.0, 1, 80, " A"),
+        max_a=r.number(t, "max_a", path, 16.0, 1, 80, " A"),
+        priority=r.number(t, "priority", path, 1, 1, 100, integer=True),
+        weight=r.number(t, "weight", path, 1.0, 0, 100, lo_open=True),
+        mode=r.text(t, "mode", path, "standard", MODES),
+        password=r.text(t, "password", path, ""),
+        profile_kind=r.text(t, "profile_kind", path, "absolute", ("absolute", "relative")),
+        profile=r.text(t, "profile", path, _MISSING if protocol == "modbus" else ""),
+        link=_serial(r, t, path, "tcp") if protocol == "modbus" else None,
+        watchdog_s=r.number(t, "watchdog_s", path, 15.0, 1, 600, " s"),
+    )
+    if charger.min_a > charger.max_a:
+        r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({_fmt(charger.max_a)} A)")
+    if protocol == "modbus" and charger.password:
+        r.problem(f"{path}.password", _MISSING, 'is only for protocol = "ocpp"')
+    return charger
+
+
+def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
+    return (1 <= len(wiring) <= site.phases and len(set(wiring)) == len(wiring)
+            and set(wiring) <= set(site.phase_names))
+
+
+def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[CircuitConfig]:
+    raw = data.get("circuit", [])
+    if not isinstance(raw, list):
+        r.problem("circuit", raw, "must be an array of tables ([[circuit]])")
+        return []
+    known = {c.id for c in chargers}
+    out: list[CircuitConfig] = []
+    owner: dict[str, str] = {}
+    for i, t in enumerate(raw, start=1):
+        path = f"circuit[{i}]"
+        if not isinstance(t, dict):
+            r.problem(path, t, "must be a table ([[circuit]])")
+            continue
+        r.only(t, path, {"id", "fuse_a", "margin_a", "chargers", "parent"})
+        circuit = CircuitConfig(
+            id=r.text(t, "id", path, _MISSING),
+            fuse_a=r.number(t, "fuse_a", path, _MISSING, 1, 1000, " A") or 0.0,
+            margin_a=r.number(t, "margin_a", path, 0.0, 0, 100, " A"),
+            chargers=r.strings(t, "chargers", path),
+            parent=r.text(t, "parent", path, ""),
+        )
+        if circuit.fuse_a and circuit.fuse_a <= circuit.margin_a:
+            r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({_fmt(circuit.fuse_a)} A)")
+        for member in circuit.chargers:
+            if member not in known:
+                r.problem(f"{path}.chargers", member, "names no [[charger]] id; known: " + ", ".join(sorted(known)))
+            elif member in owner:
+                r.problem(f"{path}.chargers", member,
+                          f'is already in circuit "{owner[member]}": list a charger only in its innermost '
+                          'circuit and set parent = "..." for nesting')
+            else:
+                owner[member] = circuit.id
+        out.append(circuit)
+    ids = [c.id for c in out]
+    by_id = {c.id: c for c in out}
+    for i, c in enumerate(out, start=1):
+        if ids.count(c.id) > 1:
+            r.problem(f"circuit[{i}].id", c.id, "is used by another [[circuit]]; ids must be unique")
+        if c.parent and c.parent not in by_id:
+            r.problem(f"circuit[{i}].parent", c.parent, "names no [[circuit]] id")
+        seen, cur = {c.id}, by_id.get(c.parent)
+        while cur is not None:
+            if cur.id in seen:
+                r.problem(f"circuit[{i}].parent", c.parent, "makes a loop of circuits")
+                break
+            seen.add(cur.id)
+            cur = by_id.get(cur.parent)
+    return out
+
+
+def _hardware(r: _Reader, data: dict) -> HardwareConfig | None:
+    if "hardware" not in data:
+        return None
+    t = r.table(data, "hardware", "hardware")
+    r.only(t, "hardware", {"led_pin", "button_pin"})
+    hw = HardwareConfig(
+        led_pin=r.number(t, "led_pin", "hardware", None, 0, 27, " (BCM GPIO number)", integer=True),
+        button_pin=r.number(t, "button_pin", "hardware", None, 0, 27, " (BCM GPIO number)", integer=True),
+    )
+    if hw.led_pin is not None and hw.led_pin == hw.button_pin:
+        r.problem("hardware.button_pin", hw.button_pin, "must differ from led_pin")
+    return hw
+
+
+def _warnings(cfg: Config) -> list[str]:
+    """Valid but risky settings an installer should see."""
+    out = []
+    fallback = cfg.control.fallback_a
+    for c in cfg.chargers:
+        if 0 < fallback < c.min_a:
+            out.append(f'charger "{c.id}": control.fallback_a ({_fmt(fallback)} A) is below its min_a '
+                       f"({_fmt(c.min_a)} A): it pauses whenever the controller falls back")
+    for phase in cfg.site.phase_names:
+        total = sum(min(fallback, c.max_a) for c in cfg.chargers if phase in c.phases)
+        if total > cfg.site.limit_a:
+            out.append(f"phase {phase}: all chargers at control.fallback_a draw {_fmt(total)} A, more than "
+                       f"the site limit {_fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
+    return out
+
+
+def parse_config(data: dict, source: str = "<config>") -> Config:
+    """Validate a parsed TOML document. Raises ConfigError listing every problem."""
+    problems: list[str] = []
+    r = _Reader(source, problems)
+    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware"})
+    site = _site(r, data)
+    meter = _meter(r, data)
+    control = _control(r, data)
+    ocpp = _ocpp(r, data)
+    raw_chargers = data.get("charger", [])
+    if not isinstance(raw_chargers, list):
+        r.problem("charger", raw_chargers, "must be an array of tables ([[charger]])")
+        raw_chargers = []
+    chargers = [c for i, t in enumerate(raw_chargers, start=1)
+                if (c := _charger(r, t, f"charger[{i}]", site)) is not None]
+    if not raw_chargers:
+        r.problem("charger", _MISSING, "at least one [[charger]] is required")
+    ids = [c.id for c in chargers]
+    for i, c in enumerate(chargers, start=1):
+        if c.id and ids.count(c.id) > 1:
+            r.problem(f"charger[{i}].id", c.id, "is used by another [[charger]]; ids must be unique")
+    circuits = _circuits(r, data, chargers)
+    hardware = _hardware(r, data)
+    if problems:
+        raise ConfigError(problems)
+    cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
+                 circuits=tuple(circuits), hardware=hardware, source=source)
+    return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file. Raises ConfigError (never anything else for bad input)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: not valid TOML: {e}"]) from None
+    return parse_config(data, str(path))

@@ -1,0 +1,30 @@
+"""`evfuse check-config FILE`: validate a config file the way the service would load it."""
+
+from __future__ import annotations
+
+import sys
+
+from controller.config import ConfigError, load_config
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check-config", help="validate a config file; exit 0 when it is valid")
+    p.add_argument("file", help="path to evfuse.toml")
+    p.set_defaults(func=check_config)
+
+
+def check_config(args) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        count = len(e.problems)
+        print(f"{args.file}: {count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        for line in e.problems:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    for line in cfg.warnings:
+        print(f"warning: {line}")
+    circuits = f", {len(cfg.circuits)} circuit(s)" if cfg.circuits else ""
+    print(f"{args.file}: ok ({cfg.site.phases}-phase site, fuse {cfg.site.fuse_a:g} A, "
+          f"{len(cfg.chargers)} charger(s){circuits})")
+    return 0

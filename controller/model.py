@@ -1,0 +1,97 @@
+"""Plain data shared by the core, the drivers and the runtime.
+
+Everything here is an immutable value: no I/O, no clock reads. Per-phase quantities are
+always 3-tuples indexed by site phase (A, B, C); phases a site does not have hold 0.0.
+Times are monotonic seconds supplied by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+SITE_PHASES = ("A", "B", "C")
+PHASE_INDEX = {name: i for i, name in enumerate(SITE_PHASES)}
+
+Phases = tuple[float, float, float]
+ZERO: Phases = (0.0, 0.0, 0.0)
+
+
+def site_phases(count: int) -> tuple[str, ...]:
+    """The phase names a site with `count` phases has: 1 -> A, 2 -> A B, 3 -> A B C."""
+    return SITE_PHASES[:count]
+
+
+def wiring_indices(wiring: str) -> tuple[int, ...]:
+    """Site phase index for each charger line L1, L2, L3 ("BCA" -> (1, 2, 0))."""
+    return tuple(PHASE_INDEX[p] for p in wiring)
+
+
+def lines_to_site(wiring: str, lines: tuple[float, ...]) -> Phases:
+    """Map per-line values (L1, L2, L3 as the charger reports them) onto site phases.
+
+    A charger wired "BCA" reports its L1 current, which flows on site phase B. Lines the
+    charger has but the wiring does not name (a 3-phase charger wired to one phase) are
+    ignored: they carry nothing on this site.
+    """
+    out = [0.0, 0.0, 0.0]
+    for line, phase in enumerate(wiring):
+        if line < len(lines):
+            out[PHASE_INDEX[phase]] += lines[line]
+    return (out[0], out[1], out[2])
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSample:
+    """One valid reading of the main meter.
+
+    current_a is signed: + import from the grid, - export. voltage_v and power_w are per
+    phase as the meter reports them (power signed like current).
+    """
+
+    t: float
+    current_a: Phases
+    voltage_v: Phases = ZERO
+    power_w: Phases = ZERO
+
+
+class CarState(enum.Enum):
+    """What a charger tells us about the car at its socket."""
+
+    UNKNOWN = "unknown"  # charger does not say: treated as wanting current
+    NO_CAR = "no-car"  # nothing plugged in
+    CONNECTED = "connected"  # plugged in, not drawing (suspended by car or charger)
+    CHARGING = "charging"
+    FAULT = "fault"  # charger reports an error: gets nothing
+
+    @property
+    def wants_current(self) -> bool:
+        return self in (CarState.UNKNOWN, CarState.CONNECTED, CarState.CHARGING)
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerReading:
+    """What the runtime knows about one charger at the moment of a decision.
+
+    online: the link is up and the charger has been initialised (it obeys our commands).
+    draw_lines_a: measured current per charger line (L1, L2, L3) or None when the charger
+        does not measure (then its commanded limit stands in for its draw).
+    lease_until: for an offline charger, the monotonic time at which the limit it holds
+        expires and it falls back to control.fallback_a by itself (None = unknown).
+    compliant: False once the driver has seen it draw above its limit for too long.
+    """
+
+    online: bool = True
+    car: CarState = CarState.UNKNOWN
+    draw_lines_a: tuple[float, ...] | None = None
+    lease_until: float | None = None
+    compliant: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A limit for one charger: 0 pauses, otherwise between its min_a and max_a."""
+
+    charger_id: str
+    limit_a: float
+    reason: str

@@ -1,0 +1,183 @@
+"""Config loading: the shipped example is valid, and each kind of mistake gets a message that
+names the file, the key path, the value and what is allowed."""
+
+import tomllib
+
+import pytest
+
+from controller.cli import main
+from controller.config import EXAMPLE_CONFIG, ConfigError, load_config, parse_config
+
+MINIMAL = """
+[site]
+fuse_a = 25
+[meter]
+host = "127.0.0.1"
+[[charger]]
+id = "garage"
+"""
+
+
+def parse(text: str):
+    return parse_config(tomllib.loads(text), "site.toml")
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        parse(text)
+    return e.value.problems
+
+
+def test_shipped_example_is_valid():
+    cfg = load_config(EXAMPLE_CONFIG)
+    assert cfg.site.fuse_a == 25 and cfg.site.limit_a == 24
+    assert [c.id for c in cfg.chargers] == ["garage", "carport"]
+    assert cfg.circuit_chain("carport")[0].id == "garage-board"
+
+
+def test_minimal_config_gets_documented_defaults():
+    cfg = parse(MINIMAL)
+    c = cfg.chargers[0]
+    assert (c.protocol, c.phases, c.min_a, c.max_a, c.priority, c.weight, c.mode) == \
+        ("ocpp", "ABC", 6.0, 16.0, 1, 1.0, "standard")
+    assert cfg.control.fallback_a == 6.0 and cfg.ocpp.lease_s == 120
+    assert cfg.meter.stale_after_s == 3.0 and cfg.hardware is None
+
+
+def test_unknown_key_is_an_error_naming_the_key_path():
+    out = problems(MINIMAL + "max_amps = 16\n")
+    assert len(out) == 1
+    assert out[0].startswith("site.toml: charger[1].max_amps: unknown key")
+    assert "max_a" in out[0]
+
+
+def test_unknown_section_is_an_error():
+    assert "unknown key" in problems(MINIMAL + "[sitee]\nfuse_a = 1\n")[0]
+
+
+@pytest.mark.parametrize("snippet, key, allowed", [
+    ("max_a = 100", "charger[1].max_a = 100", "from 1 to 80"),
+    ('mode = "turbo"', 'charger[1].mode = "turbo"', '"solar-only"'),
+    ('phases = "AAB"', 'charger[1].phases = "AAB"', "different phases"),
+    ('phases = "ABCD"', 'charger[1].phases = "ABCD"', "1 to 3"),
+    ("min_a = 10\nmax_a = 8", "charger[1].min_a = 10.0", "must not exceed max_a"),
+    ("weight = 0", "charger[1].weight = 0", "above 0"),
+    ('priority = "high"', 'charger[1].priority = "high"', "whole number"),
+])
+def test_charger_value_errors(snippet, key, allowed):
+    out = problems(MINIMAL + snippet + "\n")
+    assert len(out) == 1, out
+    assert out[0].startswith(f"site.toml: {key}: ")
+    assert allowed in out[0]
+
+
+def test_phase_c_is_rejected_on_single_phase_site():
+    text = MINIMAL.replace("fuse_a = 25", "fuse_a = 25\nphases = 1") + 'phases = "C"\n'
+    out = problems(text)
+    assert out == [out[0]] and 'charger[1].phases = "C"' in out[0] and "1-phase site (A)" in out[0]
+
+
+def test_single_phase_site_defaults_charger_wiring_to_a():
+    cfg = parse(MINIMAL.replace("fuse_a = 25", "fuse_a = 25\nphases = 1"))
+    assert cfg.chargers[0].phases == "A"
+
+
+def test_fuse_must_exceed_margin():
+    out = problems(MINIMAL.replace("fuse_a = 25", "fuse_a = 25\nmargin_a = 25"))
+    assert "site.margin_a = 25.0" in out[0] and "below site.fuse_a" in out[0]
+
+
+def test_fuse_is_required():
+    out = problems(MINIMAL.replace("fuse_a = 25", ""))
+    assert out == ["site.toml: site.fuse_a: is required"]
+
+
+def test_poll_interval_must_be_positive_and_below_stale():
+    out = problems(MINIMAL.replace('host = "127.0.0.1"', 'host = "127.0.0.1"\npoll_interval_s = 0'))
+    assert "meter.poll_interval_s = 0" in out[0] and "above 0" in out[0]
+    out = problems(MINIMAL.replace('host = "127.0.0.1"', 'host = "127.0.0.1"\npoll_interval_s = 4'))
+    assert "below meter.stale_after_s" in out[0]
+
+
+def test_transport_needs_its_address():
+    out = problems(MINIMAL.replace('host = "127.0.0.1"', 'transport = "rtu"'))
+    assert out == ['site.toml: meter.device: is required when transport = "rtu" (e.g. "/dev/ttyUSB0")']
+
+
+def test_duplicate_charger_ids():
+    out = problems(MINIMAL + '[[charger]]\nid = "garage"\n')
+    assert any("charger[2].id" in p and "unique" in p for p in out)
+
+
+def test_circuit_members_must_exist_and_be_in_one_circuit():
+    text = MINIMAL + '''
+[[charger]]
+id = "carport"
+[[circuit]]
+id = "a"
+fuse_a = 20
+chargers = ["garage", "nope"]
+[[circuit]]
+id = "b"
+fuse_a = 20
+chargers = ["garage"]
+'''
+    out = problems(text)
+    assert any('circuit[1].chargers = "nope": names no [[charger]] id' in p for p in out)
+    assert any('circuit[2].chargers = "garage": is already in circuit "a"' in p for p in out)
+
+
+def test_circuit_parent_chain_and_loops():
+    ok = parse(MINIMAL + '''
+[[circuit]]
+id = "main"
+fuse_a = 32
+[[circuit]]
+id = "sub"
+fuse_a = 20
+parent = "main"
+chargers = ["garage"]
+''')
+    assert [c.id for c in ok.circuit_chain("garage")] == ["sub", "main"]
+    out = problems(MINIMAL + '''
+[[circuit]]
+id = "x"
+fuse_a = 32
+parent = "y"
+[[circuit]]
+id = "y"
+fuse_a = 20
+parent = "x"
+''')
+    assert any("loop" in p for p in out)
+
+
+def test_all_problems_reported_together():
+    out = problems(MINIMAL + 'max_a = 100\nmode = "x"\n')
+    assert len(out) == 2
+
+
+def test_risky_fallback_gives_warnings_not_errors():
+    cfg = parse(MINIMAL.replace("[[charger]]", "[control]\nfallback_a = 3\n[[charger]]"))
+    assert any("below its min_a" in w for w in cfg.warnings)
+
+
+def test_check_config_command(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(MINIMAL)
+    assert main(["check-config", str(good)]) == 0
+    assert "ok" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(MINIMAL + "max_a = 100\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: charger[1].max_a = 100" in err
+
+
+def test_check_config_unreadable_and_invalid_toml(tmp_path, capsys):
+    assert main(["check-config", str(tmp_path / "missing.toml")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[site\n")
+    assert main(["check-config", str(broken)]) == 1
+    assert "not valid TOML" in capsys.readouterr().err
