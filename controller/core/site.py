@@ -1,0 +1,87 @@
+"""The static shape of a site, derived once from the config: what the core needs per charger
+and per circuit, in index-addressed form so a decision does no lookups by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.config import Config, ControlConfig
+from controller.model import PHASE_INDEX, SITE_PHASES
+
+SOLAR_MODES = ("solar-priority", "solar-only", "excess")
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerSpec:
+    index: int
+    id: str
+    wiring: str  # site phase per charger line: "BCA" = L1 on B, L2 on C, L3 on A
+    phase_idx: tuple[int, ...]  # distinct site phase indices it draws from
+    min_a: float
+    max_a: float
+    priority: int
+    weight: float
+    mode: str
+    circuits: tuple[int, ...]  # indices into SiteModel.circuits, innermost first
+
+    @property
+    def n_phases(self) -> int:
+        return len(self.phase_idx)
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSpec:
+    id: str
+    limit_a: float
+    members: tuple[int, ...]  # charger indices under it (directly or through sub-circuits)
+
+
+@dataclass(frozen=True)
+class SiteModel:
+    phases: int
+    limit_a: float  # per phase: fuse_a - margin_a
+    fuse_a: float
+    voltage_v: float
+    max_import_w: float  # 0 = no cap
+    stale_after_s: float
+    control: ControlConfig
+    chargers: tuple[ChargerSpec, ...]
+    circuits: tuple[CircuitSpec, ...] = ()
+
+    @property
+    def phase_range(self) -> range:
+        return range(self.phases)
+
+    def fallback_a(self, spec: ChargerSpec) -> float:
+        """What a charger gets when the controller does not know better (meter lost, start)."""
+        if spec.mode == "off":
+            return 0.0
+        return min(self.control.fallback_a, spec.max_a)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "SiteModel":
+        circuit_pos = {c.id: i for i, c in enumerate(cfg.circuits)}
+        chargers = []
+        members: dict[int, list[int]] = {i: [] for i in range(len(cfg.circuits))}
+        for i, c in enumerate(cfg.chargers):
+            chain = tuple(circuit_pos[x.id] for x in cfg.circuit_chain(c.id))
+            for k in chain:
+                members[k].append(i)
+            chargers.append(ChargerSpec(
+                index=i, id=c.id, wiring=c.phases,
+                phase_idx=tuple(sorted({PHASE_INDEX[p] for p in c.phases})),
+                min_a=c.min_a, max_a=c.max_a, priority=c.priority, weight=c.weight, mode=c.mode,
+                circuits=chain,
+            ))
+        circuits = tuple(CircuitSpec(id=c.id, limit_a=c.limit_a, members=tuple(members[k]))
+                         for k, c in enumerate(cfg.circuits))
+        return cls(
+            phases=cfg.site.phases, limit_a=cfg.site.limit_a, fuse_a=cfg.site.fuse_a,
+            voltage_v=cfg.site.voltage_v, max_import_w=cfg.site.max_import_kw * 1000.0,
+            stale_after_s=cfg.meter.stale_after_s, control=cfg.control,
+            chargers=tuple(chargers), circuits=circuits,
+        )
+
+
+def phase_name(p: int) -> str:
+    return SITE_PHASES[p]
