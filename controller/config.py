@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
 
 MODES = ("standard", "solar-priority", "solar-only", "excess", "off")
@@ -312,8 +313,9 @@ def _meter(r: _Reader, data: dict) -> MeterConfig:
     if not isinstance(registers, list) or not all(isinstance(x, dict) for x in registers):
         r.problem("meter.registers", registers, "must be a list of tables ([[meter.registers]])")
         registers = []
+    names = profile_names()
     meter = MeterConfig(
-        profile=r.text(t, "profile", "meter", "sdm630"),
+        profile=r.text(t, "profile", "meter", "sdm630", tuple(names)),
         link=_serial(r, t, "meter", "tcp", unit_hi=247),
         poll_interval_s=r.number(t, "poll_interval_s", "meter", None, 0, 60, " s", lo_open=True),
         stale_after_s=r.number(t, "stale_after_s", "meter", 3.0, 0, 600, " s", lo_open=True),
@@ -326,11 +328,37 @@ def _meter(r: _Reader, data: dict) -> MeterConfig:
         r.problem("meter.registers", _MISSING, 'is required when profile = "custom"')
     if meter.profile != "custom" and meter.registers:
         r.problem("meter.registers", _MISSING, 'is only allowed with profile = "custom"')
+    if meter.profile == "custom" and meter.registers:
+        _, register_problems = parse_registers(list(meter.registers), "meter.registers")
+        r.problems.extend(f"{r.source}: {p}" for p in register_problems)
+    _meter_covers_site(r, meter, data)
     poll = meter.poll_interval_s
     if poll is not None and poll >= meter.stale_after_s:
         r.problem("meter.poll_interval_s", poll,
                   f"must be below meter.stale_after_s ({_fmt(meter.stale_after_s)} s)")
     return meter
+
+
+def _meter_covers_site(r: _Reader, meter: MeterConfig, data: dict) -> None:
+    """A meter must see every phase of the site, or an overload on an unseen phase goes unnoticed."""
+    site = data.get("site", {})
+    phases = site.get("phases", 3) if isinstance(site, dict) else 3
+    if phases not in (1, 2, 3):
+        return  # reported by _site
+    if meter.profile == "custom":
+        specs, problems = parse_registers(list(meter.registers), "meter.registers")
+        have = {s.phase for s in specs if s.quantity == "current"}
+        missing = [SITE_PHASES[p] for p in range(phases) if p not in have]
+        if not problems and meter.registers and missing:
+            r.problem("meter.registers", _MISSING, f"has no current register for site phase "
+                      f"{', '.join(missing)}; a {phases}-phase site needs one per phase")
+        return
+    if meter.profile in ("", "sunspec") or meter.profile not in profile_names():
+        return
+    measured = load_profile(meter.profile).phases
+    if measured < phases:
+        r.problem("meter.profile", meter.profile, f"measures {measured} phase(s) but site.phases = {phases}; "
+                  "choose a meter that sees every phase")
 
 
 def _control(r: _Reader, data: dict) -> ControlConfig:
