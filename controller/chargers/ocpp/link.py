@@ -1,0 +1,250 @@
+"""Link: one websocket session with one charger, for either OCPP version.
+
+Two tasks per session:
+- the receive loop routes every frame. Malformed frames get the proper CALLERROR, responses
+  nobody waits for are dropped, and a per-connection budget throttles a flooding charger so
+  it cannot starve the control loop or other chargers;
+- the maintainer initialises the charger after it booted (or straight away if it was already
+  booted and just reconnected), then keeps the dynamic profile at the wanted limit: at once
+  on change, and renewed at half the lease otherwise. Requests to the charger are only ever
+  sent from this task, never from a handler (the ocpp package would deadlock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, MessageType, unpack
+from websockets.exceptions import ConnectionClosed
+
+from controller.chargers.ocpp.driver import OcppCharger
+from controller.chargers.ocpp.profiles import (
+    V201, ProfileForm, Rate, base_profile, candidate_forms, dynamic_profile)
+
+log = logging.getLogger("controller.chargers.ocpp")
+
+# A charger that reconnects without rebooting sends no BootNotification: after this long
+# without one we initialise anyway.
+BOOT_WAIT_S = 5.0
+RETRY_S = 5.0  # after a failed initialisation or renewal
+# Frame budget per connection: a real charger sends a few frames a second at most.
+FRAME_RATE = 50.0
+FRAME_BURST = 100.0
+
+
+class Link:
+    def __init__(self, driver: OcppCharger, connection, cp):
+        self.driver = driver
+        self.connection = connection
+        self.cp = cp  # CentralCP16 / CentralCP201: handlers and version-specific requests
+        self.version = cp.version
+        self.ready = False  # initialised: base and dynamic profile accepted
+        self._wake = asyncio.Event()
+        self._rebooted = asyncio.Event()
+        self._maintainer: asyncio.Task | None = None
+        self._tokens = FRAME_BURST
+        self._refilled = time.monotonic()
+        self._throttled = False
+        self.bad_frames = 0
+        self.dropped_responses = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> None:
+        """Serve the connection until it closes."""
+        self.driver.attached(self)
+        self._maintainer = asyncio.create_task(self._maintain(), name=f"ocpp-{self.driver.id}")
+        try:
+            async for frame in self.connection:
+                await self._route(frame)
+                await self._spend_budget()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.ready = False
+            await self.stop_maintaining()
+            self.driver.detached(self)
+
+    async def stop_maintaining(self) -> None:
+        task, self._maintainer = self._maintainer, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ------------------------------------------------------------------ receiving
+
+    async def _route(self, frame) -> None:
+        try:
+            raw = json.loads(frame)
+        except (ValueError, TypeError):
+            return await self._reject_frame("-1", "not valid JSON")
+        if not isinstance(raw, list) or len(raw) < 3 or not isinstance(raw[1], str):
+            unique_id = raw[1] if isinstance(raw, list) and len(raw) > 1 and isinstance(raw[1], str) else "-1"
+            return await self._reject_frame(unique_id, "not an OCPP-J message")
+        if raw[0] not in (MessageType.Call, MessageType.CallResult, MessageType.CallError):
+            return await self._reject_frame(raw[1], f"message type {raw[0]!r}", type_unknown=True)
+        try:
+            msg = unpack(frame)
+        except OCPPError:
+            return await self._reject_frame(raw[1], "malformed message")
+        if isinstance(msg, Call):
+            await self._handle_call(msg)
+        elif self.cp._call_lock.locked():
+            self.cp._response_queue.put_nowait(msg)  # call() is waiting for it
+        else:
+            self.dropped_responses += 1
+
+    async def _handle_call(self, msg: Call) -> None:
+        if not isinstance(msg.action, str) or not isinstance(msg.payload, dict):
+            return await self._reject_frame(msg.unique_id, "malformed CALL")
+        try:
+            await self.cp._handle_call(msg)
+        except OCPPError as error:  # unknown action, schema violation: tell the charger
+            self._count_bad(f"{msg.action}: {error.code}")
+            await self.cp._send(msg.create_call_error(error).to_json())
+        except ConnectionClosed:
+            raise
+        except Exception as error:  # a bug of ours must not end the session
+            log.exception("%s: handler failed", self.driver.id, extra={"CHARGER_ID": self.driver.id})
+            await self.cp._send(msg.create_call_error(error).to_json())
+            return
+        if msg.action == "BootNotification":
+            self._rebooted.set()
+            self._wake.set()
+
+    async def _reject_frame(self, unique_id: str, why: str, type_unknown: bool = False) -> None:
+        self._count_bad(why)
+        if self.version == V201:
+            code = "MessageTypeNotSupported" if type_unknown else "RpcFrameworkError"
+        else:
+            code = "FormationViolation"
+        await self.cp._send(json.dumps([MessageType.CallError, unique_id, code, why, {}]))
+
+    def _count_bad(self, why: str) -> None:
+        self.bad_frames += 1
+        self.driver.notes["bad_frames"] = str(self.bad_frames)
+        if self.bad_frames == 1:  # the first one per connection; the count is in status
+            self.driver.event(logging.WARNING, f"bad frame: {why}", FAULT="bad-frame", REASON=why)
+
+    async def _spend_budget(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(FRAME_BURST, self._tokens + (now - self._refilled) * FRAME_RATE)
+        self._refilled = now
+        self._tokens -= 1
+        if self._tokens < 0:
+            if not self._throttled:
+                self._throttled = True
+                self.driver.event(logging.WARNING, "frame flood: throttled", FAULT="flood")
+            await asyncio.sleep(-self._tokens / FRAME_RATE)
+        else:
+            await asyncio.sleep(0)  # let the control loop and other chargers run
+
+    # ------------------------------------------------------------------ maintaining
+
+    async def _maintain(self) -> None:
+        try:
+            await asyncio.wait_for(self._rebooted.wait(), BOOT_WAIT_S)
+        except asyncio.TimeoutError:
+            pass  # already booted before this connection: initialise now
+        while not self.driver.closed:
+            self._rebooted.clear()
+            try:
+                if await self._initialise():
+                    await self._keep_limit()
+                else:
+                    await self._sleep_or_reboot(RETRY_S)
+            except ConnectionClosed:
+                return  # the receive loop ends the session
+            except Exception as error:  # timeouts, odd replies: start over, never crash
+                self.ready = False
+                self.driver.event(logging.WARNING, f"session error, initialising again: {error!r}",
+                                  FAULT="init")
+                await self._sleep_or_reboot(RETRY_S)
+
+    async def _sleep_or_reboot(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._rebooted.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _initialise(self) -> bool:
+        self.ready = False
+        self._wake.clear()  # the profiles sent below carry the wanted limit anyway
+        d = self.driver
+        caps = await self.cp.read_config()
+        d.notes.update(caps.notes)
+        d.notes.update(await self.cp.configure_meter_values(d.settings.ocpp.meter_interval_s))
+        self._rate = Rate(caps.unit, d.settings.voltage_v * len(d.config.phases))
+        forms = candidate_forms(self.version, d.config.profile_kind.capitalize(), caps.max_stack_level)
+        if d.form in forms:
+            forms.remove(d.form)
+            forms.insert(0, d.form)
+        for form in forms:
+            base = base_profile(self.version, form, self._rate, d.settings.fallback_a,
+                                d.offset.charger_now(d.clock.wall()))
+            ok, detail = await self.cp.set_profile(form.target, base)
+            if ok:
+                d.fallback_protected = True
+                ok, detail = await self._send_dynamic(form)
+            if ok:
+                if d.form != form:
+                    d.event(logging.INFO if form == forms[0] else logging.WARNING,
+                            f"profiles accepted as {form.describe()}", REASON="profile-form")
+                d.form = form
+                self.ready = True
+                d.event(logging.INFO, "initialised", REASON="init", UNIT=caps.unit)
+                return True
+            d.event(logging.WARNING, f"profile form {form.describe()} refused: {detail}",
+                    REASON="profile-rejected")
+        d.notes["profile_error"] = "every profile form was refused"
+        d.event(logging.ERROR, "charger refuses every charging profile: not controllable",
+                FAULT="profiles-rejected")
+        return False
+
+    async def _send_dynamic(self, form: ProfileForm) -> tuple[bool, str]:
+        d = self.driver
+        limit, gen = d.wanted_limit()
+        now = d.clock.monotonic()
+        age = now - d.tx_started_mono if d.tx_started_mono is not None else 0.0
+        profile = dynamic_profile(self.version, form, self._rate, limit,
+                                  d.offset.charger_now(d.clock.wall()), d.settings.ocpp.lease_s, age)
+        try:
+            ok, detail = await self.cp.set_profile(form.target, profile)
+        except BaseException:
+            d.limit_sent(gen, limit, False, None)  # release apply() waiters
+            raise
+        d.limit_sent(gen, limit, ok, now + d.settings.ocpp.lease_s if ok else None)
+        return ok, detail
+
+    async def _keep_limit(self) -> None:
+        """Until the charger reboots: send on change, renew at half the lease."""
+        d = self.driver
+        lease = d.settings.ocpp.lease_s
+        next_renewal = d.clock.monotonic() + lease / 2
+        last_refusal = None
+        while not self._rebooted.is_set():
+            wait = max(0.0, next_renewal - d.clock.monotonic())
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self._rebooted.is_set() or d.closed:
+                return
+            try:
+                ok, detail = await self._send_dynamic(d.form)
+            except asyncio.TimeoutError:
+                ok, detail = False, "no answer"
+            next_renewal = d.clock.monotonic() + (lease / 2 if ok else min(RETRY_S, lease / 4))
+            if (None if ok else detail) != last_refusal:
+                last_refusal = None if ok else detail
+                d.event(logging.INFO if ok else logging.WARNING,
+                        "dynamic profile accepted again" if ok else f"dynamic profile refused: {detail}",
+                        REASON="renewal")

@@ -1,0 +1,139 @@
+"""OCPP 1.6J: handlers for what a charge point sends, and the requests evfuse makes.
+
+Handlers only record facts in the driver and answer; they never send requests themselves
+(see link.py). Every handler takes **kwargs so optional fields a charger adds never break it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+
+from controller.chargers.ocpp.caps import (
+    CALL_TIMEOUT_S, MEASURANDS, WIRE_LOG, ChargerCaps, pick_unit, request, to_int)
+from controller.chargers.ocpp.clock import format_time
+from controller.chargers.ocpp.driver import OcppCharger
+from controller.model import CarState
+
+CAR_STATE = {
+    "Available": CarState.NO_CAR,
+    "Preparing": CarState.CONNECTED,
+    "Charging": CarState.CHARGING,
+    "SuspendedEV": CarState.CONNECTED,
+    "SuspendedEVSE": CarState.CONNECTED,
+    "Finishing": CarState.CONNECTED,
+    "Reserved": CarState.NO_CAR,
+    "Unavailable": CarState.NO_CAR,
+    "Faulted": CarState.FAULT,
+}
+CONFIG_KEYS = ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel",
+               "ChargingScheduleMaxPeriods", "MeterValueSampleInterval", "MeterValuesSampledData"]
+_transaction_ids = itertools.count(1)
+
+
+class CentralCP16(ChargePoint):
+    version = "1.6"
+
+    def __init__(self, driver: OcppCharger, connection):
+        super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
+        self.driver = driver
+
+    def _id_tag_info(self, id_tag: str | None) -> dict:
+        tags = self.driver.settings.ocpp.id_tags
+        return {"status": "Accepted" if not tags or id_tag in tags else "Invalid"}
+
+    # ------------------------------------------------------------------ charger -> us
+
+    @on("BootNotification")
+    def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
+        self.driver.notes["model"] = f"{charge_point_vendor} {charge_point_model}"
+        if kwargs.get("firmware_version"):
+            self.driver.notes["firmware"] = kwargs["firmware_version"]
+        return call_result.BootNotification(current_time=format_time(self.driver.clock.wall()),
+                                            interval=self.driver.settings.ocpp.heartbeat_s,
+                                            status="Accepted")
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=format_time(self.driver.clock.wall()))
+
+    @on("StatusNotification")
+    def on_status(self, connector_id, status, error_code, timestamp=None, **kwargs):
+        self.driver.saw_timestamp(timestamp)
+        if connector_id != 0 or status == "Faulted":  # connector 0 is the whole charger
+            self.driver.set_car(CAR_STATE.get(status, CarState.UNKNOWN))
+        return call_result.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_tag, **kwargs):
+        return call_result.Authorize(id_tag_info=self._id_tag_info(id_tag))
+
+    @on("StartTransaction")
+    def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
+        self.driver.saw_timestamp(timestamp)
+        tx_id = next(_transaction_ids)
+        self.driver.transaction_started(str(tx_id))
+        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self._id_tag_info(id_tag))
+
+    @on("StopTransaction")
+    def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
+        self.driver.saw_timestamp(timestamp)
+        self.driver.transaction_ended()
+        if kwargs.get("id_tag"):
+            return call_result.StopTransaction(id_tag_info=self._id_tag_info(kwargs["id_tag"]))
+        return call_result.StopTransaction()
+
+    @on("MeterValues")
+    def on_meter_values(self, connector_id, meter_value, **kwargs):
+        self.driver.meter_values(meter_value)
+        return call_result.MeterValues()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id, **kwargs):
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, **kwargs):
+        return call_result.FirmwareStatusNotification()
+
+    @on("DiagnosticsStatusNotification")
+    def on_diagnostics_status(self, **kwargs):
+        return call_result.DiagnosticsStatusNotification()
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **kwargs):
+        return call_result.SecurityEventNotification()
+
+    # ------------------------------------------------------------------ us -> charger
+
+    async def read_config(self) -> ChargerCaps:
+        result, why = await request(self, call.GetConfiguration(key=CONFIG_KEYS))
+        if result is None:
+            return ChargerCaps(notes={"config": f"GetConfiguration failed: {why}"})
+        values = {k.get("key"): k.get("value") for k in result.configuration_key or []
+                  if isinstance(k, dict)}
+        notes = {"unit_allowed": str(values.get("ChargingScheduleAllowedChargingRateUnit"))}
+        return ChargerCaps(unit=pick_unit(values.get("ChargingScheduleAllowedChargingRateUnit")),
+                           max_stack_level=to_int(values.get("ChargeProfileMaxStackLevel")),
+                           notes=notes)
+
+    async def configure_meter_values(self, interval_s: float) -> dict[str, str]:
+        # MeterValueSampleInterval is whole seconds in 1.6.
+        wanted = {"MeterValueSampleInterval": str(max(1, round(interval_s))),
+                  "MeterValuesSampledData": MEASURANDS}
+        refused = []
+        for key, value in wanted.items():
+            result, why = await request(self, call.ChangeConfiguration(key=key, value=value))
+            status = result.status if result is not None else why
+            if status not in ("Accepted", "RebootRequired"):
+                refused.append(f"{key}: {status}")
+        return {"meter_config": "; ".join(refused) or "accepted"}
+
+    async def set_profile(self, connector_id: int, profile: dict) -> tuple[bool, str]:
+        result, why = await request(self, call.SetChargingProfile(connector_id=connector_id,
+                                                                  cs_charging_profiles=profile))
+        if result is None:
+            return False, why
+        return result.status == "Accepted", str(result.status)

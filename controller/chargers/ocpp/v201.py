@@ -1,0 +1,159 @@
+"""OCPP 2.0.1: handlers for what a charging station sends, and the requests evfuse makes.
+
+Same rules as v16.py: handlers record facts and answer; requests go out from the link's
+maintainer task only; every handler takes **kwargs.
+"""
+
+from __future__ import annotations
+
+from ocpp.routing import on
+from ocpp.v201 import ChargePoint, call, call_result
+
+from controller.chargers.ocpp.caps import (
+    CALL_TIMEOUT_S, MEASURANDS, WIRE_LOG, ChargerCaps, pick_unit, request, to_int)
+from controller.chargers.ocpp.clock import format_time
+from controller.chargers.ocpp.driver import OcppCharger
+from controller.model import CarState
+
+CONNECTOR_STATE = {
+    "Available": CarState.NO_CAR,
+    "Occupied": CarState.CONNECTED,
+    "Reserved": CarState.NO_CAR,
+    "Unavailable": CarState.NO_CAR,
+    "Faulted": CarState.FAULT,
+}
+CHARGING_STATE = {
+    "Charging": CarState.CHARGING,
+    "EVConnected": CarState.CONNECTED,
+    "SuspendedEV": CarState.CONNECTED,
+    "SuspendedEVSE": CarState.CONNECTED,
+    "Idle": CarState.NO_CAR,
+}
+CONFIG_VARIABLES = [("SmartChargingCtrlr", "RateUnit"), ("SmartChargingCtrlr", "ProfileStackLevel"),
+                    ("SmartChargingCtrlr", "PeriodsPerSchedule"), ("SampledDataCtrlr", "TxUpdatedInterval"),
+                    ("SampledDataCtrlr", "TxUpdatedMeasurands")]
+
+
+class CentralCP201(ChargePoint):
+    version = "2.0.1"
+
+    def __init__(self, driver: OcppCharger, connection):
+        super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
+        self.driver = driver
+
+    def _id_token_info(self, id_token: dict | None) -> dict:
+        tags = self.driver.settings.ocpp.id_tags
+        token = (id_token or {}).get("id_token")
+        return {"status": "Accepted" if not tags or token in tags else "Invalid"}
+
+    # ------------------------------------------------------------------ station -> us
+
+    @on("BootNotification")
+    def on_boot(self, charging_station, reason, **kwargs):
+        station = charging_station if isinstance(charging_station, dict) else {}
+        self.driver.notes["model"] = f"{station.get('vendor_name', '?')} {station.get('model', '?')}"
+        if station.get("firmware_version"):
+            self.driver.notes["firmware"] = station["firmware_version"]
+        return call_result.BootNotification(current_time=format_time(self.driver.clock.wall()),
+                                            interval=self.driver.settings.ocpp.heartbeat_s,
+                                            status="Accepted")
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **kwargs):
+        return call_result.Heartbeat(current_time=format_time(self.driver.clock.wall()))
+
+    @on("StatusNotification")
+    def on_status(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
+        self.driver.saw_timestamp(timestamp)
+        state = CONNECTOR_STATE.get(connector_status, CarState.UNKNOWN)
+        # "Occupied" says less than a running transaction's charging state: keep that one.
+        if not (state == CarState.CONNECTED and self.driver.tx_id is not None):
+            self.driver.set_car(state)
+        return call_result.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_token, **kwargs):
+        return call_result.Authorize(id_token_info=self._id_token_info(id_token))
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, event_type, timestamp, transaction_info, **kwargs):
+        d = self.driver
+        d.saw_timestamp(timestamp)
+        tx_id = transaction_info.get("transaction_id")
+        if event_type == "Started" or (event_type == "Updated" and d.tx_id is None):
+            d.transaction_started(tx_id)
+        state = CHARGING_STATE.get(transaction_info.get("charging_state"))
+        if state is not None:
+            d.set_car(state)
+        if kwargs.get("meter_value"):
+            d.meter_values(kwargs["meter_value"])
+        if event_type == "Ended":
+            d.transaction_ended()
+        if kwargs.get("id_token"):
+            return call_result.TransactionEvent(id_token_info=self._id_token_info(kwargs["id_token"]))
+        return call_result.TransactionEvent()
+
+    @on("MeterValues")
+    def on_meter_values(self, evse_id, meter_value, **kwargs):
+        self.driver.meter_values(meter_value)
+        return call_result.MeterValues()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id, **kwargs):
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, **kwargs):
+        return call_result.FirmwareStatusNotification()
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **kwargs):
+        return call_result.SecurityEventNotification()
+
+    @on("NotifyEvent")
+    def on_notify_event(self, **kwargs):
+        return call_result.NotifyEvent()
+
+    @on("NotifyReport")
+    def on_notify_report(self, **kwargs):
+        return call_result.NotifyReport()
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **kwargs):
+        return call_result.LogStatusNotification()
+
+    # ------------------------------------------------------------------ us -> station
+
+    async def read_config(self) -> ChargerCaps:
+        data = [{"component": {"name": c}, "variable": {"name": v}} for c, v in CONFIG_VARIABLES]
+        result, why = await request(self, call.GetVariables(get_variable_data=data))
+        if result is None:
+            return ChargerCaps(notes={"config": f"GetVariables failed: {why}"})
+        values = {}
+        for r in result.get_variable_result or []:
+            if isinstance(r, dict) and r.get("attribute_status") == "Accepted":
+                values[r.get("variable", {}).get("name")] = r.get("attribute_value")
+        return ChargerCaps(unit=pick_unit(values.get("RateUnit")),
+                           max_stack_level=to_int(values.get("ProfileStackLevel")),
+                           notes={"unit_allowed": str(values.get("RateUnit"))})
+
+    async def configure_meter_values(self, interval_s: float) -> dict[str, str]:
+        wanted = {"TxUpdatedInterval": str(max(1, round(interval_s))), "TxUpdatedMeasurands": MEASURANDS}
+        data = [{"component": {"name": "SampledDataCtrlr"}, "variable": {"name": k}, "attribute_value": v}
+                for k, v in wanted.items()]
+        result, why = await request(self, call.SetVariables(set_variable_data=data))
+        if result is None:
+            return {"meter_config": f"SetVariables failed: {why}"}
+        refused = [f"{r.get('variable', {}).get('name')}: {r.get('attribute_status')}"
+                   for r in result.set_variable_result or []
+                   if isinstance(r, dict) and r.get("attribute_status") not in ("Accepted", "RebootRequired")]
+        return {"meter_config": "; ".join(refused) or "accepted"}
+
+    async def set_profile(self, evse_id: int, profile: dict) -> tuple[bool, str]:
+        result, why = await request(self, call.SetChargingProfile(evse_id=evse_id, charging_profile=profile))
+        if result is None:
+            return False, why
+        if result.status == "Accepted":
+            return True, "Accepted"
+        reason = (result.status_info or {}).get("reason_code") if isinstance(result.status_info, dict) else None
+        return False, f"{result.status}" + (f" ({reason})" if reason else "")

@@ -1,0 +1,362 @@
+"""Simulated OCPP charge points (1.6J and 2.0.1) with a simple car, as real websocket clients.
+
+Built on the ocpp package, so evfuse's central system is tested against an independent
+implementation of the protocol. Each SimChargePoint:
+- boots, answers configuration requests, and takes charging profiles like a strict charger
+  would (rejecting what OCPP 1.6 §3.13 / 2.0.1 K01 forbid, and what its options refuse);
+- keeps the profiles it accepted with the replacement rules, and obeys their composite limit
+  (controller.chargers.ocpp.composite) in its own clock, which may be off by clock_offset_s;
+- has a car that draws min(limit, car_max_a) on every phase, response_delay_s after a profile
+  change, and reports MeterValues per phase while a transaction runs.
+
+Used by the tests, the benchmark and `evfuse demo`:
+
+    cp = SimChargePoint("garage", f"ws://127.0.0.1:{port}", SimOptions(version="2.0.1"))
+    await cp.start()
+    await cp.plug_in()
+    ...
+    await cp.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from ocpp.charge_point import snake_to_camel_case
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as ChargePoint16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as ChargePoint201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.client import connect
+
+from controller.chargers.ocpp.clock import format_time
+from controller.chargers.ocpp.composite import MAX_PURPOSES, HeldProfile, composite_limit_a, install
+
+WIRE_LOG = logging.getLogger("controller.sim.chargepoint.wire")
+WIRE_LOG.setLevel(logging.WARNING)  # the ocpp package logs every frame at INFO
+
+
+@dataclass
+class SimOptions:
+    version: str = "1.6"  # "1.6" | "2.0.1"
+    unit: str = "A"  # the only schedule unit it takes: "A", "W", or "A,W"
+    reject_purposes: frozenset[str] = frozenset()  # e.g. {"TxDefaultProfile"}
+    reject_kinds: frozenset[str] = frozenset()  # e.g. {"Absolute"}: a charger with no clock
+    reject_targets: frozenset[int] = frozenset()  # connector/EVSE ids it refuses profiles on
+    ignore_limits: bool = False  # says Accepted, lets the car draw car_max_a anyway
+    password: str = ""
+    car_max_a: float = 16.0
+    response_delay_s: float = 0.0  # car follows a new limit this much later
+    meter_interval_s: float = 5.0  # until the central system sets its own
+    clock_offset_s: float = 0.0  # the charger's clock minus true UTC
+    phases: int = 3
+    voltage_v: float = 230.0
+    max_stack_level: int = 8
+    boot: bool = True  # send BootNotification on start (False = a reconnect without reboot)
+
+
+@dataclass
+class ProfileRequest:
+    """One SetChargingProfile as received, accepted or not."""
+
+    target: int
+    profile: dict
+    accepted: bool
+    frame_at: float  # time.perf_counter() when the raw frame arrived (for benchmarks)
+
+
+class SimChargePoint:
+    def __init__(self, cp_id: str, url: str, options: SimOptions | None = None):
+        self.id = cp_id
+        self.url = url.rstrip("/") + "/" + cp_id
+        self.options = options or SimOptions()
+        self.held: list[HeldProfile] = []  # profiles the charger holds (survive reconnects)
+        self.requests: list[ProfileRequest] = []  # every SetChargingProfile seen
+        self.config_changes: dict[str, str] = {}
+        self.tx_id: str | None = None
+        self.tx_started_at: datetime | None = None
+        self.energy_wh = 0.0
+        self.meter_interval_s = self.options.meter_interval_s
+        self._previous_held: list[HeldProfile] = []
+        self._held_changed_at = 0.0
+        self._received = asyncio.Event()
+        self._ws = None
+        self._cp = None
+        self._tasks: list[asyncio.Task] = []
+        self._seq = itertools.count()
+        self._frame_at = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        o = self.options
+        headers = {}
+        if o.password:
+            token = base64.b64encode(f"{self.id}:{o.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        protocol = "ocpp1.6" if o.version == "1.6" else "ocpp2.0.1"
+        self._ws = await connect(self.url, subprotocols=[protocol], additional_headers=headers,
+                                 open_timeout=10, max_size=2**20, compression=None)
+        cls = _Sim16 if o.version == "1.6" else _Sim201
+        self._cp = cls(self)
+        self._tasks = [asyncio.create_task(self._cp.start(), name=f"sim-{self.id}-recv"),
+                       asyncio.create_task(self._report_meter_values(), name=f"sim-{self.id}-meter")]
+        if o.boot:
+            await self._cp.boot()
+
+    async def stop(self) -> None:
+        """Drop the connection (the charger keeps its profiles, like a real one)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._ws is not None:
+            await self._ws.close()
+            self._ws = None
+
+    # ------------------------------------------------------------------ the car
+
+    def now(self) -> datetime:
+        """The charger's clock."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.options.clock_offset_s)
+
+    @property
+    def volts_per_amp(self) -> float:
+        return self.options.voltage_v * self.options.phases
+
+    def composite_limit_a(self, at: datetime | None = None, held: list[HeldProfile] | None = None) -> float | None:
+        """The limit this charger enforces at `at` (its own clock), from the profiles it holds."""
+        return composite_limit_a(self.held if held is None else held, at or self.now(),
+                                 volts_per_amp=self.volts_per_amp, tx_start=self.tx_started_at)
+
+    def draw_a(self) -> float:
+        """What the car draws per phase now."""
+        if self.tx_id is None:
+            return 0.0
+        if self.options.ignore_limits:
+            return self.options.car_max_a
+        following = time.monotonic() - self._held_changed_at >= self.options.response_delay_s
+        limit = self.composite_limit_a(held=self.held if following else self._previous_held)
+        return self.options.car_max_a if limit is None else min(limit, self.options.car_max_a)
+
+    async def plug_in(self, id_tag: str = "SIMTAG") -> None:
+        self.tx_started_at = self.now()
+        await self._cp.start_transaction(id_tag)
+
+    async def unplug(self) -> None:
+        await self._cp.stop_transaction()
+        self.tx_id = None
+        self.tx_started_at = None
+
+    async def send_meter_values(self) -> None:
+        await self._cp.meter_values(self.draw_a())
+
+    async def wait_for_profile(self, predicate, timeout: float = 10.0) -> ProfileRequest:
+        """The first received SetChargingProfile (including earlier ones) matching predicate."""
+        async def first():
+            while True:
+                for r in self.requests:
+                    if predicate(r):
+                        return r
+                event = self._received
+                await event.wait()
+        return await asyncio.wait_for(first(), timeout)
+
+    # ------------------------------------------------------------------ for the protocol classes
+
+    def sampled_values(self, draw: float, numbers: bool) -> list[dict]:
+        """Per-phase current, offered current, power and energy (1.6 sends numbers as text)."""
+        offered = self.composite_limit_a()
+        fmt = (lambda x: round(x, 1)) if numbers else (lambda x: f"{x:.1f}")
+        unit_key = (lambda u: {"unitOfMeasure": {"unit": u}}) if numbers else (lambda u: {"unit": u})
+        values = [{"value": fmt(draw), "measurand": "Current.Import", "phase": f"L{i + 1}", **unit_key("A")}
+                  for i in range(self.options.phases)]
+        if offered is not None:
+            values.append({"value": fmt(offered), "measurand": "Current.Offered", **unit_key("A")})
+        values.append({"value": fmt(draw * self.volts_per_amp), "measurand": "Power.Active.Import",
+                       **unit_key("W")})
+        values.append({"value": fmt(self.energy_wh), "measurand": "Energy.Active.Import.Register",
+                       **unit_key("Wh")})
+        return [{"timestamp": format_time(self.now()), "sampledValue": values}]
+
+    def take_profile(self, target: int, profile: dict) -> bool:
+        """Accept or reject one profile like a strict charger, and store it if accepted."""
+        accepted = self._allowed(target, profile)
+        self.requests.append(ProfileRequest(target, profile, accepted, self._frame_at))
+        if accepted:
+            self._previous_held = self.held
+            self._held_changed_at = time.monotonic()
+            self.held = install(self.held, HeldProfile(target, profile, self.now()))
+        self._received.set()
+        self._received = asyncio.Event()
+        return accepted
+
+    def _allowed(self, target: int, p: dict) -> bool:
+        o = self.options
+        purpose, kind = p.get("chargingProfilePurpose"), p.get("chargingProfileKind")
+        schedule = p["chargingSchedule"][0] if isinstance(p["chargingSchedule"], list) else p["chargingSchedule"]
+        periods = schedule.get("chargingSchedulePeriod", [])
+        rules = [
+            purpose not in MAX_PURPOSES or target == 0,  # station-wide only on 0
+            not (purpose == "ChargingStationMaxProfile" and kind == "Relative"),
+            purpose != "TxProfile" or (self.tx_id is not None and p.get("transactionId", self.tx_id) == self.tx_id),
+            bool(periods) and periods[0]["startPeriod"] == 0,
+            p.get("stackLevel", 0) <= o.max_stack_level,
+            schedule.get("chargingRateUnit") in o.unit.split(","),
+            purpose not in o.reject_purposes, kind not in o.reject_kinds, target not in o.reject_targets,
+        ]
+        return all(rules)
+
+    async def _report_meter_values(self) -> None:
+        while True:
+            await asyncio.sleep(self.meter_interval_s)
+            if self.tx_id is not None:
+                self.energy_wh += self.draw_a() * self.volts_per_amp * self.meter_interval_s / 3600
+                await self.send_meter_values()
+
+
+class _Sim16(ChargePoint16):
+    def __init__(self, sim: SimChargePoint):
+        super().__init__(sim.id, sim._ws, response_timeout=10, logger=WIRE_LOG)
+        self.sim = sim
+
+    async def route_message(self, raw_msg):
+        if '"SetChargingProfile"' in raw_msg:
+            self.sim._frame_at = time.perf_counter()
+        await super().route_message(raw_msg)
+
+    async def boot(self):
+        await self.call(call16.BootNotification(charge_point_model="Sim16", charge_point_vendor="evfuse"))
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
+                                                  timestamp=format_time(self.sim.now())))
+
+    async def start_transaction(self, id_tag):
+        s = self.sim
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
+        result = await self.call(call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0,
+                                                         timestamp=format_time(s.now())))
+        s.tx_id = str(result.transaction_id)
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+
+    async def stop_transaction(self):
+        s = self.sim
+        await self.call(call16.StopTransaction(meter_stop=int(s.energy_wh), timestamp=format_time(s.now()),
+                                               transaction_id=int(s.tx_id)))
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+
+    async def meter_values(self, draw):
+        tx = int(self.sim.tx_id) if self.sim.tx_id else None
+        await self.call(call16.MeterValues(connector_id=1, transaction_id=tx,
+                                           meter_value=self.sim.sampled_values(draw, numbers=False)))
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, key=None, **kwargs):
+        o = self.sim.options
+        unit = {"A": "Current", "W": "Power", "A,W": "Current,Power"}[o.unit]
+        known = {"ChargingScheduleAllowedChargingRateUnit": unit,
+                 "ChargeProfileMaxStackLevel": str(o.max_stack_level),
+                 "ChargingScheduleMaxPeriods": "24",
+                 "MeterValueSampleInterval": str(int(self.sim.meter_interval_s)),
+                 "MeterValuesSampledData": self.sim.config_changes.get("MeterValuesSampledData", "Energy.Active.Import.Register")}
+        keys = key or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": False, "value": known[k]} for k in keys if k in known],
+            unknown_key=[k for k in keys if k not in known] or None)
+
+    @on("ChangeConfiguration")
+    def on_change_configuration(self, key, value, **kwargs):
+        if key not in ("MeterValueSampleInterval", "MeterValuesSampledData"):
+            return result16.ChangeConfiguration(status="NotSupported")
+        self.sim.config_changes[key] = value
+        if key == "MeterValueSampleInterval":
+            self.sim.meter_interval_s = max(1, int(value))
+        return result16.ChangeConfiguration(status="Accepted")
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id, cs_charging_profiles, **kwargs):
+        ok = self.sim.take_profile(connector_id, snake_to_camel_case(cs_charging_profiles))
+        return result16.SetChargingProfile(status="Accepted" if ok else "Rejected")
+
+
+class _Sim201(ChargePoint201):
+    def __init__(self, sim: SimChargePoint):
+        super().__init__(sim.id, sim._ws, response_timeout=10, logger=WIRE_LOG)
+        self.sim = sim
+
+    async def route_message(self, raw_msg):
+        if '"SetChargingProfile"' in raw_msg:
+            self.sim._frame_at = time.perf_counter()
+        await super().route_message(raw_msg)
+
+    async def boot(self):
+        await self.call(call201.BootNotification(
+            charging_station={"model": "Sim201", "vendor_name": "evfuse"}, reason="PowerUp"))
+        await self._status("Available")
+
+    async def _status(self, status):
+        await self.call(call201.StatusNotification(timestamp=format_time(self.sim.now()), connector_status=status,
+                                                   evse_id=1, connector_id=1))
+
+    async def _event(self, event_type, trigger, state, **extra):
+        s = self.sim
+        await self.call(call201.TransactionEvent(
+            event_type=event_type, timestamp=format_time(s.now()), trigger_reason=trigger, seq_no=next(s._seq),
+            transaction_info={"transaction_id": s.tx_id, "charging_state": state}, **extra))
+
+    async def start_transaction(self, id_tag):
+        await self._status("Occupied")
+        self.sim.tx_id = uuid.uuid4().hex
+        await self._event("Started", "CablePluggedIn", "Charging", evse={"id": 1, "connector_id": 1},
+                          id_token={"id_token": id_tag, "type": "ISO14443"})
+
+    async def stop_transaction(self):
+        await self._event("Ended", "EVCommunicationLost", "Idle")
+        await self._status("Available")
+
+    async def meter_values(self, draw):
+        await self._event("Updated", "MeterValuePeriodic", "Charging",
+                          meter_value=self.sim.sampled_values(draw, numbers=True))
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data, **kwargs):
+        o = self.sim.options
+        known = {"RateUnit": o.unit, "ProfileStackLevel": str(o.max_stack_level), "PeriodsPerSchedule": "24",
+                 "TxUpdatedInterval": str(int(self.sim.meter_interval_s)),
+                 "TxUpdatedMeasurands": self.sim.config_changes.get("TxUpdatedMeasurands", "")}
+        results = []
+        for d in get_variable_data:
+            name = d["variable"]["name"]
+            found = name in known
+            results.append({"attribute_status": "Accepted" if found else "UnknownVariable",
+                            "component": d["component"], "variable": d["variable"],
+                            **({"attribute_value": known[name]} if found else {})})
+        return result201.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data, **kwargs):
+        results = []
+        for d in set_variable_data:
+            name, value = d["variable"]["name"], d["attribute_value"]
+            ok = d["component"]["name"] == "SampledDataCtrlr" and name in ("TxUpdatedInterval", "TxUpdatedMeasurands")
+            if ok:
+                self.sim.config_changes[name] = value
+                if name == "TxUpdatedInterval":
+                    self.sim.meter_interval_s = max(1, int(value))
+            results.append({"attribute_status": "Accepted" if ok else "Rejected",
+                            "component": d["component"], "variable": d["variable"]})
+        return result201.SetVariables(set_variable_result=results)
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):
+        ok = self.sim.take_profile(evse_id, snake_to_camel_case(charging_profile))
+        return result201.SetChargingProfile(status="Accepted" if ok else "Rejected")
