@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from controller.config import MeterConfig
-from controller.meter.bus import (BusError, ExceptionReply, LinkDown, ModbusBus, NoAnswer, Priority,
+from controller.meter.bus import (BusError, BusKey, ExceptionReply, LinkDown, ModbusBus, NoAnswer, Priority,
                                   SerialLine, open_bus)
 from controller.meter.decode import Fault, Rejection, decode, profile_problem
 from controller.meter.profile import MeterProfile, custom_profile, load_profile
@@ -94,8 +94,10 @@ class MeterReader:
 
     @property
     def where(self) -> str:
-        bus_where = self._bus.where if self._bus else self.config.link.host or self.config.link.device
-        return f"{bus_where} unit {self.unit}"
+        where = BusKey.of(self.config.link).where
+        if self.config.link.transport == "rtu":
+            where += f" ({serial_line(self.config, self.profile)})"
+        return f"{where} unit {self.unit}"
 
     def age(self, now: float | None = None) -> float | None:
         """Seconds since the last valid sample was taken, None before the first one."""
