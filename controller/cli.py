@@ -11,6 +11,7 @@ import sys
 # (set with set_defaults(func=...)) takes the parsed args and returns an exit code.
 COMMAND_MODULES = (
     "controller.config_cli",
+    "controller.sim.simulate_cli",
     "controller.meter.cli",
 )
 
