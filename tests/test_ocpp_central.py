@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -44,10 +45,23 @@ async def until(predicate, timeout: float = 15.0, what: str = "condition") -> No
         await asyncio.sleep(0.02)
 
 
+class SteppableClock:
+    """The real clocks plus a jump the test controls, to pass allowances without sleeping."""
+
+    def __init__(self):
+        self.skipped_s = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped_s
+
+    def wall(self) -> datetime:
+        return datetime.now(timezone.utc) + timedelta(seconds=self.skipped_s)
+
+
 @contextlib.asynccontextmanager
-async def site(config: Config):
+async def site(config: Config, clock=None):
     """A running central system; always torn down."""
-    central = CentralSystem(config)
+    central = CentralSystem(config, clock=clock)
     port = await central.start()
     try:
         yield central, f"ws://127.0.0.1:{port}"
@@ -225,13 +239,19 @@ async def test_charger_refusing_connector_0_gets_its_profiles_on_connector_1(ver
 
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_charger_ignoring_its_limit_is_flagged_non_compliant(version):
-    async with site(make_config()) as (central, url), \
+    clock = SteppableClock()
+    cfg = make_config(compliance_allowance_s=15.0, meter_interval_s=60)  # samples sent by hand
+    async with site(cfg, clock) as (central, url), \
             charge_point(url, version=version, ignore_limits=True, car_max_a=16) as sim:
         driver = await online(central)
         await sim.plug_in()
         assert await asyncio.wait_for(driver.apply(8), 10)
         await sim.send_meter_values()
-        await until(lambda: not driver.reading(0).compliant, timeout=20, what="non-compliance")
+        await until(lambda: driver.reading(0).draw_lines_a == (16.0, 16.0, 16.0), what="meter values")
+        assert driver.reading(0).compliant  # the car still has its allowance
+        clock.skipped_s += 16  # longer than the allowance, without waiting for it
+        await sim.send_meter_values()
+        await until(lambda: not driver.reading(0).compliant, what="non-compliance")
         assert driver.status().compliant is False
 
 

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import itertools
 import logging
+import ssl as ssl_module
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class SimOptions:
     reject_targets: frozenset[int] = frozenset()  # connector/EVSE ids it refuses profiles on
     ignore_limits: bool = False  # says Accepted, lets the car draw car_max_a anyway
     password: str = ""
+    ssl: ssl_module.SSLContext | None = None  # for wss:// (security profile 2)
     car_max_a: float = 16.0
     response_delay_s: float = 0.0  # car follows a new limit this much later
     meter_interval_s: float = 5.0  # until the central system sets its own
@@ -106,13 +108,15 @@ class SimChargePoint:
             headers["Authorization"] = f"Basic {token}"
         protocol = "ocpp1.6" if o.version == "1.6" else "ocpp2.0.1"
         self._ws = await connect(self.url, subprotocols=[protocol], additional_headers=headers,
-                                 open_timeout=10, max_size=2**20, compression=None)
+                                 ssl=o.ssl, open_timeout=10, max_size=2**20, compression=None)
         cls = _Sim16 if o.version == "1.6" else _Sim201
         self._cp = cls(self)
         self._tasks = [asyncio.create_task(self._cp.start(), name=f"sim-{self.id}-recv"),
                        asyncio.create_task(self._report_meter_values(), name=f"sim-{self.id}-meter")]
         if o.boot:
             await self._cp.boot()
+        else:  # a reconnect: like most chargers, tell the connector state again
+            await self._cp.status_again()
 
     async def stop(self) -> None:
         """Drop the connection (the charger keeps its profiles, like a real one)."""
@@ -240,6 +244,11 @@ class _Sim16(ChargePoint16):
         await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
                                                   timestamp=format_time(self.sim.now())))
 
+    async def status_again(self):
+        status = "Charging" if self.sim.tx_id else "Available"
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status=status,
+                                                  timestamp=format_time(self.sim.now())))
+
     async def start_transaction(self, id_tag):
         s = self.sim
         await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
@@ -302,6 +311,9 @@ class _Sim201(ChargePoint201):
         await self.call(call201.BootNotification(
             charging_station={"model": "Sim201", "vendor_name": "evfuse"}, reason="PowerUp"))
         await self._status("Available")
+
+    async def status_again(self):
+        await self._status("Occupied" if self.sim.tx_id else "Available")
 
     async def _status(self, status):
         await self.call(call201.StatusNotification(timestamp=format_time(self.sim.now()), connector_status=status,

@@ -41,11 +41,15 @@ def to_int(value) -> int | None:
         return None
 
 
-async def request(cp, payload) -> tuple[object | None, str]:
+async def request(cp, payload, validate: bool = True) -> tuple[object | None, str]:
     """Send one request; (result, "") or (None, why) for a CALLERROR or invalid reply.
-    Timeouts and a closed connection propagate: they are link problems, not refusals."""
+    Timeouts and a closed connection propagate: they are link problems, not refusals.
+
+    validate=False skips the JSON-schema checks, which the ocpp package runs in a thread
+    pool: only for requests built by tested pure code on the hot path (SetChargingProfile).
+    """
     try:
-        return await cp.call(payload, suppress=False), ""
+        return await cp.call(payload, suppress=False, skip_schema_validation=not validate), ""
     except (TimeoutError, ConnectionClosed):
         raise
     except OCPPError as error:

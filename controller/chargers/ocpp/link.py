@@ -27,8 +27,8 @@ from controller.chargers.ocpp.profiles import (
 
 log = logging.getLogger("controller.chargers.ocpp")
 
-# A charger that reconnects without rebooting sends no BootNotification: after this long
-# without one we initialise anyway.
+# A charger that reconnects without rebooting sends no BootNotification. We initialise at
+# its first request of any kind, or after this long if it says nothing at all.
 BOOT_WAIT_S = 5.0
 RETRY_S = 5.0  # after a failed initialisation or renewal
 # Frame budget per connection: a real charger sends a few frames a second at most.
@@ -45,6 +45,7 @@ class Link:
         self.ready = False  # initialised: base and dynamic profile accepted
         self._wake = asyncio.Event()
         self._rebooted = asyncio.Event()
+        self._spoke = asyncio.Event()
         self._maintainer: asyncio.Task | None = None
         self._tokens = FRAME_BURST
         self._refilled = time.monotonic()
@@ -115,6 +116,7 @@ class Link:
             log.exception("%s: handler failed", self.driver.id, extra={"CHARGER_ID": self.driver.id})
             await self.cp._send(msg.create_call_error(error).to_json())
             return
+        self._spoke.set()
         if msg.action == "BootNotification":
             self._rebooted.set()
             self._wake.set()
@@ -141,6 +143,7 @@ class Link:
         if self._tokens < 0:
             if not self._throttled:
                 self._throttled = True
+                self.driver.notes["flood"] = "throttled"
                 self.driver.event(logging.WARNING, "frame flood: throttled", FAULT="flood")
             await asyncio.sleep(-self._tokens / FRAME_RATE)
         else:
@@ -150,9 +153,9 @@ class Link:
 
     async def _maintain(self) -> None:
         try:
-            await asyncio.wait_for(self._rebooted.wait(), BOOT_WAIT_S)
+            await asyncio.wait_for(self._spoke.wait(), BOOT_WAIT_S)
         except asyncio.TimeoutError:
-            pass  # already booted before this connection: initialise now
+            pass  # a silent charger: initialise anyway
         while not self.driver.closed:
             self._rebooted.clear()
             try:

@@ -132,8 +132,9 @@ class CentralCP16(ChargePoint):
         return {"meter_config": "; ".join(refused) or "accepted"}
 
     async def set_profile(self, connector_id: int, profile: dict) -> tuple[bool, str]:
+        # Built by profiles.py, whose output the tests validate against the 1.6 schema.
         result, why = await request(self, call.SetChargingProfile(connector_id=connector_id,
-                                                                  cs_charging_profiles=profile))
+                                                                  cs_charging_profiles=profile), validate=False)
         if result is None:
             return False, why
         return result.status == "Accepted", str(result.status)
