@@ -73,6 +73,7 @@ def format_result(r: SimResult, description: str = "") -> str:
         f"  ampere-seconds above      {f.amp_seconds:9.1f} A s",
         f"  longest excursion         {f.longest_s:9.2f} s (car response + link: "
         f"{r.max_response_s:g} s + one {r.step_s:g} s sample)",
+        f"  late (beyond response)    {f.late_s:9.2f} s",
         f"  household alone above     {h.seconds_above:9.2f} s (no charger control can help)",
         f"  EV energy / oracle        {r.ev_kwh:9.2f} / {r.oracle_kwh:.2f} kWh = {ratio}",
     ]

@@ -46,7 +46,7 @@ class SimResult:
     chargers: tuple[ChargerResult, ...]
     fuse: FuseReport  # the meter: household - PV + EV
     household_fuse: FuseReport  # household - PV alone: what no charger control could prevent
-    max_response_s: float  # link latency + the slowest car's response delay
+    max_response_s: float  # link latency + the slowest car's response delay (late_s grace: + step_s)
     ev_kwh: float
     oracle_kwh: float
 
@@ -64,8 +64,10 @@ def run(scn: Scenario) -> SimResult:
     chargers = [SimCharger(spec, plans[spec.index], volts, scn.metering[spec.id], site.fallback_a(spec))
                 for spec in site.chargers]
     oracle = Oracle(site, plans, dt)
-    fuse, alone = FuseWatch(site.fuse_a, dt), FuseWatch(site.fuse_a, dt)
     latency = scn.link_latency_s
+    max_response = latency + max((c.delay_s for c in scn.cars), default=0.0)
+    fuse = FuseWatch(site.fuse_a, dt, grace_s=max_response + dt)
+    alone = FuseWatch(site.fuse_a, dt)
     in_flight: deque[tuple[float, int, float]] = deque()  # (arrives at, charger index, limit)
     state = initial_state(site)
     steps = int(round(scn.duration_s / dt))
@@ -83,7 +85,7 @@ def run(scn: Scenario) -> SimResult:
         pv = household.pv_at(now)
         net = (load[0] - pv[0], load[1] - pv[1], load[2] - pv[2])
         sample = (net[0] + meter[0], net[1] + meter[1], net[2] + meter[2])
-        fuse.add(sample)
+        fuse.add(sample, net)
         alone.add(net)
         decision = decide(site, state, MeterSample(now, sample), [ch.reading(now) for ch in chargers], now)
         state = decision.state
@@ -97,9 +99,8 @@ def run(scn: Scenario) -> SimResult:
         oracle.step(now, load, pv)
     results = tuple(ChargerResult(ch.spec.id, ch.energy_wh / 1000.0, ch.starts, ch.stops,
                                   ch.cars_plugged) for ch in chargers)
-    slowest = max((c.delay_s for c in scn.cars), default=0.0)
     return SimResult(
         scenario=scn.name, seed=scn.seed, duration_s=steps * dt, step_s=dt, steps=steps,
         commands=commands, chargers=results, fuse=fuse.report(), household_fuse=alone.report(),
-        max_response_s=latency + slowest, ev_kwh=sum(r.energy_kwh for r in results),
+        max_response_s=max_response, ev_kwh=sum(r.energy_kwh for r in results),
         oracle_kwh=oracle.energy_wh / 1000.0)
