@@ -64,7 +64,8 @@ async def site(config: Config, clock=None):
     central = CentralSystem(config, clock=clock)
     port = await central.start()
     try:
-        yield central, f"ws://127.0.0.1:{port}"
+        scheme = "wss" if config.ocpp.tls_cert else "ws"
+        yield central, f"{scheme}://127.0.0.1:{port}"
     finally:
         await central.stop()
 
@@ -255,7 +256,43 @@ async def test_charger_ignoring_its_limit_is_flagged_non_compliant(version):
         assert driver.status().compliant is False
 
 
+async def test_charger_refusing_every_profile_is_reported_not_online_and_not_protected():
+    refuse_all = frozenset({"TxDefaultProfile", "ChargePointMaxProfile"})
+    async with site(make_config()) as (central, url), charge_point(url, reject_purposes=refuse_all) as sim:
+        driver = central.drivers["cp1"]
+        await until(lambda: "profile_error" in driver.status().notes, what="refusal reported")
+        status = driver.status()
+        assert status.connected and not status.fallback_protected and status.limit_a is None
+        assert not driver.reading(0).online
+        assert await driver.apply(10) is False
+        assert sim.requests and not any(r.accepted for r in sim.requests)
+
+
 # --------------------------------------------------------------------------- disconnects, fallback
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_second_connection_with_the_same_id_replaces_the_first(version):
+    async with site(make_config()) as (central, url), charge_point(url, version=version) as first:
+        driver = await online(central)
+        async with charge_point(url, version=version) as second:
+            await until(lambda: driver.link is not None and driver.link.ready
+                        and accepted(second, DYNAMIC_PROFILE_ID), what="second link ready")
+            assert await asyncio.wait_for(driver.apply(9), 10)
+            assert second.composite_limit_a() == 9.0
+            await until(lambda: first._ws.close_code is not None, what="first link closed")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_close_leaves_the_charger_at_the_fallback_and_stops_renewing(version):
+    async with site(make_config()) as (central, url), charge_point(url, version=version) as sim:
+        driver = await online(central)
+        assert await asyncio.wait_for(driver.apply(15), 10)
+        await driver.close(FALLBACK_A)
+        assert sim.composite_limit_a() == FALLBACK_A
+        sent = len(sim.requests)
+        await asyncio.sleep(LEASE_S / 2 + 0.5)  # a renewal would have come by now
+        assert len(sim.requests) == sent and await driver.apply(12) is False
 
 
 @pytest.mark.parametrize("version", VERSIONS)

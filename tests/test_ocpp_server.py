@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -135,10 +138,38 @@ async def test_a_flooding_charger_does_not_starve_the_others():
             for limit in (8, 12, 10):
                 assert await asyncio.wait_for(driver.apply(limit), 10)
                 assert good.composite_limit_a() == limit
-            flooder = central.drivers["cp1"].status().notes
-            await until(lambda: flooder.get("bad_frames", "0") != "0" and flooder.get("flood") == "throttled")
+            flooder = central.drivers["cp1"]
+            await until(lambda: flooder.status().notes.get("bad_frames", "0") != "0"
+                        and flooder.status().notes.get("flood") == "throttled")
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ws.close()
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not available to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+async def test_tls_with_basic_auth_is_security_profile_2(tls_files):
+    cert, key = tls_files
+    cfg = make_config(ChargerConfig(id="cp1", password="s3cret"), tls_cert=str(cert), tls_key=str(key))
+    trust = ssl.create_default_context(cafile=str(cert))
+    async with site(cfg) as (central, url):
+        assert url.startswith("wss://")
+        async with charge_point(url, password="s3cret", ssl=trust) as sim:
+            driver = await online(central)
+            assert await asyncio.wait_for(driver.apply(9), 10)
+            assert sim.composite_limit_a() == 9.0
+        with pytest.raises(ssl.SSLError):  # a client that does not trust the certificate
+            async with connect(f"{url}/cp1", subprotocols=["ocpp1.6"], ssl=ssl.create_default_context(),
+                               open_timeout=10):
+                pass

@@ -52,7 +52,7 @@ class OcppCharger(ChargerDriver):
         self.form: ProfileForm | None = None  # the profile form this charger accepted last
         self.notes: dict[str, str] = {}
         self.protocol = "ocpp"
-        self.fallback_protected = False  # base profile accepted on the current connection
+        self.fallback_protected = False  # base profile accepted at the latest initialisation
         self.link: Link | None = None
         self._target_a: float | None = None
         self._target_gen = 0
@@ -89,9 +89,8 @@ class OcppCharger(ChargerDriver):
             return False
         link.wake()
         while self._acked_gen < gen:
-            event = self._ack_event
-            await event.wait()
-            if self.link is not link:
+            await self._ack_event.wait()
+            if self.link is not link or not link.ready:
                 return False
         return self._acked_ok
 
@@ -136,7 +135,7 @@ class OcppCharger(ChargerDriver):
             self._lease_until = lease_until
         self._acked_gen = max(self._acked_gen, gen)
         self._acked_ok = accepted
-        self._wake_waiters()
+        self.release_waiters()
 
     def attached(self, link: Link) -> None:
         self.link = link
@@ -148,11 +147,11 @@ class OcppCharger(ChargerDriver):
         if self.link is not link:
             return
         self.link = None
-        self.fallback_protected = self.fallback_protected and self._limit_a is not None
-        self._wake_waiters()
+        self.release_waiters()
         self.event(logging.WARNING, "disconnected", REASON="disconnect", LEASE_UNTIL=self._lease_until)
 
-    def _wake_waiters(self) -> None:
+    def release_waiters(self) -> None:
+        """Let apply() calls re-check: acknowledged, or link down / not ready any more."""
         self._ack_event.set()
         self._ack_event = asyncio.Event()
 

@@ -42,7 +42,8 @@ class Link:
         self.connection = connection
         self.cp = cp  # CentralCP16 / CentralCP201: handlers and version-specific requests
         self.version = cp.version
-        self.ready = False  # initialised: base and dynamic profile accepted
+        self._ready = False
+        self._refused_all = False  # every profile form refused: log that once, not every retry
         self._wake = asyncio.Event()
         self._rebooted = asyncio.Event()
         self._spoke = asyncio.Event()
@@ -55,6 +56,17 @@ class Link:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def ready(self) -> bool:
+        """Initialised: base and dynamic profile accepted, limits are being kept."""
+        return self._ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
+        if not value:
+            self.driver.release_waiters()
+
     async def run(self) -> None:
         """Serve the connection until it closes."""
         self.driver.attached(self)
@@ -66,11 +78,11 @@ class Link:
         except ConnectionClosed:
             pass
         finally:
-            self.ready = False
             await self.stop_maintaining()
             self.driver.detached(self)
 
     async def stop_maintaining(self) -> None:
+        self.ready = False
         task, self._maintainer = self._maintainer, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -161,8 +173,8 @@ class Link:
             try:
                 if await self._initialise():
                     await self._keep_limit()
-                else:
-                    await self._sleep_or_reboot(RETRY_S)
+                else:  # a firmware update or reboot may change its mind
+                    await self._sleep_or_reboot(max(RETRY_S, self.driver.settings.ocpp.lease_s / 2))
             except ConnectionClosed:
                 return  # the receive loop ends the session
             except Exception as error:  # timeouts, odd replies: start over, never crash
@@ -193,22 +205,27 @@ class Link:
             base = base_profile(self.version, form, self._rate, d.settings.fallback_a,
                                 d.offset.charger_now(d.clock.wall()))
             ok, detail = await self.cp.set_profile(form.target, base)
+            d.fallback_protected = ok
             if ok:
-                d.fallback_protected = True
                 ok, detail = await self._send_dynamic(form)
             if ok:
                 if d.form != form:
                     d.event(logging.INFO if form == forms[0] else logging.WARNING,
                             f"profiles accepted as {form.describe()}", REASON="profile-form")
                 d.form = form
+                d.notes.pop("profile_error", None)
+                self._refused_all = False
                 self.ready = True
                 d.event(logging.INFO, "initialised", REASON="init", UNIT=caps.unit)
                 return True
-            d.event(logging.WARNING, f"profile form {form.describe()} refused: {detail}",
-                    REASON="profile-rejected")
+            if not self._refused_all:
+                d.event(logging.WARNING, f"profile form {form.describe()} refused: {detail}",
+                        REASON="profile-rejected")
         d.notes["profile_error"] = "every profile form was refused"
-        d.event(logging.ERROR, "charger refuses every charging profile: not controllable",
-                FAULT="profiles-rejected")
+        if not self._refused_all:
+            self._refused_all = True
+            d.event(logging.ERROR, "charger refuses every charging profile: not controllable",
+                    FAULT="profiles-rejected")
         return False
 
     async def _send_dynamic(self, form: ProfileForm) -> tuple[bool, str]:

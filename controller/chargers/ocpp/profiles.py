@@ -93,7 +93,7 @@ def candidate_forms(version: str, preferred_kind: str, max_stack_level: int | No
         ProfileForm(MAX_PURPOSE[version], 0, "Absolute"),
         ProfileForm(MAX_PURPOSE[version], 0, "Absolute", 1, 2),
     ]
-    if max_stack_level is not None:
+    if max_stack_level is not None and max_stack_level >= 1:  # 0 = nonsense: try anyway
         forms = [f for f in forms if f.dynamic_level <= max_stack_level]
     return forms
 

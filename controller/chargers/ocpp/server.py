@@ -18,6 +18,7 @@ Typical use by the runtime:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import http
 import logging
@@ -68,6 +69,7 @@ class CentralSystem:
         self.drivers: dict[str, OcppCharger] = {
             c.id: OcppCharger(c, settings, clock) for c in config.chargers if c.protocol == "ocpp"}
         self._server = None
+        self._closing: set[asyncio.Task] = set()
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Listen on [ocpp] listen (or the given host/port; port 0 = any free one).
@@ -141,5 +143,8 @@ class CentralSystem:
         cp = SUBPROTOCOLS[connection.subprotocol](driver, connection)
         old = driver.link
         if old is not None:  # the charger reconnected while its old link looked alive
-            await old.connection.close(1000, "replaced by a new connection")
+            # closed in the background: a dead peer would hold us up for the close timeout
+            task = asyncio.create_task(old.connection.close(1000, "replaced by a new connection"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         await Link(driver, connection, cp).run()
