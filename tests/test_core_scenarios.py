@@ -46,7 +46,7 @@ priority = 2
     assert limits(tight) == {"first": 14.0, "second": 6.0}  # both mins fit: nobody starves
     starved, _ = settle(make_site(text.format(fuse=11)), (0, 0, 0))
     assert limits(starved) == {"first": 11.0, "second": 0.0}
-    assert starved.chargers[1].reason.startswith("shed")
+    assert starved.chargers[1].reason.startswith("restart delay")  # it was shed at the start
 
 
 def test_capped_chargers_surplus_goes_to_the_others():
@@ -76,9 +76,11 @@ id = "b"
 [[charger]]
 id = "c"
 """)
+    d, _ = settle(site, (0, 0, 0), seconds=0)
+    assert limits(d) == {"a": 6.0, "b": 6.0, "c": 0.0}  # a start begins at min_a
+    assert d.chargers[2].reason == "shed: no room for min_a (priority 1)"
     d, _ = settle(site, (0, 0, 0))
     assert limits(d) == {"a": 6.5, "b": 6.5, "c": 0.0}
-    assert d.chargers[2].reason == "shed: no room for min_a (priority 1)"
 
 
 def test_asymmetric_household_three_phase_limited_by_tightest_phase():

@@ -27,17 +27,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from controller.core.fill import Constraint, Want, allocate
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
-from controller.model import CarState, ChargerReading, Command, MeterSample, Phases, lines_to_site
+from controller.model import CarState, ChargerReading, Command, MeterSample, Phases
 
 UNKNOWN = -1.0  # limit not known (start, reconnect): the next decision always sends one
 
 
-@dataclass(frozen=True, slots=True)
-class ChargerMemory:
+class ChargerMemory(NamedTuple):
+    """What the core remembers per charger between decisions (a NamedTuple: cheap to copy,
+    which matters with a thousand chargers deciding four times a second)."""
+
     limit_a: float = UNKNOWN  # last limit commanded
     inflight_a: float = 0.0  # highest limit the car may still follow after a decrease ...
     inflight_until: float = -math.inf  # ... until this time
@@ -130,7 +133,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:
             i, cap = s.spec.index, caps[s.spec.index]
-            memories[i] = replace(memories[i], surplus_since=cap.surplus_since, short_since=cap.short_since)
+            if (memories[i].surplus_since, memories[i].short_since) != (cap.surplus_since, cap.short_since):
+                memories[i] = memories[i]._replace(surplus_since=cap.surplus_since,
+                                                   short_since=cap.short_since)
             if cap.cap <= 0:
                 targets[i] = (0.0, cap.reason)
             elif i in delays:
@@ -161,7 +166,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         i = spec.index
         if fixed[i] and readings[i].online:  # non-compliant: pause it, its draw is fixed load
             new = mem if mem.limit_a == 0 else _commanded(
-                replace(mem, paused_at=now, hold_since=None), mem.limit_a, 0.0, now, site.control.response_s)
+                mem._replace(paused_at=now, hold_since=None), mem.limit_a, 0.0, now, site.control.response_s)
             memories[i] = new
             decisions[i] = ChargerDecision(spec.id, 0.0, fixed[i] + "; paused", mem.limit_a != 0)
             continue
@@ -173,7 +178,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         decisions[i] = ChargerDecision(spec.id, limit, reason, limit != mem.limit_a)
 
     _pause_persistent(site, over_since, overloads, est, decisions, memories, now)
-    memories = [replace(m, from_fallback=False) if m.from_fallback else m for m in memories]
+    memories = [m._replace(from_fallback=False) if m.from_fallback else m for m in memories]
     planned = [0.0, 0.0, 0.0]
     for spec, d in zip(site.chargers, decisions):
         for p in spec.phase_idx:
@@ -193,7 +198,7 @@ def _track_links(state: CoreState, readings: list[ChargerReading]) -> CoreState:
         return state
     memories = tuple(
         m if r.online != m.offline else
-        replace(m, offline=not r.online, limit_a=UNKNOWN if r.online else m.limit_a)
+        m._replace(offline=not r.online, limit_a=UNKNOWN if r.online else m.limit_a)
         for r, m in zip(readings, state.chargers))
     return replace(state, chargers=memories)
 
@@ -218,7 +223,11 @@ def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading]
     for spec, r, mem in zip(site.chargers, readings, state.chargers):
         measured = None
         if r.draw_lines_a is not None:
-            measured = tuple(max(0.0, x) for x in lines_to_site(spec.wiring, r.draw_lines_a))
+            m = [0.0, 0.0, 0.0]
+            for amps, p in zip(r.draw_lines_a, spec.line_phase):
+                if amps > 0:  # a negative line current is a sensor quirk, not negative load
+                    m[p] += amps
+            measured = (m[0], m[1], m[2])
         limit = max(mem.limit_a, 0.0)
         if not r.online:
             fallback = site.fallback_a(spec)
@@ -264,21 +273,22 @@ def _constraints(site: SiteModel, est: list[Phases], fixed: list[str], household
     free = [s for s in site.chargers if not fixed[s.index]]
     for p in site.phase_range:
         name = f"phase {phase_name(p)}"
-        fixed_a = sum(est[s.index][p] for s in site.chargers if fixed[s.index])
-        members = tuple((s.index, 1.0) for s in free if p in s.phase_idx)
+        inside = site.phase_members[p]
+        fixed_a = sum(est[i][p] for i in inside if fixed[i])
+        members = tuple((i, 1.0) for i in inside if not fixed[i])
         constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members))
         if meter[p] > site.limit_a:
             overloads[name] = meter[p] - site.limit_a
-    for k, circuit in enumerate(site.circuits):
+    for circuit, by_phase in zip(site.circuits, site.circuit_phase_members):
         for p in site.phase_range:
-            inside = [site.chargers[i] for i in circuit.members if p in site.chargers[i].phase_idx]
+            inside = by_phase[p]
             if not inside:
                 continue
             name = f"circuit {circuit.id} phase {phase_name(p)}"
-            fixed_a = sum(est[s.index][p] for s in inside if fixed[s.index])
-            members = tuple((s.index, 1.0) for s in inside if not fixed[s.index])
+            fixed_a = sum(est[i][p] for i in inside if fixed[i])
+            members = tuple((i, 1.0) for i in inside if not fixed[i])
             constraints.append(Constraint(name, circuit.limit_a - fixed_a, members))
-            drawn = sum(est[s.index][p] for s in inside)
+            drawn = sum(est[i][p] for i in inside)
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
@@ -320,27 +330,31 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
         if not _is_pause(reason):  # no car, mode off, fault: nothing to protect the car from
             paused = None
         else:
-            paused = now if current > 0 else mem.paused_at
-        new = _commanded(replace(mem, paused_at=paused, hold_since=None), current, 0.0, now, ctl.response_s)
+            # UNKNOWN (reconnected) may be charging too: stopping it is a pause as well.
+            paused = now if current != 0 else mem.paused_at
+        if current == 0 and paused == mem.paused_at and mem.hold_since is None:
+            return 0.0, mem, reason
+        new = _commanded(mem._replace(paused_at=paused, hold_since=None), current, 0.0, now, ctl.response_s)
         return 0.0, new, reason
-    if current <= 0:  # start, restart or unknown: begin gently at min_a
+    if current < spec.min_a:  # start, restart, unknown, or a fallback below min_a: go to min_a
         start = min(target, spec.min_a)
-        new = _commanded(replace(mem, paused_at=None, hold_since=None, last_step_at=now), current,
+        new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now), current,
                          start, now, ctl.response_s)
         return start, new, reason if start == target else f"starting at min_a, then ramp ({reason})"
     if target < current:
-        new = _commanded(replace(mem, hold_since=None), current, target, now, ctl.response_s)
+        new = _commanded(mem._replace(hold_since=None), current, target, now, ctl.response_s)
         return target, new, reason
     if target - current < max(ctl.dead_band_a, 1e-9):
-        return current, replace(mem, hold_since=None), reason
+        return current, mem if mem.hold_since is None else mem._replace(hold_since=None), reason
     since = mem.hold_since if mem.hold_since is not None else now
     held = now - since
+    holding = mem if mem.hold_since == since else mem._replace(hold_since=since)
     if held < ctl.ramp_up_delay_s:
-        return current, replace(mem, hold_since=since), f"ramp-up hold {ctl.ramp_up_delay_s - held:.0f} s"
+        return current, holding, f"ramp-up hold {ctl.ramp_up_delay_s - held:.0f} s"
     if now - mem.last_step_at < ctl.ramp_up_interval_s:
-        return current, replace(mem, hold_since=since), "ramping up"
+        return current, holding, "ramping up"
     new_limit = min(target, current + ctl.ramp_up_step_a)
-    return new_limit, replace(mem, limit_a=new_limit, hold_since=since, last_step_at=now), \
+    return new_limit, mem._replace(limit_a=new_limit, hold_since=since, last_step_at=now), \
         reason if new_limit == target else "ramping up"
 
 
@@ -351,10 +365,12 @@ def _is_pause(reason: str) -> bool:
 
 def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_s: float) -> ChargerMemory:
     """Record a new commanded limit; a decrease keeps the old one 'in flight' for response_s."""
+    if new == old:
+        return mem
     if new < old:
         still = mem.inflight_a if now < mem.inflight_until else 0.0
-        return replace(mem, limit_a=new, inflight_a=max(old, still), inflight_until=now + response_s)
-    return replace(mem, limit_a=new)
+        return mem._replace(limit_a=new, inflight_a=max(old, still), inflight_until=now + response_s)
+    return mem._replace(limit_a=new)
 
 
 def _pause_persistent(site: SiteModel, over_since: dict[str, float], overloads: dict[str, float],
@@ -375,7 +391,7 @@ def _pause_persistent(site: SiteModel, over_since: dict[str, float], overloads: 
             i = spec.index
             excess -= sum(est[i][p] for p in phases if p in spec.phase_idx)
             reason = f"overload on {name} for {now - since:.0f} s: paused"
-            memories[i] = _commanded(replace(memories[i], paused_at=now, hold_since=None),
+            memories[i] = _commanded(memories[i]._replace(paused_at=now, hold_since=None),
                                      memories[i].limit_a, 0.0, now, ctl.response_s)
             decisions[i] = ChargerDecision(spec.id, 0.0, reason, True)
         over_since[name] = now

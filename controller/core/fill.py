@@ -16,12 +16,13 @@ never makes any constraint exceed its capacity.
    (its chargers freeze there) or every charger reaches its cap. Lower tiers get what is left.
 
 The level rises through sorted breakpoints with each constraint's usage kept as
-const + slope x level, so a decision over n chargers and k constraints costs about
-O(n log n + events x k): a thousand chargers decide in milliseconds.
+const + slope x level and the next constraint to fill found from a heap, so a decision
+over n chargers costs about O(n log n): a thousand chargers decide in milliseconds.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -91,19 +92,24 @@ def _shed(wants: list[Want], constraints: list[Constraint],
         for k, coef in touch[w.index]:
             usage[k] += coef * w.lo
     running = {w.index for w in wants}
-    by_index = {w.index: w for w in wants}
     shed: list[Want] = []
-    while True:
-        over = {k for k, con in enumerate(constraints) if usage[k] > con.capacity + EPS}
+    # Over-full constraints that running chargers still load (household alone can overfill a
+    # phase: then everything on it is shed and nothing more helps).
+    over = {k for k, con in enumerate(constraints) if usage[k] > con.capacity + EPS and usage[k] > EPS}
+    # Shedding only ever empties constraints, so a charger touching no over-full constraint
+    # when its turn comes never will: one pass in shed order picks the same victims as
+    # re-scanning for the worst candidate after every shed.
+    for victim in sorted(wants, key=Want.shed_key, reverse=True):
         if not over:
             break
-        candidates = [by_index[i] for i in running
-                      if any(k in over for k, _ in touch[i])]
-        victim = max(candidates, key=Want.shed_key)
+        if not any(k in over for k, _ in touch[victim.index]):
+            continue
         running.discard(victim.index)
         shed.append(victim)
         for k, coef in touch[victim.index]:
             usage[k] -= coef * victim.lo
+            if k in over and not (usage[k] > constraints[k].capacity + EPS and usage[k] > EPS):
+                over.discard(k)
     for w in sorted(shed, key=lambda w: (w.priority, -w.weight, w.index)):
         if all(usage[k] + coef * w.lo <= constraints[k].capacity + EPS for k, coef in touch[w.index]):
             running.add(w.index)
@@ -131,16 +137,22 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
     events.sort()
     rising: set[int] = set()
     done: set[int] = set()  # frozen or capped: their current is final
+    # Heap of (level at which constraint k fills, version, k); stale versions are skipped.
+    heap: list[tuple[float, int, int]] = []
+    version = [0] * len(constraints)
+
+    def changed(k: int) -> None:
+        version[k] += 1
+        if slope[k] > EPS:
+            heapq.heappush(heap, ((constraints[k].capacity - const[k]) / slope[k], version[k], k))
+
     level = 0.0
     i = 0
     while i < len(events) or rising:
         next_event = events[i][0] if i < len(events) else math.inf
-        bind_level, bind_k = math.inf, -1
-        for k in range(len(constraints)):
-            if slope[k] > EPS:
-                lk = (constraints[k].capacity - const[k]) / slope[k]
-                if lk < bind_level:
-                    bind_level, bind_k = lk, k
+        while heap and heap[0][1] != version[heap[0][2]]:
+            heapq.heappop(heap)
+        bind_level, _, bind_k = heap[0] if heap else (math.inf, 0, -1)
         if bind_k >= 0 and bind_level <= next_event:
             level = max(level, bind_level)
             name = constraints[bind_k].name
@@ -153,9 +165,12 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
                     for k, coef in touch[w.index]:
                         slope[k] -= coef * w.weight
                         const[k] += coef * current[w.index]
+                        if k != bind_k:
+                            changed(k)
                 done.add(w.index)
                 limited_by[w.index] = name
             slope[bind_k] = 0.0  # every rising member of it is frozen now; drop float residue
+            changed(bind_k)
             continue
         level, kind, pos = events[i]
         i += 1
@@ -167,6 +182,7 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
             for k, coef in touch[w.index]:
                 const[k] -= coef * w.lo
                 slope[k] += coef * w.weight
+                changed(k)
         else:
             rising.discard(w.index)
             done.add(w.index)
@@ -175,5 +191,6 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
             for k, coef in touch[w.index]:
                 slope[k] -= coef * w.weight
                 const[k] += coef * w.hi
+                changed(k)
     for k in range(len(constraints)):
         used[k] = const[k]

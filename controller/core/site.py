@@ -4,6 +4,7 @@ and per circuit, in index-addressed form so a decision does no lookups by name."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from controller.config import Config, ControlConfig
 from controller.model import PHASE_INDEX, SITE_PHASES
@@ -17,6 +18,7 @@ class ChargerSpec:
     id: str
     wiring: str  # site phase per charger line: "BCA" = L1 on B, L2 on C, L3 on A
     phase_idx: tuple[int, ...]  # distinct site phase indices it draws from
+    line_phase: tuple[int, ...]  # site phase index of each charger line L1, L2, L3
     min_a: float
     max_a: float
     priority: int
@@ -52,6 +54,17 @@ class SiteModel:
     def phase_range(self) -> range:
         return range(self.phases)
 
+    @cached_property
+    def phase_members(self) -> tuple[tuple[int, ...], ...]:
+        """Charger indices drawing from each site phase."""
+        return tuple(tuple(s.index for s in self.chargers if p in s.phase_idx) for p in range(3))
+
+    @cached_property
+    def circuit_phase_members(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """Per circuit, per site phase: charger indices under the circuit drawing from it."""
+        return tuple(tuple(tuple(i for i in c.members if p in self.chargers[i].phase_idx)
+                           for p in range(3)) for c in self.circuits)
+
     def fallback_a(self, spec: ChargerSpec) -> float:
         """What a charger gets when the controller does not know better (meter lost, start)."""
         if spec.mode == "off":
@@ -70,6 +83,7 @@ class SiteModel:
             chargers.append(ChargerSpec(
                 index=i, id=c.id, wiring=c.phases,
                 phase_idx=tuple(sorted({PHASE_INDEX[p] for p in c.phases})),
+                line_phase=tuple(PHASE_INDEX[p] for p in c.phases),
                 min_a=c.min_a, max_a=c.max_a, priority=c.priority, weight=c.weight, mode=c.mode,
                 circuits=chain,
             ))
