@@ -50,6 +50,9 @@ async def test_one_phase_meter_and_invert():
     assert s.current_a == (-7.0, 0.0, 0.0) and s.power_w == (-1610.0, 0.0, 0.0)
 
 
+HEALTHY = {"silent": False, "exception_code": None, "nan": False, "short_by": 0}
+
+
 @pytest.mark.parametrize("fault, kind", [
     ({"silent": True}, Fault.TIMEOUT),
     ({"exception_code": 2}, Fault.EXCEPTION),
@@ -71,7 +74,7 @@ async def test_fault_gives_no_sample_is_logged_once_and_recovers(fault, kind, ca
             assert reader.samples == during  # nothing gets through while the fault lasts
             assert reader.fault.kind == kind
             for name in fault:
-                setattr(server, name, type(getattr(server, name))() if name != "exception_code" else None)
+                setattr(server, name, HEALTHY[name])
             await wait_for(lambda: reader.samples >= during + 2)
     assert all(s.current_a == VALUES["current_a"] for s in samples)
     states = [r.FAULT_STATE for r in caplog.records if hasattr(r, "FAULT_STATE")]
