@@ -87,7 +87,8 @@ def parse_scenario(text: str, source: str, name: str) -> Scenario:
         config = None
     r = _Reader(source, problems)
     if not isinstance(raw, dict):
-        r.problem("scenario", raw if raw is not None else "(missing)", "must be a table ([scenario])")
+        r.problem("scenario", _MISSING if raw is None else raw,
+                  "is required: a [scenario] table (see docs/simulate.md)")
         raise ConfigError(problems)
     scenario = _scenario(r, raw, config, source, name)
     if problems:
