@@ -366,7 +366,7 @@ def _is_pause(reason: str) -> bool:
 def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_s: float) -> ChargerMemory:
     """Record a new commanded limit; a decrease keeps the old one 'in flight' for response_s."""
     if new == old:
-        return mem
+        return mem if mem.limit_a == new else mem._replace(limit_a=new)
     if new < old:
         still = mem.inflight_a if now < mem.inflight_until else 0.0
         return mem._replace(limit_a=new, inflight_a=max(old, still), inflight_until=now + response_s)
