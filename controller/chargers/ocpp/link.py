@@ -73,7 +73,13 @@ class Link:
         self._maintainer = asyncio.create_task(self._maintain(), name=f"ocpp-{self.driver.id}")
         try:
             async for frame in self.connection:
-                await self._route(frame)
+                try:
+                    await self._route(frame)
+                except ConnectionClosed:
+                    raise
+                except Exception:  # a bug of ours: keep serving this charger and the others
+                    log.exception("%s: frame handling failed", self.driver.id,
+                                  extra={"CHARGER_ID": self.driver.id, "FAULT": "internal"})
                 await self._spend_budget()
         except ConnectionClosed:
             pass
@@ -168,6 +174,7 @@ class Link:
             await asyncio.wait_for(self._spoke.wait(), BOOT_WAIT_S)
         except asyncio.TimeoutError:
             pass  # a silent charger: initialise anyway
+        last_error = None
         while not self.driver.closed:
             self._rebooted.clear()
             try:
@@ -179,8 +186,10 @@ class Link:
                 return  # the receive loop ends the session
             except Exception as error:  # timeouts, odd replies: start over, never crash
                 self.ready = False
-                self.driver.event(logging.WARNING, f"session error, initialising again: {error!r}",
-                                  FAULT="init")
+                if repr(error) != last_error:  # a charger that never answers: log once
+                    last_error = repr(error)
+                    self.driver.event(logging.WARNING, f"session error, initialising again: {error!r}",
+                                      FAULT="init")
                 await self._sleep_or_reboot(RETRY_S)
 
     async def _sleep_or_reboot(self, seconds: float) -> None:
@@ -194,7 +203,7 @@ class Link:
         self._wake.clear()  # the profiles sent below carry the wanted limit anyway
         d = self.driver
         caps = await self.cp.read_config()
-        d.notes.update(caps.notes)
+        d.notes.update(caps.notes, unit=caps.unit)
         d.notes.update(await self.cp.configure_meter_values(d.settings.ocpp.meter_interval_s))
         self._rate = Rate(caps.unit, d.settings.voltage_v * len(d.config.phases))
         forms = candidate_forms(self.version, d.config.profile_kind.capitalize(), caps.max_stack_level)
