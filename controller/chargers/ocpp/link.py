@@ -31,6 +31,9 @@ log = logging.getLogger("controller.chargers.ocpp")
 # its first request of any kind, or after this long if it says nothing at all.
 BOOT_WAIT_S = 5.0
 RETRY_S = 5.0  # after a failed initialisation or renewal
+# OCPP-J 1.6 spells these two error codes differently from 2.0.1.
+V16_ERROR_CODES = {"FormatViolation": "FormationViolation",
+                   "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
 # Frame budget per connection: a real charger sends a few frames a second at most.
 FRAME_RATE = 50.0
 FRAME_BURST = 100.0
@@ -117,8 +120,9 @@ class Link:
             await self._handle_call(msg)
         elif self.cp._call_lock.locked():
             self.cp._response_queue.put_nowait(msg)  # call() is waiting for it
-        else:
+        else:  # a late answer to a timed-out request, or junk: nobody waits for it
             self.dropped_responses += 1
+            self.driver.notes["dropped_responses"] = str(self.dropped_responses)
 
     async def _handle_call(self, msg: Call) -> None:
         if not isinstance(msg.action, str) or not isinstance(msg.payload, dict):
@@ -127,7 +131,10 @@ class Link:
             await self.cp._handle_call(msg)
         except OCPPError as error:  # unknown action, schema violation: tell the charger
             self._count_bad(f"{msg.action}: {error.code}")
-            await self.cp._send(msg.create_call_error(error).to_json())
+            reply = msg.create_call_error(error)
+            if self.version != V201:  # the ocpp package uses 2.0.1 spellings for both
+                reply.error_code = V16_ERROR_CODES.get(reply.error_code, reply.error_code)
+            await self.cp._send(reply.to_json())
         except ConnectionClosed:
             raise
         except Exception as error:  # a bug of ours must not end the session
