@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "controller.config_cli",
     "controller.sim.simulate_cli",
     "controller.meter.cli",
+    "controller.run_cli",
 )
 
 

@@ -231,3 +231,15 @@ def test_no_car_fault_and_off_get_nothing_without_restart_delay():
     assert limits(d)["car"] == 6.0  # a car arriving starts at once (at min_a)
     d = loop.step(3, (5, 5, 5), readings=[ChargerReading(car=CarState.FAULT), ChargerReading()])
     assert d.chargers[0].reason == "charger reports a fault" and limits(d)["car"] == 0
+
+
+def test_user_hold_stops_everything_and_resume_has_no_restart_delay():
+    loop = Loop(make_site(ONE_CHARGER))
+    t = at_16(loop)
+    d = decide(loop.site, loop.state, MeterSample(t + 1, (21,) * 3), [measured(16)], t + 1,
+               hold="paused by button")
+    assert limits(d) == {"car": 0.0} and d.chargers[0].reason == "paused by button"
+    assert d.chargers[0].changed
+    loop.state = d.state
+    d = loop.step(t + 2, (5,) * 3, measured(0))
+    assert limits(d) == {"car": 6.0}  # resumed at once: the user asked, not the controller

@@ -86,7 +86,10 @@ class Decision:
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
-           readings: list[ChargerReading], now: float) -> Decision:
+           readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
+    """One decision. `hold` (e.g. "paused by button") stops every charger, whatever else."""
+    if hold:
+        return _hold(site, state, now, hold)
     if sample is None:
         return _fallback(site, state, now, "no meter sample yet: fallback")
     age = now - sample.t
@@ -190,6 +193,15 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
         overloads=overloads,
     )
+
+
+def _hold(site: SiteModel, state: CoreState, now: float, why: str) -> Decision:
+    """The user stopped all charging: 0 everywhere; resuming later is no restart (no delay)."""
+    memories = tuple(_commanded(m._replace(paused_at=None, hold_since=None), m.limit_a, 0.0, now,
+                                site.control.response_s) for m in state.chargers)
+    decisions = tuple(ChargerDecision(spec.id, 0.0, why, m.limit_a != 0)
+                      for spec, m in zip(site.chargers, state.chargers))
+    return Decision(state=CoreState(chargers=memories), chargers=decisions)
 
 
 def _track_links(state: CoreState, readings: list[ChargerReading]) -> CoreState:

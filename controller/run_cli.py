@@ -1,0 +1,87 @@
+"""`evfuse run --config FILE`: the service systemd starts.
+
+SIGTERM / SIGINT: every charger is left at its fallback limit, connections close, exit 0.
+SIGHUP: the config is read again; a valid one applies (limits at once, or by reconnecting
+when chargers, meter or OCPP settings changed); an invalid one is refused with the reason
+and the service keeps running on the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from controller.config import ConfigError, load_config
+from controller.logs import setup_logging
+from controller.runtime import Controller, retunable
+
+log = logging.getLogger("evfuse.run")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run the controller (the systemd service)")
+    p.add_argument("--config", default="/etc/evfuse/evfuse.toml", help="config file")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args) -> int:
+    setup_logging(args.verbose)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for line in e.problems:
+            log.error("%s", line, extra={"FAULT": "config"})
+        return 1
+    for line in config.warnings:
+        log.warning("%s", line, extra={"FAULT": "config-warning"})
+    return asyncio.run(serve(args.config, config))
+
+
+async def serve(path: str, config) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reload = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)
+    controller = Controller(config)
+    try:
+        await controller.start()
+    except OSError as e:  # e.g. the OCPP port is taken
+        log.error("cannot start: %s", e, extra={"FAULT": "start"})
+        await controller.stop()
+        return 1
+    while not stop.is_set():
+        stopping = asyncio.ensure_future(stop.wait())
+        reloading = asyncio.ensure_future(reload.wait())
+        await asyncio.wait([stopping, reloading], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        reloading.cancel()
+        if reload.is_set() and not stop.is_set():
+            reload.clear()
+            controller = await _reload(path, controller)
+    await controller.stop()
+    return 0
+
+
+async def _reload(path: str, controller: Controller) -> Controller:
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        log.error("config reload refused, still running on the previous config: %s",
+                  "; ".join(e.problems), extra={"FAULT": "config"})
+        return controller
+    if retunable(controller.config, config):
+        controller.retune(config)
+        return controller
+    log.warning("config reload changes chargers, meter or OCPP settings: reconnecting",
+                extra={"STATE": "restarting"})
+    await controller.stop()
+    fresh = Controller(config)
+    await fresh.start()
+    return fresh
+
+

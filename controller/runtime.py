@@ -1,0 +1,229 @@
+"""The running controller: meter sample -> safety core -> commands to every charger.
+
+    controller = Controller(config)
+    await controller.start()      # chargers at fallback first; OCPP listens; meter polls
+    ...                           # every valid meter sample runs one control cycle
+    await controller.stop()       # every charger left at its fallback, links closed
+
+One control cycle (`_cycle`), on every meter sample and on a ticker when the meter is silent:
+  1. snapshot every charger's reading (no I/O),
+  2. decide() — the pure core: fallback when the meter is stale, sharing, fast-path cuts,
+     ramps, pauses (controller/core/decide.py),
+  3. log what changed and why, and fault episodes when they start and end,
+  4. send every changed limit at once, each charger in its own task with its own timeout,
+     so a slow or dead charger never holds up the others or the next sample.
+The OCPP lease renewals and Modbus keep-alives run inside the drivers, beside this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass
+
+from controller.chargers.base import ChargerDriver
+from controller.config import Config
+from controller.core.decide import Decision, decide, initial_state
+from controller.core.site import SiteModel
+from controller.meter.reader import MeterReader
+from controller.model import ChargerReading, MeterSample
+
+log = logging.getLogger("evfuse.runtime")
+
+COMMAND_TIMEOUT_S = 10.0  # one charger's apply(); the next decision does not wait for it
+STOP_TIMEOUT_S = 8.0  # leaving every charger at fallback on shutdown, all together
+RECENT_EVENTS = 12
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float  # wall clock, for display
+    text: str
+
+
+class Controller:
+    def __init__(self, config: Config, clock=time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.site = SiteModel.from_config(config)
+        self.state = initial_state(self.site)
+        self.central, self.drivers = build_drivers(config)
+        self.meter = MeterReader(config.meter, config.site.phases, on_sample=self._on_sample)
+        self.ocpp_port: int | None = None
+        self.decision: Decision | None = None
+        self.readings: list[ChargerReading] = []
+        self.cycles = 0  # completed control cycles: the systemd watchdog feeds on this
+        self.started_at = clock()
+        self.user_pause: str | None = None  # "paused by button" etc.: every charger at 0
+        self.events: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
+        self._last_sample: MeterSample | None = None
+        self._last_cycle_at = -1e9
+        self._sending: dict[str, asyncio.Task] = {}
+        self._ticker: asyncio.Task | None = None
+        self._faults: dict[str, str] = {}  # active fault key -> description
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start(self, ocpp_host: str | None = None, ocpp_port: int | None = None) -> None:
+        self._cycle()  # no sample yet: every charger at fallback before anything else
+        if self.central is not None:
+            self.ocpp_port = await self.central.start(ocpp_host, ocpp_port)
+        for driver in self.drivers:
+            await driver.start()
+        await self.meter.start()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="control ticker")
+        self._note(f"started: {len(self.drivers)} charger(s), fuse {self.config.site.fuse_a:g} A, "
+                   f"meter {self.meter.where}")
+
+    async def stop(self) -> None:
+        """Leave every charger at its fallback (bounded in time), then close everything."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        await self.meter.stop()
+        for task in self._sending.values():
+            task.cancel()
+        closing = [d.close(self.site.fallback_a(spec)) for d, spec in zip(self.drivers, self.site.chargers)]
+        done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in closing],
+                                           timeout=STOP_TIMEOUT_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("%d charger(s) did not confirm their fallback limit before shutdown; they fall "
+                        "back by themselves when their lease or watchdog runs out", len(pending),
+                        extra={"FAULT": "shutdown-timeout"})
+        if self.central is not None:
+            await self.central.stop()
+        log.info("stopped: chargers left at their fallback limits", extra={"STATE": "stopped"})
+
+    def retune(self, config: Config) -> None:
+        """Apply a config that retunable() accepted: new limits take effect this cycle."""
+        self.config = config
+        self.site = SiteModel.from_config(config)
+        self._note("config reloaded: new limits apply now", STATE="reloaded")
+        self._cycle()
+
+    def set_user_pause(self, reason: str | None) -> None:
+        """Pause (reason) or resume (None) all charging, e.g. from the button."""
+        self.user_pause = reason
+        self._note(f"all charging {'paused: ' + reason if reason else 'resumed'}")
+        self._cycle()
+
+    # ------------------------------------------------------------------ the control loop
+
+    def _on_sample(self, sample: MeterSample) -> None:
+        self._last_sample = sample
+        self._cycle()
+
+    async def _tick_forever(self) -> None:
+        """Runs the cycle when no sample has for a poll interval: notices a silent meter
+        (stale -> fallback) and lets ramps and delays progress."""
+        period = min(self.meter.poll_interval_s, 0.5)
+        while True:
+            await asyncio.sleep(period)
+            if self.clock() - self._last_cycle_at >= period:
+                self._cycle()
+
+    def _cycle(self) -> None:
+        now = self.clock()
+        self.readings = [driver.reading(now) for driver in self.drivers]
+        previous = self.decision
+        decision = decide(self.site, self.state, self._last_sample, self.readings, now,
+                          hold=self.user_pause)
+        self.state, self.decision = decision.state, decision
+        self._report(previous, decision)
+        for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
+            if charger.changed:
+                self._send(driver, charger.limit_a, reading.online)
+        self._last_cycle_at = now
+        self.cycles += 1
+
+    def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
+        """Replace whatever is still being sent to this charger with the new limit. An offline
+        driver keeps the limit and applies it when the charger connects."""
+        old = self._sending.get(driver.id)
+        if old is not None and not old.done():
+            old.cancel()
+        self._sending[driver.id] = asyncio.get_running_loop().create_task(
+            self._apply(driver, limit_a, online), name=f"limit {driver.id}")
+
+    async def _apply(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
+        try:
+            ok = await asyncio.wait_for(driver.apply(limit_a), COMMAND_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            ok = False
+        except Exception:  # a driver bug must not take the control loop down
+            log.exception("charger %s: sending %.1f A failed", driver.id, limit_a,
+                          extra={"CHARGER_ID": driver.id, "LIMIT_A": limit_a})
+            ok = False
+        if online or ok:  # an offline charger's silence is already its own fault
+            self._fault(f"command:{driver.id}", None if ok else
+                        f"charger {driver.id} did not confirm {limit_a:.1f} A (link lost or refused)",
+                        CHARGER_ID=driver.id, LIMIT_A=limit_a)
+
+    # ------------------------------------------------------------------ what an installer sees
+
+    def _report(self, previous: Decision | None, decision: Decision) -> None:
+        for i, charger in enumerate(decision.chargers):
+            if not charger.changed:
+                continue
+            old = previous.chargers[i].limit_a if previous else None
+            was = "?" if old is None else f"{old:.1f}"
+            self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
+                       CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
+                       REASON=charger.reason)
+        lost = decision.fallback if decision.fallback and self._last_sample is not None else None
+        self._fault("meter", lost and f"meter lost: every charger at fallback ({lost})",
+                    level=logging.ERROR)
+        for name in set(decision.overloads) | {k[9:] for k in self._faults if k.startswith("overload:")}:
+            excess = decision.overloads.get(name)
+            self._fault(f"overload:{name}", excess and f"overload on {name}: {excess:.1f} A over the limit",
+                        level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
+        for spec, reading in zip(self.site.chargers, self.readings):
+            self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
+                        level=logging.WARNING, CHARGER_ID=spec.id)
+            self._fault(f"compliance:{spec.id}", None if reading.compliant else
+                        f"charger {spec.id} draws above its limit: counted as fixed load, paused",
+                        level=logging.WARNING, CHARGER_ID=spec.id)
+
+    def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
+        """Log a fault once when it starts and once when it ends."""
+        active = self._faults.get(key)
+        if text and active is None:
+            self._faults[key] = text
+            self._note(text, level=level, FAULT=key, FAULT_STATE="started", **fields)
+        elif not text and active is not None:
+            del self._faults[key]
+            self._note(f"ended: {active}", FAULT=key, FAULT_STATE="ended", **fields)
+
+    def _note(self, text: str, level: int = logging.INFO, **fields) -> None:
+        self.events.append(Event(time.time(), text))
+        log.log(level, text, extra={k: v for k, v in fields.items() if v is not None})
+
+    @property
+    def faults(self) -> list[str]:
+        return list(self._faults.values())
+
+
+def build_drivers(config: Config):
+    """The OCPP central system (or None) and one driver per [[charger]], in config order."""
+    from controller.chargers.ocpp import CentralSystem
+
+    central = CentralSystem(config) if any(c.protocol == "ocpp" for c in config.chargers) else None
+    drivers: list[ChargerDriver] = []
+    for c in config.chargers:
+        if c.protocol == "ocpp":
+            drivers.append(central.drivers[c.id])
+        else:
+            raise ValueError(f'charger "{c.id}": protocol = "modbus" is not available in this build')
+    return central, drivers
+
+
+def retunable(old: Config, new: Config) -> bool:
+    """True when `new` only changes limits and tuning, so it can apply without reconnecting:
+    same chargers and links, same meter, same OCPP server, same fallback (which is programmed
+    into the chargers themselves)."""
+    def shape(c: Config):
+        return (c.chargers, c.meter, c.ocpp, c.control.fallback_a, c.hardware)
+    return shape(old) == shape(new)
