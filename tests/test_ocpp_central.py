@@ -316,9 +316,10 @@ async def test_disconnect_keeps_draw_and_lease_then_reconnect_initialises_again(
             assert accepted(again, BASE_PROFILE_ID)  # initialised again
 
 
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_charger_falls_back_by_itself_within_the_lease_when_evfuse_dies(version):
-    async with charge_point_site_killed(version) as (sim, killed_at):
+async def test_charger_falls_back_by_itself_within_the_lease_when_evfuse_dies(version, kind):
+    async with charge_point_site_killed(version, kind) as (sim, killed_at):
         # Just before the kill the charger obeyed the dynamic limit...
         assert sim.composite_limit_a(killed_at) == 14.0
         # ...and from lease_s after it, with nobody renewing, only the base profile is left.
@@ -327,13 +328,14 @@ async def test_charger_falls_back_by_itself_within_the_lease_when_evfuse_dies(ve
 
 
 @contextlib.asynccontextmanager
-async def charge_point_site_killed(version):
+async def charge_point_site_killed(version, kind):
     sim = SimChargePoint("cp1", "ws://unused", SimOptions(version=version))
-    async with site(make_config()) as (central, url):
+    async with site(make_config(ChargerConfig(id="cp1", profile_kind=kind))) as (central, url):
         sim.url = f"{url}/cp1"
         await sim.start()
         driver = await online(central)
         await sim.plug_in()
+        await until(lambda: driver.tx_id is not None, what="transaction")
         assert await asyncio.wait_for(driver.apply(14), 10)
     # the central system is gone: no close(), no goodbye profile
     killed_at = sim.now()

@@ -164,7 +164,8 @@ def dynamic_profile(version: str, form: ProfileForm, rate: Rate, limit_a: float,
         schedule = _schedule(version, rate, limit, valid_from, duration)
         return _profile(version, DYNAMIC_PROFILE_ID, form.dynamic_level, form.purpose, "Absolute",
                         schedule, (valid_from, valid_to))
-    duration = math.ceil(max(0.0, relative_start_age_s) + lease_s)
+    # whole seconds, rounded down: the lease may end a little early, never late
+    duration = math.floor(max(0.0, relative_start_age_s) + lease_s)
     schedule = _schedule(version, rate, limit, None, duration)
     return _profile(version, DYNAMIC_PROFILE_ID, form.dynamic_level, form.purpose, "Relative",
                     schedule, None)
