@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "controller.sim.simulate_cli",
     "controller.meter.cli",
     "controller.run_cli",
+    "controller.sim.demo",
 )
 
 

@@ -1,0 +1,134 @@
+"""A simulated site on loopback, in real time: what `evfuse demo`, the end-to-end tests and
+the reaction benchmark run the real controller against.
+
+- a Modbus TCP meter (MeterServer, SDM630 map) reading household + every car's draw,
+  refreshed every 50 ms;
+- OCPP charge points built with the ocpp package (SimChargePoint), each with a car;
+- a household: a base load per phase plus whatever `household` (a function of seconds since
+  start) returns, so a demo script or a test can step it.
+
+    site = LiveSite(chargers=DEMO_CHARGERS)
+    meter_port = await site.start_meter()
+    config = site.config(meter_port)              # evfuse.toml text for this site
+    ... start the controller with it, learn its OCPP port ...
+    await site.start_chargers(ocpp_port)
+    ...
+    await site.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controller.model import PHASE_INDEX
+from controller.sim.chargepoint import SimChargePoint, SimOptions
+from controller.sim.meter_server import MeterServer
+
+VOLTS = 230.0
+METER_REFRESH_S = 0.05
+
+
+@dataclass(frozen=True)
+class SimCharger:
+    id: str
+    wiring: str = "ABC"  # site phases its L1, L2, L3 are wired to
+    options: SimOptions = field(default_factory=SimOptions)
+    priority: int = 1
+    max_a: float = 16.0
+    plugged: bool = True  # a car is plugged in at start
+
+
+DEMO_CHARGERS = (
+    SimCharger("garage", "ABC", SimOptions(version="1.6", unit="A", response_delay_s=2.0)),
+    SimCharger("carport", "B", SimOptions(version="1.6", unit="W", phases=1, response_delay_s=3.0)),
+    SimCharger("street", "BCA", SimOptions(version="2.0.1", unit="A", response_delay_s=2.5), priority=2),
+)
+
+BASE_LOAD_A = (3.0, 2.0, 2.5)
+
+
+class LiveSite:
+    def __init__(self, chargers=DEMO_CHARGERS, base_load_a=BASE_LOAD_A,
+                 household: Callable[[float], tuple[float, float, float]] | None = None):
+        self.chargers = tuple(chargers)
+        self.base_load_a = base_load_a
+        self.household = household or (lambda t: (0.0, 0.0, 0.0))
+        self.meter = MeterServer("sdm630")
+        self.points: dict[str, SimChargePoint] = {}
+        self.started = time.monotonic()
+        self.meter_a = (0.0, 0.0, 0.0)  # what the meter shows now
+        self._refresh: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def start_meter(self) -> int:
+        port = await self.meter.start_tcp()
+        self._update_meter()
+        self._refresh = asyncio.create_task(self._refresh_forever(), name="sim meter refresh")
+        return port
+
+    async def start_chargers(self, ocpp_port: int, host: str = "127.0.0.1") -> None:
+        for c in self.chargers:
+            await self.start_charger(c, ocpp_port, host)
+
+    async def start_charger(self, c: SimCharger, ocpp_port: int, host: str = "127.0.0.1") -> SimChargePoint:
+        cp = SimChargePoint(c.id, f"ws://{host}:{ocpp_port}", c.options)
+        self.points[c.id] = cp
+        await cp.start()
+        if c.plugged:
+            await cp.plug_in()
+        return cp
+
+    async def stop(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            await asyncio.gather(self._refresh, return_exceptions=True)
+        await asyncio.gather(*(cp.stop() for cp in self.points.values()), return_exceptions=True)
+        await self.meter.stop()
+
+    # ------------------------------------------------------------------ the physics
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def car_draw_a(self) -> tuple[float, float, float]:
+        """Every car's draw, on the site phases its charger is wired to."""
+        out = [0.0, 0.0, 0.0]
+        for c in self.chargers:
+            cp = self.points.get(c.id)
+            if cp is None:
+                continue
+            amps = cp.draw_a()
+            for phase in c.wiring[: cp.options.phases]:
+                out[PHASE_INDEX[phase]] += amps
+        return (out[0], out[1], out[2])
+
+    def _update_meter(self) -> None:
+        extra = self.household(self.elapsed())
+        cars = self.car_draw_a()
+        self.meter_a = tuple(self.base_load_a[p] + extra[p] + cars[p] for p in range(3))
+        self.meter.set_all(list(self.meter_a), [VOLTS] * 3, [a * VOLTS for a in self.meter_a])
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(METER_REFRESH_S)
+            self._update_meter()
+
+    # ------------------------------------------------------------------ the controller's view
+
+    def config(self, meter_port: int, fuse_a: float = 25.0, ocpp_listen: str = "127.0.0.1:0",
+               extra: str = "") -> str:
+        """evfuse.toml text for this site (extra: more TOML, e.g. a [control] table)."""
+        lines = ["[site]", "phases = 3", f"voltage_v = {VOLTS:g}", f"fuse_a = {fuse_a:g}", "margin_a = 1",
+                 "[meter]", 'profile = "sdm630"', 'host = "127.0.0.1"', f"port = {meter_port}",
+                 "poll_interval_s = 0.25", "stale_after_s = 3",
+                 "[ocpp]", f'listen = "{ocpp_listen}"', "lease_s = 60", "meter_interval_s = 2"]
+        for c in self.chargers:
+            lines += ["[[charger]]", f'id = "{c.id}"', f'phases = "{c.wiring}"', f"max_a = {c.max_a:g}",
+                      f"priority = {c.priority}"]
+            if c.options.password:
+                lines.append(f'password = "{c.options.password}"')
+        return "\n".join(lines) + "\n" + extra
