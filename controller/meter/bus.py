@@ -149,6 +149,12 @@ class ModbusBus:
         await self._submit(unit, priority, 16, address,
                            lambda c: c.write_registers(address, values, device_id=unit))
 
+    async def write_register(self, unit: int, address: int, value: int,
+                             priority: Priority = Priority.CHARGER) -> None:
+        """Function code 6: some chargers (Heidelberg, Phoenix) document only this write."""
+        await self._submit(unit, priority, 6, address,
+                           lambda c: c.write_register(address, value, device_id=unit))
+
     async def write_coil(self, unit: int, address: int, value: bool,
                          priority: Priority = Priority.CHARGER) -> None:
         await self._submit(unit, priority, 5, address,
