@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.chargers.modbus import profile as charger_profiles
 from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
 
@@ -127,6 +128,7 @@ class ChargerConfig:
     profile: str = ""
     link: SerialSettings | None = None
     watchdog_s: float = 15.0
+    registers: dict[str, Any] = field(default_factory=dict)  # profile = "custom" only
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,7 @@ def _ocpp(r: _Reader, data: dict) -> OcppConfig:
 
 
 CHARGER_KEYS = {"id", "protocol", "phases", "min_a", "max_a", "priority", "weight", "mode",
-                "password", "profile_kind", "profile", "watchdog_s"}
+                "password", "profile_kind", "profile", "watchdog_s", "registers"}
 
 
 def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig | None:
@@ -440,7 +442,34 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig |
         r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({_fmt(charger.max_a)} A)")
     if protocol == "modbus" and charger.password:
         r.problem(f"{path}.password", _MISSING, 'is only for protocol = "ocpp"')
+    if protocol == "modbus":
+        charger = _modbus_profile(r, t, path, charger)
+    elif "registers" in t:
+        r.problem(f"{path}.registers", _MISSING, 'is only for protocol = "modbus" with profile = "custom"')
     return charger
+
+
+def _modbus_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig) -> ChargerConfig:
+    """Check the charger profile name, and the register table of a custom one."""
+    names = charger_profiles.profile_names()
+    if "profile" in t and charger.profile not in names:
+        r.problem(f"{path}.profile", charger.profile, "must be one of " + ", ".join(f'"{n}"' for n in names))
+        return charger
+    registers = t.get("registers")
+    if charger.profile != "custom":
+        if registers is not None:
+            r.problem(f"{path}.registers", _MISSING, 'is only allowed with profile = "custom"')
+        return charger
+    if registers is None:
+        r.problem(f"{path}.registers", _MISSING, 'is required when profile = "custom" '
+                  f"([{path.split('[')[0]}.registers] with limit = {{ address = ..., type = ... }})")
+        return charger
+    try:
+        charger_profiles.custom_profile(registers, f"{path}.registers")
+    except charger_profiles.ProfileError as e:
+        r.problems.extend(f"{r.source}: {p}" for p in e.problems)
+        return charger
+    return ChargerConfig(**{**charger.__dict__, "registers": dict(registers)})
 
 
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
@@ -520,12 +549,22 @@ def _warnings(cfg: Config) -> list[str]:
         if 0 < fallback < c.min_a:
             out.append(f'charger "{c.id}": control.fallback_a ({_fmt(fallback)} A) is below its min_a '
                        f"({_fmt(c.min_a)} A): it pauses whenever the controller falls back")
+    for c in cfg.chargers:
+        if c.protocol == "modbus" and not _modbus_protected(c):
+            out.append(f'charger "{c.id}": profile "{c.profile}" has no watchdog: it is not protected if '
+                       "the Pi dies (it keeps its last limit until someone changes it)")
     for phase in cfg.site.phase_names:
         total = sum(min(fallback, c.max_a) for c in cfg.chargers if phase in c.phases)
         if total > cfg.site.limit_a:
             out.append(f"phase {phase}: all chargers at control.fallback_a draw {_fmt(total)} A, more than "
                        f"the site limit {_fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
     return out
+
+
+def _modbus_protected(c: ChargerConfig) -> bool:
+    if c.profile == "custom":
+        return charger_profiles.custom_profile(c.registers).protected
+    return charger_profiles.load_profile(c.profile).protected
 
 
 def parse_config(data: dict, source: str = "<config>") -> Config:
