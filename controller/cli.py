@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "controller.meter.cli",
     "controller.run_cli",
     "controller.sim.demo",
+    "controller.status",
 )
 
 
