@@ -15,7 +15,10 @@ import sys
 
 from controller.config import ConfigError, load_config
 from controller.logs import setup_logging
+from controller.notify import Notifier, install_block_hook
 from controller.runtime import Controller, retunable
+from controller.status import StatusServer, socket_path
+from hardware import Panel
 
 log = logging.getLogger("evfuse.run")
 
@@ -41,19 +44,35 @@ def run_command(args) -> int:
 
 
 async def serve(path: str, config) -> int:
+    """Run until SIGTERM/SIGINT. Around the controller: sd_notify and the systemd watchdog
+    (controller/notify.py), the status socket (controller/status.py) and the LED and button
+    (hardware/). Each follows the current controller, which a reload may replace."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload.set)
+    install_block_hook(loop)
     controller = Controller(config)
+    panel = Panel.create(config.hardware)
+    panel.apply(controller)
+
+    def current() -> Controller:
+        return controller
+
+    notifier = Notifier(current, lambda: panel.slow)
+    status = StatusServer(socket_path(), current, lambda: panel.slow)
     try:
         await controller.start()
     except OSError as e:  # e.g. the OCPP port is taken
         log.error("cannot start: %s", e, extra={"FAULT": "start"})
+        await panel.close()
         await controller.stop()
         return 1
+    panel.start(current)
+    await status.start()
+    notifier.ready()
     while not stop.is_set():
         stopping = asyncio.ensure_future(stop.wait())
         reloading = asyncio.ensure_future(reload.wait())
@@ -63,6 +82,10 @@ async def serve(path: str, config) -> int:
         if reload.is_set() and not stop.is_set():
             reload.clear()
             controller = await _reload(path, controller)
+            panel.apply(controller)
+    await notifier.stopping()
+    await status.stop()
+    await panel.close()
     await controller.stop()
     return 0
 

@@ -1,0 +1,269 @@
+"""`evfuse status [--json]`: what the running service sees, over a unix socket.
+
+The service serves one JSON snapshot per connection on $RUNTIME_DIRECTORY/status.sock
+(systemd sets RUNTIME_DIRECTORY; /run/evfuse otherwise; EVFUSE_STATUS_SOCKET or --socket
+override it). The snapshot is built inside the event loop, so it is one consistent moment.
+The same snapshot feeds the sd_notify STATUS= line and the status LED.
+
+JSON fields (version 1):
+  uptime_s, cycles, paused (why all charging is paused, or null), slow_mode (bool),
+  meter: where, state ("ok" | "lost" | "no sample yet"), sample_age_s, fault, rejections
+  site: phases, fuse_a, limit_a
+  phases[]: phase, load_a (meter), household_a, headroom_a, limit_a
+  chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
+              null), reason, compliant, fallback_protected
+  overloads: {constraint: excess A}, faults[], events[]: {t, text}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from datetime import datetime
+
+from controller.model import SITE_PHASES, CarState
+
+log = logging.getLogger("evfuse.status")
+
+VERSION = 1
+SOCKET_NAME = "status.sock"
+CLIENT_TIMEOUT_S = 5.0
+
+
+def socket_path(explicit: str | None = None, environ=os.environ) -> str:
+    if explicit:
+        return explicit
+    if environ.get("EVFUSE_STATUS_SOCKET"):
+        return environ["EVFUSE_STATUS_SOCKET"]
+    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/run/evfuse"
+    return os.path.join(runtime, SOCKET_NAME)
+
+
+# ---------------------------------------------------------------------- the snapshot
+
+def charger_state(online: bool, car: CarState, limit_a: float, reason: str, fallback: bool) -> str:
+    """One word an installer understands; the reason says the rest."""
+    if not online:
+        return "offline"
+    if car is CarState.FAULT:
+        return "fault"
+    if car is CarState.NO_CAR:
+        return "no car"
+    if limit_a <= 0:
+        return "paused"
+    if fallback:
+        return "fallback"
+    if reason.startswith("overload"):
+        return "overload cut"
+    if "headroom" in reason or reason.startswith(("ramping", "starting at min_a")):
+        return "limited"
+    return "charging" if car is CarState.CHARGING else "ready"
+
+
+def snapshot(controller, slow_mode: bool = False) -> dict:
+    now = time.monotonic()
+    site, decision, meter = controller.site, controller.decision, controller.meter
+    age = meter.age(now)
+    sample = meter.last_sample
+    meter_state = "no sample yet" if age is None else "lost" if age > site.stale_after_s else "ok"
+    phases = []
+    for p in range(site.phases):
+        phases.append({
+            "phase": SITE_PHASES[p],
+            "load_a": round(sample.current_a[p], 2) if sample else None,
+            "household_a": round(decision.household_a[p], 2) if decision else None,
+            "headroom_a": round(decision.headroom_a[p], 2) if decision else None,
+            "limit_a": site.limit_a,
+        })
+    chargers = []
+    for i, driver in enumerate(controller.drivers):
+        st = driver.status()
+        reading = controller.readings[i] if i < len(controller.readings) else None
+        planned = decision.chargers[i] if decision else None
+        limit = planned.limit_a if planned else None
+        reason = planned.reason if planned else ""
+        online = reading.online if reading else st.connected
+        car = reading.car if reading else CarState.UNKNOWN
+        draw = reading.draw_lines_a if reading else None
+        chargers.append({
+            "id": driver.id, "protocol": st.protocol, "connected": st.connected,
+            "state": charger_state(online, car, limit or 0.0, reason,
+                                   bool(decision and decision.fallback)),
+            "car": car.value, "limit_a": limit, "acknowledged_a": st.limit_a,
+            "draw_a": [round(x, 2) for x in draw] if draw is not None else None,
+            "reason": reason, "compliant": st.compliant,
+            "fallback_protected": st.fallback_protected,
+        })
+    return {
+        "version": VERSION,
+        "uptime_s": round(now - controller.started_at, 1),
+        "cycles": controller.cycles,
+        "paused": controller.user_pause,
+        "slow_mode": slow_mode,
+        "meter": {
+            "where": meter.where, "state": meter_state,
+            "sample_age_s": None if age is None else round(age, 2),
+            "fault": meter.fault.kind.value if meter.fault else None,
+            "rejections": {k.value: n for k, n in meter.rejections.items()},
+        },
+        "site": {"phases": site.phases, "fuse_a": site.fuse_a, "limit_a": site.limit_a},
+        "phases": phases,
+        "chargers": chargers,
+        "overloads": {k: round(v, 2) for k, v in (decision.overloads if decision else {}).items()},
+        "faults": controller.faults,
+        "events": [{"t": e.t, "text": e.text} for e in controller.events],
+    }
+
+
+def summary_line(snap: dict) -> str:
+    """One line for systemctl status (sd_notify STATUS=)."""
+    meter = f"meter {snap['meter']['state']}"
+    loads = " ".join(f"{p['phase']} {p['load_a']:.1f}/{snap['site']['fuse_a']:g}"
+                     for p in snap["phases"] if p["load_a"] is not None)
+    counts: dict[str, int] = {}
+    for c in snap["chargers"]:
+        counts[c["state"]] = counts.get(c["state"], 0) + 1
+    chargers = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no chargers"
+    parts = [meter + (f" ({loads} A)" if loads else ""), chargers]
+    if snap["paused"]:
+        parts.insert(0, snap["paused"].upper())
+    if snap["faults"]:
+        parts.append(f"{len(snap['faults'])} fault(s)")
+    return "; ".join(parts)
+
+
+# ---------------------------------------------------------------------- the server
+
+class StatusServer:
+    """Serves snapshot(get_controller()) to every connection. The controller is fetched per
+    request because a config reload may replace it."""
+
+    def __init__(self, path: str, get_controller, get_slow_mode=lambda: False):
+        self.path = path
+        self.get_controller = get_controller
+        self.get_slow_mode = get_slow_mode
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> bool:
+        """False (and one log line) when the socket cannot be made: status is a convenience,
+        never a reason not to control the chargers."""
+        try:
+            if os.path.exists(self.path):  # left by a killed process; a live one would be ours
+                os.unlink(self.path)
+            self._server = await asyncio.start_unix_server(self._serve, path=self.path)
+            os.chmod(self.path, 0o660)  # the evfuse group (and root) may ask
+        except OSError as e:
+            log.warning("status socket %s unavailable (%s): `evfuse status` will not work",
+                        self.path, e, extra={"FAULT": "status-socket"})
+            return False
+        log.info("status on %s", self.path)
+        return True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            snap = snapshot(self.get_controller(), self.get_slow_mode())
+            writer.write(json.dumps(snap).encode() + b"\n")
+            await asyncio.wait_for(writer.drain(), CLIENT_TIMEOUT_S)
+        except Exception as e:  # a broken client or a snapshot bug must not hurt the service
+            log.warning("status request failed: %s", e)
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------------- the command
+
+def register(sub) -> None:
+    p = sub.add_parser("status", help="show what the running service sees")
+    p.add_argument("--json", action="store_true", help="machine-readable snapshot")
+    p.add_argument("--socket", help="status socket (default $EVFUSE_STATUS_SOCKET, "
+                                    "else $RUNTIME_DIRECTORY/status.sock, else /run/evfuse/status.sock)")
+    p.set_defaults(func=status_command)
+
+
+class NotRunning(Exception):
+    pass
+
+
+def fetch(path: str, timeout: float = CLIENT_TIMEOUT_S) -> dict:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise NotRunning(f"evfuse is not running (no status socket at {path}: {e.strerror}).\n"
+                             "Check: systemctl status evfuse; journalctl -u evfuse -n 50") from None
+        except PermissionError:
+            raise NotRunning(f"no permission to read {path}: run `sudo evfuse status`, or add "
+                             "yourself to the evfuse group (sudo adduser $USER evfuse, log in again)"
+                             ) from None
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return json.loads(b"".join(chunks))
+
+
+def status_command(args) -> int:
+    path = socket_path(args.socket)
+    try:
+        snap = fetch(path)
+    except NotRunning as e:
+        print(e, file=sys.stderr)
+        return 3  # LSB "program is not running"
+    except (OSError, ValueError) as e:
+        print(f"evfuse status: no answer from {path}: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(snap, indent=2))
+    else:
+        print(render(snap))
+    return 0
+
+
+def _a(x) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def render(snap: dict) -> str:
+    up = int(snap["uptime_s"])
+    m = snap["meter"]
+    age = "" if m["sample_age_s"] is None else f", last sample {m['sample_age_s']:.1f} s ago"
+    lines = [f"evfuse: up {up // 3600} h {up % 3600 // 60:02d} min, {summary_line(snap)}",
+             f"meter:  {m['state']} ({m['where']}{age})"
+             + (f", fault: {m['fault']}" if m["fault"] else "")]
+    if snap["paused"]:
+        lines.append(f"PAUSED: {snap['paused']} (press the button again to resume)")
+    if snap["slow_mode"]:
+        lines.append("SLOW MODE: every charger capped at the fallback current (long press to undo)")
+    lines += ["", f"phase  load A  household A  headroom A  limit A (fuse {snap['site']['fuse_a']:g})"]
+    for p in snap["phases"]:
+        lines.append(f"{p['phase']:<5}  {_a(p['load_a']):>6}  {_a(p['household_a']):>11}  "
+                     f"{_a(p['headroom_a']):>10}  {p['limit_a']:>7.1f}")
+    lines += ["", f"{'charger':<12} {'protocol':<10} {'link':<5} {'state':<12} {'limit A':>7}  "
+                  f"{'draw A':<15} reason"]
+    for c in snap["chargers"]:
+        draw = "/".join(f"{x:.1f}" for x in c["draw_a"]) if c["draw_a"] else "-"
+        flags = "" if c["compliant"] else "  NOT FOLLOWING ITS LIMIT"
+        lines.append(f"{c['id']:<12} {c['protocol']:<10} {'up' if c['connected'] else 'down':<5} "
+                     f"{c['state']:<12} {_a(c['limit_a']):>7}  {draw:<15} {c['reason']}{flags}")
+    lines += ["", "faults: " + ("none" if not snap["faults"] else "")]
+    lines += [f"  {f}" for f in snap["faults"]]
+    if snap["events"]:
+        lines += ["", "recent:"]
+        lines += [f"  {datetime.fromtimestamp(e['t']).strftime('%H:%M:%S')}  {e['text']}"
+                  for e in snap["events"][-6:]]
+    return "\n".join(lines)
