@@ -91,7 +91,7 @@ def journal_handler(sender=None) -> logging.Handler:
 
     send = sender or journal.send
 
-    def clean_send(message, **fields):
+    def clean_send(message, /, **fields):  # fields hold the record's own "message" too
         send(message, **{k: v for k, v in fields.items()
                          if k.isupper() and v is not None and k != "EXCEPTION_INFO"})
 
