@@ -241,12 +241,12 @@ class ModbusCharger(ChargerDriver):
             return False
         was_fault = self._fault
         self._fault = ""  # the programming below reports its own outcome
-        self._ready = True  # lets _write_limit run; undone below if anything fails
         self._reprogram = False
         if not await self._write_limit() or not await self._poll():
             self._ready = False
             self._fault = self._fault or was_fault
             return False
+        self._ready = True
         if self._reprogram:  # it does not keep what we wrote a moment ago: not a reset
             self._reprogram = False
             self._event(logging.ERROR, "the charger does not keep the values just written: wrong profile "
