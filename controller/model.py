@@ -76,6 +76,8 @@ class ChargerReading:
     online: the link is up and the charger has been initialised (it obeys our commands).
     draw_lines_a: measured current per charger line (L1, L2, L3) or None when the charger
         does not measure (then its commanded limit stands in for its draw).
+    draw_at: monotonic time draw_lines_a was measured (None = just now). Chargers report
+        every few seconds; the core needs to know whether a report predates its last raise.
     lease_until: for an offline charger, the monotonic time at which the limit it holds
         expires and it falls back to control.fallback_a by itself (None = unknown).
     compliant: False once the driver has seen it draw above its limit for too long.
@@ -84,6 +86,7 @@ class ChargerReading:
     online: bool = True
     car: CarState = CarState.UNKNOWN
     draw_lines_a: tuple[float, ...] | None = None
+    draw_at: float | None = None
     lease_until: float | None = None
     compliant: bool = True
 

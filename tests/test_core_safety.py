@@ -243,3 +243,34 @@ def test_user_hold_stops_everything_and_resume_has_no_restart_delay():
     loop.state = d.state
     d = loop.step(t + 2, (5,) * 3, measured(0))
     assert limits(d) == {"car": 6.0}  # resumed at once: the user asked, not the controller
+
+
+def test_a_report_from_before_a_raise_does_not_turn_the_cars_rise_into_household():
+    """Chargers report draw every few seconds, the meter every 0.25 s. After a raise the meter
+    sees the car rise first; the core must not take that for household load and cut back."""
+    loop = Loop(make_site(ONE_CHARGER, fast_ramp=False))
+    loop.step(0, None)
+    d = loop.step(1, (11,) * 3, ChargerReading(car=CarState.CHARGING, draw_lines_a=(6.0,) * 3, draw_at=1))
+    for t in range(2, 17):  # headroom holds: the ramp raises 6 -> 10 at t=16
+        d = loop.step(t, (11,) * 3, ChargerReading(car=CarState.CHARGING, draw_lines_a=(6.0,) * 3, draw_at=t))
+    assert limits(d) == {"car": 10.0}
+    # The car follows; the meter shows 15 A, the charger's last report (t=16) still says 6 A.
+    stale = ChargerReading(car=CarState.CHARGING, draw_lines_a=(6.0,) * 3, draw_at=16)
+    for t in (17, 18, 19):
+        d = loop.step(t, (15,) * 3, stale)
+        assert limits(d) == {"car": 10.0}, d.chargers[0].reason
+        assert d.household_a == (5.0, 5.0, 5.0)
+    # A household step at the same time is still seen: the meter says 25 A.
+    d = loop.step(19.5, (25,) * 3, stale)
+    assert limits(d) == {"car": 0.0} or limits(d)["car"] <= 9.0
+
+
+def test_a_car_below_its_old_limit_is_not_assumed_to_follow_a_raise():
+    loop = Loop(make_site(ONE_CHARGER, fast_ramp=False))
+    loop.step(0, None)
+    for t in range(1, 17):
+        d = loop.step(t, (8,) * 3, ChargerReading(car=CarState.CHARGING, draw_lines_a=(3.0,) * 3, draw_at=t))
+    assert limits(d) == {"car": 10.0}
+    stale = ChargerReading(car=CarState.CHARGING, draw_lines_a=(3.0,) * 3, draw_at=16)
+    d = loop.step(17, (8,) * 3, stale)
+    assert d.household_a == (5.0, 5.0, 5.0)  # a car using 3 of 6 A does not take 10 A

@@ -35,6 +35,7 @@ from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import CarState, ChargerReading, Command, MeterSample, Phases
 
 UNKNOWN = -1.0  # limit not known (start, reconnect): the next decision always sends one
+FOLLOW_TOLERANCE_A = 1.0  # a car drawing within this of its limit is using all of it
 
 
 class ChargerMemory(NamedTuple):
@@ -51,6 +52,8 @@ class ChargerMemory(NamedTuple):
     short_since: float | None = None
     offline: bool = False  # link was down at the last decision
     from_fallback: bool = False  # its limit was set by a fallback, not by sharing
+    raised_at: float = -math.inf  # last time its limit went up ...
+    raised_from: float = 0.0  # ... and from what
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
 
     ctl = site.control
     state = _track_links(state, readings)
-    est, fixed = _estimates(site, state, readings, now)
+    est, fixed, following = _estimates(site, state, readings, now)
+    # Phases where a car is assumed to be following a raise: no raise there until it reports.
+    unsettled = {p for i in following for p in site.chargers[i].phase_idx}
     meter = sample.current_a
     household = tuple(
         max(0.0, meter[p] - sum(e[p] for e in est)) if p < site.phases else 0.0 for p in range(3))
@@ -177,7 +182,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
             decisions[i] = ChargerDecision(spec.id, max(mem.limit_a, 0.0), fixed[i], False)
             continue
         target, reason = targets[i]
-        limit, memories[i], reason = _step(spec, memories[i], target, reason, site, now)
+        settled = not unsettled.intersection(spec.phase_idx)
+        limit, memories[i], reason = _step(spec, memories[i], target, reason, site, now, settled)
         decisions[i] = ChargerDecision(spec.id, limit, reason, limit != mem.limit_a)
 
     _pause_persistent(site, over_since, overloads, est, decisions, memories, now)
@@ -228,10 +234,12 @@ def _fallback(site: SiteModel, state: CoreState, now: float, why: str) -> Decisi
 
 
 def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading],
-               now: float) -> tuple[list[Phases], list[str]]:
-    """Per charger: estimated draw per site phase, and why it is fixed load ('' = it is not)."""
+               now: float) -> tuple[list[Phases], list[str], set[int]]:
+    """Per charger: estimated draw per site phase, why it is fixed load ('' = it is not), and
+    the chargers whose estimate assumes the car follows a raise it has not reported yet."""
     est: list[Phases] = []
     fixed: list[str] = []
+    following: set[int] = set()
     for spec, r, mem in zip(site.chargers, readings, state.chargers):
         measured = None
         if r.draw_lines_a is not None:
@@ -260,6 +268,15 @@ def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading]
             continue
         fixed.append("")
         if measured is not None:
+            if r.draw_at is not None and r.draw_at < mem.raised_at + site.control.response_s \
+                    and limit > 0 and max(measured) >= mem.raised_from - FOLLOW_TOLERANCE_A:
+                # Measured before the car could follow our last raise, while it used all it
+                # had: it follows the raise (the meter already shows it), so count the new
+                # limit until a report from after the car's response time. Counting the stale draw would book the car's rise as household load
+                # and cut the charger right back: an endless ramp-and-cut oscillation.
+                measured = tuple(max(m, limit) if p in spec.phase_idx else m
+                                 for p, m in enumerate(measured))
+                following.add(spec.index)
             est.append(measured)
         elif r.car in (CarState.NO_CAR, CarState.FAULT):
             est.append((0.0, 0.0, 0.0))
@@ -267,7 +284,7 @@ def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading]
             if now < mem.inflight_until:
                 limit = max(limit, mem.inflight_a)
             est.append(_on(spec, limit))
-    return est, fixed
+    return est, fixed, following
 
 
 def _on(spec: ChargerSpec, amps: float) -> Phases:
@@ -334,10 +351,16 @@ def _want(spec: ChargerSpec, mem: ChargerMemory, cap: float, hysteresis: float) 
 
 
 def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
-          site: SiteModel, now: float) -> tuple[float, ChargerMemory, str]:
-    """Apply ramp, dead band and pause bookkeeping to one charger's target."""
+          site: SiteModel, now: float, settled: bool) -> tuple[float, ChargerMemory, str]:
+    """Apply ramp, dead band and pause bookkeeping to one charger's target. `settled` is False
+    while a car on one of its phases has not reported following a raise: no increase then."""
     ctl = site.control
     current = mem.limit_a
+    if target > current and not settled:
+        if current < 0:  # unknown (reconnect): it must hear something; the safe floor
+            target = 0.0 if target < spec.min_a else spec.min_a
+        else:
+            return current, mem, "waiting for cars to follow the last raise"
     if target <= 0:
         if not _is_pause(reason):  # no car, mode off, fault: nothing to protect the car from
             paused = None
@@ -350,8 +373,9 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
         return 0.0, new, reason
     if current < spec.min_a:  # start, restart, unknown, or a fallback below min_a: go to min_a
         start = min(target, spec.min_a)
-        new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now), current,
-                         start, now, ctl.response_s)
+        new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now,
+                                      raised_at=now, raised_from=max(current, 0.0)),
+                         current, start, now, ctl.response_s)
         return start, new, reason if start == target else f"starting at min_a, then ramp ({reason})"
     if target < current:
         new = _commanded(mem._replace(hold_since=None), current, target, now, ctl.response_s)
@@ -366,7 +390,8 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
     if now - mem.last_step_at < ctl.ramp_up_interval_s:
         return current, holding, "ramping up"
     new_limit = min(target, current + ctl.ramp_up_step_a)
-    return new_limit, mem._replace(limit_a=new_limit, hold_since=since, last_step_at=now), \
+    return new_limit, mem._replace(limit_a=new_limit, hold_since=since, last_step_at=now,
+                                   raised_at=now, raised_from=current), \
         reason if new_limit == target else "ramping up"
 
 

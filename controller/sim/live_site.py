@@ -37,6 +37,7 @@ class SimCharger:
     wiring: str = "ABC"  # site phases its L1, L2, L3 are wired to
     options: SimOptions = field(default_factory=SimOptions)
     priority: int = 1
+    weight: float = 1.0
     max_a: float = 16.0
     plugged: bool = True  # a car is plugged in at start
 
@@ -120,15 +121,17 @@ class LiveSite:
     # ------------------------------------------------------------------ the controller's view
 
     def config(self, meter_port: int, fuse_a: float = 25.0, ocpp_listen: str = "127.0.0.1:0",
-               extra: str = "") -> str:
-        """evfuse.toml text for this site (extra: more TOML, e.g. a [control] table)."""
+               extra: str = "", ocpp_extra: str = "", lease_s: float = 60) -> str:
+        """evfuse.toml text for this site (extra: more TOML, e.g. a [control] table;
+        ocpp_extra: more [ocpp] keys)."""
         lines = ["[site]", "phases = 3", f"voltage_v = {VOLTS:g}", f"fuse_a = {fuse_a:g}", "margin_a = 1",
                  "[meter]", 'profile = "sdm630"', 'host = "127.0.0.1"', f"port = {meter_port}",
                  "poll_interval_s = 0.25", "stale_after_s = 3",
-                 "[ocpp]", f'listen = "{ocpp_listen}"', "lease_s = 60", "meter_interval_s = 2"]
+                 "[ocpp]", f'listen = "{ocpp_listen}"', f"lease_s = {lease_s:g}", "meter_interval_s = 2",
+                 ocpp_extra]
         for c in self.chargers:
             lines += ["[[charger]]", f'id = "{c.id}"', f'phases = "{c.wiring}"', f"max_a = {c.max_a:g}",
-                      f"priority = {c.priority}"]
+                      f"priority = {c.priority}", f"weight = {c.weight:g}"]
             if c.options.password:
                 lines.append(f'password = "{c.options.password}"')
         return "\n".join(lines) + "\n" + extra

@@ -62,6 +62,7 @@ class OcppCharger(ChargerDriver):
         self._limit_a: float | None = None  # last limit the charger accepted
         self._lease_until: float | None = None
         self._draw: tuple[float, ...] | None = None
+        self._draw_at: float | None = None  # monotonic time of the last MeterValues with currents
         self._car = CarState.UNKNOWN
         self.tx_id: str | None = None
         self.tx_started_mono: float | None = None
@@ -73,7 +74,7 @@ class OcppCharger(ChargerDriver):
 
     def reading(self, now: float) -> ChargerReading:
         online = self.link is not None and self.link.ready
-        return ChargerReading(online=online, car=self._car, draw_lines_a=self._draw,
+        return ChargerReading(online=online, car=self._car, draw_lines_a=self._draw, draw_at=self._draw_at,
                               lease_until=None if online else self._lease_until,
                               compliant=self._watch.compliant)
 
@@ -181,6 +182,7 @@ class OcppCharger(ChargerDriver):
         self.tx_started_mono = None
         if self._draw is not None:
             self._draw = tuple(0.0 for _ in self._draw)
+            self._draw_at = self.clock.monotonic()
 
     def meter_values(self, meter_value: list) -> None:
         report = parse_meter_values(meter_value, len(self.config.phases))
@@ -192,6 +194,7 @@ class OcppCharger(ChargerDriver):
         if report.lines_a is None:
             return
         self._draw = report.lines_a
+        self._draw_at = self.clock.monotonic()
         if self._watch.observe(self.clock.monotonic(), self._limit_a, report.lines_a):
             if self._watch.compliant:
                 self.event(logging.INFO, "draws within its limit again", REASON="compliant")
