@@ -152,8 +152,12 @@ class StatusServer:
     async def start(self) -> bool:
         """False (and one log line) when the socket cannot be made: status is a convenience,
         never a reason not to control the chargers."""
+        if _answers(self.path):
+            log.warning("status socket %s belongs to another running evfuse: not taking it over",
+                        self.path, extra={"FAULT": "status-socket"})
+            return False
         try:
-            if os.path.exists(self.path):  # left by a killed process; a live one would be ours
+            if os.path.exists(self.path):  # left behind by a killed process
                 os.unlink(self.path)
             self._server = await asyncio.start_unix_server(self._serve, path=self.path)
             os.chmod(self.path, 0o660)  # the evfuse group (and root) may ask
@@ -183,6 +187,16 @@ class StatusServer:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+
+def _answers(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
 
 
 # ---------------------------------------------------------------------- the command

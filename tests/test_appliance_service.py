@@ -208,3 +208,19 @@ async def test_status_says_clearly_when_the_service_is_not_running(tmp_path):
     rc, out, err = await evfuse_status("--socket", str(tmp_path / "status.sock"))
     assert rc == 3 and out == ""
     assert "evfuse is not running" in err and "systemctl status evfuse" in err
+
+
+async def test_a_second_service_does_not_steal_the_status_socket(tmp_path):
+    from controller.status import StatusServer
+
+    path = str(tmp_path / "status.sock")
+    first = StatusServer(path, lambda: None)
+    second = StatusServer(path, lambda: None)
+    assert await first.start()
+    try:
+        assert not await second.start()
+        assert os.path.exists(path)
+    finally:
+        await second.stop()
+        await first.stop()
+    assert not os.path.exists(path)
