@@ -43,6 +43,7 @@ KEEPALIVE_FRACTION = 3  # renew the watchdog three times per timeout: one lost w
 OFFLINE_AFTER_FAILURES = 2  # one lost reply on a noisy RS485 line is not an outage
 RETRY_MIN_S = 2.0  # while offline, try again at most this often (each try may cost a bus timeout)
 CLOSE_TIMEOUT_S = 3.0
+REQUEST_BOUND = 4  # bus timeouts one request may take at most, queueing behind others included
 MAX_READ = 125
 
 
@@ -404,11 +405,20 @@ class ModbusCharger(ChargerDriver):
         """Run one bus request, keeping the failure count and the watchdog renewal time."""
         any_renews = self.profile.watchdog is not None and self.profile.watchdog.renewed_by == "any"
         try:
-            result = await call
+            try:
+                # The bus answers within its own timeout; this outer bound only guards against
+                # a request that is never answered at all (queued behind a stuck worker).
+                result = await asyncio.wait_for(call, REQUEST_BOUND * self._bus.timeout_s + 1.0)
+            except asyncio.TimeoutError:
+                raise NoAnswer(f"no answer from {self.where} in time (bus busy?)") from None
         except LinkDown:
             raise  # never left this computer: renewed nothing
-        except (NoAnswer, ExceptionReply):
-            # It may have arrived (a lost reply) or did (an exception reply): assume it renewed.
+        except ExceptionReply:
+            self._failures = 0  # it answered: the link is alive
+            self._renewed_at = time.monotonic() if renews or any_renews else self._renewed_at
+            raise
+        except NoAnswer:
+            # It may have arrived and only the reply got lost: assume it renewed.
             if renews or any_renews:
                 self._renewed_at = time.monotonic()
             raise
