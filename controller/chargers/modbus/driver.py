@@ -133,6 +133,7 @@ class ModbusCharger(ChargerDriver):
         self._failsafe_ok = self.profile.failsafe is None or self.profile.failsafe.writable
         self._car = CarState.UNKNOWN
         self._draw: tuple[float, ...] | None = None
+        self._draw_at: float | None = None  # when the read that gave _draw was sent
         self._fault = ""  # current fault episode, "" while healthy
         self.faults = {"timeout": 0, "exception": 0, "link": 0, "bad-data": 0, "reset": 0}
 
@@ -146,7 +147,8 @@ class ModbusCharger(ChargerDriver):
         lease = None
         if not self._ready and self.watchdog_s is not None and self._renewed_at is not None and self._failsafe_ok:
             lease = self._renewed_at + self.watchdog_s
-        return ChargerReading(online=self._ready, car=self._car, draw_lines_a=self._draw, lease_until=lease)
+        return ChargerReading(online=self._ready, car=self._car, draw_lines_a=self._draw, draw_at=self._draw_at,
+                              lease_until=lease)
 
     async def apply(self, limit_a: float) -> bool:
         self._target_a = max(0.0, min(limit_a, self.config.max_a))
@@ -319,6 +321,7 @@ class ModbusCharger(ChargerDriver):
 
     async def _poll(self) -> bool:
         writes_before = self._writes
+        sent_at = time.monotonic()
         words: dict[tuple[int, int], int] = {}
         try:
             for b in self._reads:
@@ -333,12 +336,12 @@ class ModbusCharger(ChargerDriver):
         read_at = time.monotonic()
         self._healthy()
         values = {role: [words[(r.function, r.address + i)] for i in range(r.words)] for r, role in self._readback()}
-        self._take_readings(values)
+        self._take_readings(values, sent_at)
         if self._writes == writes_before:  # no limit write raced this read: the comparison holds
             self._check_programmed(values, read_at)
         return True
 
-    def _take_readings(self, values: dict[str, list[int]]) -> None:
+    def _take_readings(self, values: dict[str, list[int]], sent_at: float) -> None:
         p = self.profile
         if p.status is not None:
             car = p.status.car(status_text(p.status.register, values["status"]))
@@ -352,7 +355,7 @@ class ModbusCharger(ChargerDriver):
                 self.faults["bad-data"] += 1
                 self._draw = None
             else:
-                self._draw = lines
+                self._draw, self._draw_at = lines, sent_at
 
     def _check_programmed(self, values: dict[str, list[int]], read_at: float) -> None:
         p = self.profile
