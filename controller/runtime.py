@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 
 from controller.chargers.base import ChargerDriver
+from controller.chargers.modbus.driver import modbus_chargers
+from controller.chargers.ocpp import CentralSystem
 from controller.config import Config
 from controller.core.decide import Decision, decide, initial_state
 from controller.core.site import SiteModel
@@ -206,17 +208,11 @@ class Controller:
         return list(self._faults.values())
 
 
-def build_drivers(config: Config):
+def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDriver]]:
     """The OCPP central system (or None) and one driver per [[charger]], in config order."""
-    from controller.chargers.ocpp import CentralSystem
-
     central = CentralSystem(config) if any(c.protocol == "ocpp" for c in config.chargers) else None
-    drivers: list[ChargerDriver] = []
-    for c in config.chargers:
-        if c.protocol == "ocpp":
-            drivers.append(central.drivers[c.id])
-        else:
-            raise ValueError(f'charger "{c.id}": protocol = "modbus" is not available in this build')
+    modbus = {d.id: d for d in modbus_chargers(config)}
+    drivers = [central.drivers[c.id] if c.protocol == "ocpp" else modbus[c.id] for c in config.chargers]
     return central, drivers
 
 

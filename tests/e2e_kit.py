@@ -86,14 +86,15 @@ class Service:
 
     # ------------------------------------------------------------------ helpers
 
-    async def until(self, predicate, what: str, timeout: float = 30.0) -> float:
-        """Wait until predicate() holds; returns the seconds it took. Fails with the log."""
+    async def until(self, predicate, what: str, timeout: float = 30.0, service_may_exit: bool = False) -> float:
+        """Wait until predicate() holds; returns the seconds it took. Fails with the log, and
+        at once if the service exits (unless that is expected)."""
         start = time.monotonic()
         while not predicate():
             if time.monotonic() - start > timeout:
                 tail = "\n".join(self.log[-25:])
                 raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
-            if self.proc.returncode is not None and predicate is not self._exited:
+            if self.proc.returncode is not None and not service_may_exit:
                 raise AssertionError(f"evfuse exited ({self.proc.returncode}) waiting for {what}\n"
                                      + "\n".join(self.log[-25:]))
             await asyncio.sleep(0.05)
@@ -115,5 +116,6 @@ class Service:
 
     async def signal(self, sig: int) -> int:
         self.proc.send_signal(sig)
-        await self.until(self._exited, f"evfuse to exit on signal {signal.Signals(sig).name}", 20)
+        await self.until(self._exited, f"evfuse to exit on signal {signal.Signals(sig).name}", 20,
+                         service_may_exit=True)
         return self.proc.returncode

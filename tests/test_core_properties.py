@@ -3,9 +3,10 @@ states and loads (hypothesis). Each run is a sequence of decisions with the time
 the household jumping about and chargers coming and going.
 
 What the test recomputes on its own, from the rules (not from the core's internals):
-EV draw is each charger's measurement; a charger with its link down counts at the limit it
-holds until its lease ends, then at fallback; a non-compliant charger counts at its draw.
-Household = meter - EV draw, not below 0.
+EV draw is each charger's measurement — except a report from before the car could follow our
+last raise, taken while it used all of its old limit: that car counts at its new limit; a
+charger with its link down counts at the limit it holds until its lease ends, then at
+fallback; a non-compliant charger counts at its draw. Household = meter - EV draw, not below 0.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def steps(draw, n_chargers):
                 car=draw(st.sampled_from(CARS)),
                 follow=draw(st.sampled_from([1.0, 1.0, 0.5, 0.0, 1.3])),  # draw vs. limit
                 lease=draw(st.sampled_from([None, -5.0, 30.0])),
+                report_age=draw(st.sampled_from([None, 0.0, 1.0, 3.0, 8.0])),
             ))
         out.append(dict(
             dt=draw(st.sampled_from([0.25, 0.25, 1.0, 5.0, 20.0])),
@@ -110,6 +112,8 @@ class Checker:
         self.state = initial_state(site)
         self.limits = [0.0] * len(site.chargers)
         self.paused_at: list[float | None] = [None] * len(site.chargers)
+        self.raised: list[tuple[float, float]] = [(-1e9, 0.0)] * len(site.chargers)  # (at, from)
+        self.online = [True] * len(site.chargers)
         self.t = 0.0
         d = decide(site, self.state, None, [ChargerReading()] * len(site.chargers), 0.0)
         self.apply(d)
@@ -121,12 +125,14 @@ class Checker:
     def step(self, s):
         site = self.site
         self.t += s["dt"]
-        readings, est, fixed = [], [], []
+        readings, est, fixed, following = [], [], [], set()
         for spec, c, limit in zip(site.chargers, s["chargers"], self.limits):
             draw_a = limit * c["follow"] if c["car"] in (CarState.CHARGING, CarState.UNKNOWN) else 0.0
             lines = (draw_a,) * len(spec.wiring)
             lease = None if c["lease"] is None else self.t + c["lease"]
+            age = c["report_age"]
             r = ChargerReading(online=c["online"], car=c["car"], draw_lines_a=lines,
+                               draw_at=None if age is None else self.t - age,
                                lease_until=lease, compliant=c["compliant"])
             readings.append(r)
             measured = list(lines_to_site(spec.wiring, lines))
@@ -139,6 +145,12 @@ class Checker:
                 est.append(e)
                 fixed.append(True)
             else:
+                held = limit if self.online[spec.index] else 0.0  # back online: limit unknown
+                at, before = self.raised[spec.index]
+                if (r.compliant and r.draw_at is not None and r.draw_at < at + site.control.response_s
+                        and held > 0 and max(measured) >= before - 1.0):
+                    measured = [max(m, held) if p in spec.phase_idx else m for p, m in enumerate(measured)]
+                    following.add(spec.index)
                 est.append(measured)
                 fixed.append(not r.compliant)
         meter = tuple(s["household"][p] + sum(e[p] for e in est) if p < site.phases else 0.0
@@ -150,6 +162,7 @@ class Checker:
             fast = decide(self.twin, self.state, sample, readings, self.t)
         d = decide(site, self.state, sample, readings, self.t)
         self.apply(d)
+        self.online = [c["online"] for c in s["chargers"]]
         if self.twin is not None:
             for mine, theirs, before in zip(d.chargers, fast.chargers, prev):
                 if theirs.limit_a < before:
@@ -159,12 +172,17 @@ class Checker:
             for spec, c in zip(site.chargers, d.chargers):
                 assert c.limit_a == site.fallback_a(spec)
             self.paused_at = [None] * len(site.chargers)
+            self.raised = [(-1e9, 0.0)] * len(site.chargers)
             return
         assert d.fallback is None
         household = [max(0.0, meter[p] - sum(e[p] for e in est)) for p in range(3)]
         self.check_limits_and_bounds(d, est, fixed, household)
         self.check_shedding(d, est, fixed, household)
         self.check_restart_delay(d, prev)
+        self.check_no_raise_while_unsettled(d, prev, following, fixed)
+        for i, c in enumerate(d.chargers):
+            if c.changed and not fixed[i] and c.limit_a > max(prev[i], 0.0) and self.online[i]:
+                self.raised[i] = (self.t, max(prev[i], 0.0) if self.state.chargers[i].limit_a >= 0 else 0.0)
 
     def constraints(self, est, fixed, household):
         """(members as {index: coefficient}, capacity) for every limit of the site."""
@@ -213,6 +231,15 @@ class Checker:
                                      if j in running) + members[i] * spec.min_a > capacity - EPS
                 for members, capacity in cons)
             assert blocked, (c, d)
+
+    def check_no_raise_while_unsettled(self, d, prev, following, fixed):
+        # While a car on a phase has not reported following a raise, nothing there goes up
+        # (a charger whose limit was unknown may be sent up to min_a: it must hear something).
+        unsettled = {p for i in following for p in self.site.chargers[i].phase_idx}
+        for spec, c, before in zip(self.site.chargers, d.chargers, prev):
+            if fixed[spec.index] or not unsettled.intersection(spec.phase_idx):
+                continue
+            assert c.limit_a <= before + EPS or c.limit_a <= spec.min_a + EPS, (c, before)
 
     def check_restart_delay(self, d, prev):
         # Invariant 3: a charger the controller paused stays paused for restart_delay_s.

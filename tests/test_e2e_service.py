@@ -36,9 +36,12 @@ async def test_household_step_is_cut_and_the_cars_follow(tmp_path):
     async with Service(TWO_TO_ONE, tmp_path=tmp_path) as svc:
         await svc.until(lambda: svc.draw("big") == 14.0, "steady state")
         svc.site.household = lambda t: (10.0, 0.0, 0.0)  # 13 A household on A: 11 A left
-        took = await svc.until(lambda: svc.limit("big") <= 11.0 and svc.limit("small") == 0.0,
-                               "the cut: one charger shed, the other at most 11 A", 10)
-        assert took < 3.0  # generous: the cut itself takes well under a second
+        await svc.until(lambda: svc.limit("big") <= 11.0 and svc.limit("small") == 0.0,
+                        "the cut: one charger shed, the other at most 11 A", 10)
+        # Cut by the fast path on the first overloaded sample, not by the persistence pause
+        # (how fast is measured by benchmarks/bench_reaction.py, not here).
+        assert svc.logged("small: 7.0 -> 0.0 A (shed")
+        assert not svc.logged("overload on phase A for")
         await svc.until(lambda: svc.limit("big") == 11.0, "the other settling at 11 A", 15)
         await svc.until(lambda: svc.site.meter_a[0] <= 24.0, "the cars' draw to follow", 10)
         assert svc.logged("overload on phase A")
@@ -51,7 +54,7 @@ async def test_meter_lost_means_fallback_then_ramp_back(tmp_path, fault):
         setattr(svc.site.meter, fault, True)
         took = await svc.until(lambda: svc.limit("big") == 6.0 and svc.limit("small") == 6.0,
                                "every charger at fallback", 10)
-        assert took <= 3.0 + 0.25 + 1.0  # stale_after_s + one poll + the frame on a busy machine
+        assert took <= 3.0 + 0.25 + 3.0  # stale_after_s + one poll, and slack for a busy machine
         assert svc.logged("meter lost")
         setattr(svc.site.meter, fault, False)
         await svc.until(lambda: (svc.limit("big"), svc.limit("small")) == (14.0, 7.0), "ramp back", 20)

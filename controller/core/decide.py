@@ -129,6 +129,10 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
             left = ctl.restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
+        if mem.limit_a <= 0 and unsettled.intersection(spec.phase_idx):
+            # It cannot start before the cars there report: do not let it push others out.
+            targets[i] = (0.0, "waiting for cars to follow the last raise")
+            continue
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
             running = mem.limit_a > 0 and not mem.from_fallback  # fallback is no solar start
             solar_in.append(SolarInput(spec, running, sum(est[i]) * site.voltage_v,
@@ -347,7 +351,7 @@ def _want(spec: ChargerSpec, mem: ChargerMemory, cap: float, hysteresis: float) 
     lo = spec.min_a
     if mem.limit_a <= 0 and mem.paused_at is not None:  # restart after a controller pause
         lo = min(spec.min_a + hysteresis, cap)
-    return Want(spec.index, lo, max(lo, cap), spec.weight, spec.priority)
+    return Want(spec.index, lo, max(lo, cap), spec.weight, spec.priority, running=mem.limit_a > 0)
 
 
 def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
@@ -356,11 +360,8 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
     while a car on one of its phases has not reported following a raise: no increase then."""
     ctl = site.control
     current = mem.limit_a
-    if target > current and not settled:
-        if current < 0:  # unknown (reconnect): it must hear something; the safe floor
-            target = 0.0 if target < spec.min_a else spec.min_a
-        else:
-            return current, mem, "waiting for cars to follow the last raise"
+    if target > current > 0 and not settled:
+        return current, mem, "waiting for cars to follow the last raise"
     if target <= 0:
         if not _is_pause(reason):  # no car, mode off, fault: nothing to protect the car from
             paused = None
@@ -397,7 +398,7 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
 
 def _is_pause(reason: str) -> bool:
     """A zero the controller chose (restart delay applies), not one the situation imposes."""
-    return reason.startswith(("shed", "surplus", "overload", "waiting for solar", "restart delay"))
+    return reason.startswith(("shed", "surplus", "overload", "waiting for", "restart delay"))
 
 
 def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_s: float) -> ChargerMemory:

@@ -8,7 +8,9 @@ never makes any constraint exceed its capacity.
 
 1. Shedding. Every charger that runs needs at least its floor. While the floors do not fit,
    the charger to shed is chosen among those touching an over-full constraint: lowest
-   priority (highest number) first, then lowest weight, then the last in config order. Then
+   priority (highest number) first, then lowest weight, then one not yet running (a car
+   that is charging keeps charging rather than trade places with a new one: no start/stop
+   churn), then the last in config order. Then
    shed chargers are offered back, best first, where their floor fits: no charger stays shed
    that could have run.
 2. Filling, tier by tier (priority 1 first) over what the floors leave: within a tier every
@@ -45,10 +47,11 @@ class Want:
     hi: float  # cap (max_a, mode cap); hi >= lo
     weight: float
     priority: int
+    running: bool = True  # it has current now
 
     def shed_key(self) -> tuple:
-        # Larger sheds first: lowest priority, then lowest weight, then last configured.
-        return (self.priority, -self.weight, self.index)
+        # Larger sheds first: lowest priority, lowest weight, not running, last configured.
+        return (self.priority, -self.weight, not self.running, self.index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ def _shed(wants: list[Want], constraints: list[Constraint],
             usage[k] -= coef * victim.lo
             if k in over and not (usage[k] > constraints[k].capacity + EPS and usage[k] > EPS):
                 over.discard(k)
-    for w in sorted(shed, key=lambda w: (w.priority, -w.weight, w.index)):
+    for w in sorted(shed, key=Want.shed_key):
         if all(usage[k] + coef * w.lo <= constraints[k].capacity + EPS for k, coef in touch[w.index]):
             running.add(w.index)
             for k, coef in touch[w.index]:

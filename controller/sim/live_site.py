@@ -61,6 +61,9 @@ class LiveSite:
         self.points: dict[str, SimChargePoint] = {}
         self.started = time.monotonic()
         self.meter_a = (0.0, 0.0, 0.0)  # what the meter shows now
+        # Other loads the meter sees, e.g. an emulated Modbus charger's car: each returns
+        # amps per site phase.
+        self.extra_loads: list[Callable[[], tuple[float, float, float]]] = []
         self._refresh: asyncio.Task | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -105,6 +108,9 @@ class LiveSite:
             amps = cp.draw_a()
             for phase in c.wiring[: cp.options.phases]:
                 out[PHASE_INDEX[phase]] += amps
+        for load in self.extra_loads:
+            for p, amps in enumerate(load()):
+                out[p] += amps
         return (out[0], out[1], out[2])
 
     def _update_meter(self) -> None:
