@@ -162,6 +162,7 @@ class Checker:
             fast = decide(self.twin, self.state, sample, readings, self.t)
         d = decide(site, self.state, sample, readings, self.t)
         self.apply(d)
+        was_online = self.online
         self.online = [c["online"] for c in s["chargers"]]
         if self.twin is not None:
             for mine, theirs, before in zip(d.chargers, fast.chargers, prev):
@@ -177,12 +178,19 @@ class Checker:
         assert d.fallback is None
         household = [max(0.0, meter[p] - sum(e[p] for e in est)) for p in range(3)]
         self.check_limits_and_bounds(d, est, fixed, household)
-        self.check_shedding(d, est, fixed, household)
+        # Shedding is judged on the draw the core assumed: it may count a compliant car below
+        # its report (never above what it is allowed), which only makes the core stricter
+        # than the check of invariant 1 above.
+        assumed = [list(e) for e in d.draw_a]
+        assumed_household = [max(0.0, meter[p] - sum(e[p] for e in assumed)) for p in range(3)]
+        self.check_shedding(d, assumed, fixed, assumed_household)
         self.check_restart_delay(d, prev)
         self.check_no_raise_while_unsettled(d, prev, following, fixed)
         for i, c in enumerate(d.chargers):
-            if c.changed and not fixed[i] and c.limit_a > max(prev[i], 0.0) and self.online[i]:
-                self.raised[i] = (self.t, max(prev[i], 0.0) if self.state.chargers[i].limit_a >= 0 else 0.0)
+            back = not was_online[i]  # back online, its limit was unknown: any start is a raise from 0
+            if c.changed and not fixed[i] and self.online[i] and c.limit_a > 0 and \
+                    (back or c.limit_a > max(prev[i], 0.0)):
+                self.raised[i] = (self.t, 0.0 if back else max(prev[i], 0.0))
 
     def constraints(self, est, fixed, household):
         """(members as {index: coefficient}, capacity) for every limit of the site."""
@@ -209,7 +217,7 @@ class Checker:
         for members, capacity in self.constraints(est, fixed, household):
             planned = sum(coef * d.chargers[i].limit_a for i, coef in members.items())
             if planned > 0:
-                assert planned <= capacity + EPS, (members, capacity, d)
+                assert planned <= capacity + EPS, (members, capacity, est, d.draw_a, d)
         # No charger above max_a, nor running below min_a.
         for spec, c, f in zip(self.site.chargers, d.chargers, fixed):
             if not f:

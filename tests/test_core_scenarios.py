@@ -112,10 +112,10 @@ id = "rotated"
 phases = "BCA"
 max_a = 32
 """)
-    # The charger measures L1=8, L2=7, L3=6: that is B=8, C=7, A=6 on the site.
-    reading = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(8.0, 7.0, 6.0))]
+    # At its 6 A start limit the charger measures L1=6, L2=5, L3=4: B=6, C=5, A=4 on the site.
+    reading = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(6.0, 5.0, 4.0))]
     state = decide(site, initial_state(site), None, reading, 0).state
-    d = decide(site, state, MeterSample(1, (6 + 12, 8 + 2, 7 + 1)), reading, 1)
+    d = decide(site, state, MeterSample(1, (4 + 12, 6 + 2, 5 + 1)), reading, 1)
     assert d.household_a == (12.0, 2.0, 1.0)
     assert limits(d) == {"rotated": 13.0}  # phase A: 25 - 12
 

@@ -82,6 +82,7 @@ class Decision:
     household_a: Phases = (0.0, 0.0, 0.0)
     headroom_a: Phases = (0.0, 0.0, 0.0)  # per phase left at the site after this plan
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
+    draw_a: tuple[Phases, ...] = ()  # per charger: the draw per site phase the plan assumed
 
     @property
     def commands(self) -> list[Command]:
@@ -102,7 +103,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     ctl = site.control
     state = _track_links(state, readings)
     est, fixed, following = _estimates(site, state, readings, now)
-    # Phases where a car is assumed to be following a raise: no raise there until it reports.
+    # Phases where a car has not yet reported following our last raise or cut: raising there
+    # would stack a change on an estimate; wait for the report.
     unsettled = {p for i in following for p in site.chargers[i].phase_idx}
     meter = sample.current_a
     household = tuple(
@@ -201,7 +203,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     return Decision(
         state=CoreState(chargers=tuple(memories), over_since=over_since),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads,
+        overloads=overloads, draw_a=tuple(est),
     )
 
 
@@ -240,7 +242,8 @@ def _fallback(site: SiteModel, state: CoreState, now: float, why: str) -> Decisi
 def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading],
                now: float) -> tuple[list[Phases], list[str], set[int]]:
     """Per charger: estimated draw per site phase, why it is fixed load ('' = it is not), and
-    the chargers whose estimate assumes the car follows a raise it has not reported yet."""
+    the chargers whose report predates the car following our last change (no raises on their
+    phases until they report again)."""
     est: list[Phases] = []
     fixed: list[str] = []
     following: set[int] = set()
@@ -272,6 +275,14 @@ def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading]
             continue
         fixed.append("")
         if measured is not None:
+            if r.draw_at is not None and now < mem.inflight_until and max(measured) > limit + FOLLOW_TOLERANCE_A:
+                following.add(spec.index)  # cut, and its report has not shown it yet: unsettled
+            if mem.limit_a >= 0:
+                # A compliant car draws at most what it is allowed: its limit, or the old one
+                # while it still has time to follow a cut. A report from before a cut would
+                # otherwise hide the cut as a household drop, and invite a raise.
+                allowed = max(limit, mem.inflight_a) if now < mem.inflight_until else limit
+                measured = tuple(min(m, allowed) for m in measured)
             if r.draw_at is not None and r.draw_at < mem.raised_at + site.control.response_s \
                     and limit > 0 and max(measured) >= mem.raised_from - FOLLOW_TOLERANCE_A:
                 # Measured before the car could follow our last raise, while it used all it
