@@ -371,7 +371,7 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
     while a car on one of its phases has not reported following a raise: no increase then."""
     ctl = site.control
     current = mem.limit_a
-    if target > current > 0 and not settled:
+    if target > current >= spec.min_a and not settled:
         return current, mem, "waiting for cars to follow the last raise"
     if target <= 0:
         if not _is_pause(reason):  # no car, mode off, fault: nothing to protect the car from
