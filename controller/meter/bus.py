@@ -93,6 +93,13 @@ class SerialLine:
     def __str__(self) -> str:
         return f"{self.baudrate} 8{self.parity}{self.stopbits}"
 
+    @classmethod
+    def of(cls, link: SerialSettings, defaults) -> SerialLine:
+        """The settings a device's config asks for, the profile's `defaults` where it is silent
+        (any object with baudrate, parity and stopbits: a meter or charger profile)."""
+        return cls(link.baudrate or defaults.baudrate, link.parity or defaults.parity,
+                   link.stopbits or defaults.stopbits)
+
 
 class ModbusBus:
     """Serialized, prioritized access to one Modbus wire. Create through open_bus()."""

@@ -40,9 +40,7 @@ def profile_for(config: MeterConfig) -> MeterProfile:
 
 
 def serial_line(config: MeterConfig, profile: MeterProfile) -> SerialLine:
-    link = config.link
-    return SerialLine(link.baudrate or profile.baudrate, link.parity or profile.parity,
-                      link.stopbits or profile.stopbits)
+    return SerialLine.of(config.link, profile)
 
 
 def default_poll_interval(config: MeterConfig, profile: MeterProfile) -> float:

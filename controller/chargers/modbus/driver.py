@@ -67,9 +67,7 @@ def profile_for(config: ChargerConfig) -> ChargerProfile:
 
 
 def serial_line(config: ChargerConfig, profile: ChargerProfile) -> SerialLine:
-    link = config.link
-    return SerialLine(link.baudrate or profile.baudrate, link.parity or profile.parity,
-                      link.stopbits or profile.stopbits)
+    return SerialLine.of(config.link, profile)
 
 
 def modbus_chargers(cfg: Config) -> list[ModbusCharger]:
