@@ -119,3 +119,24 @@ async def test_unknown_charge_point_and_wrong_password_are_refused(tmp_path):
             assert refused.value.response.status_code == status
         await asyncio.sleep(1.0)
         assert svc.limit("garage") == 11.0 and svc.limit("carport") == 11.0
+
+
+async def test_sighup_applies_a_valid_config_and_refuses_a_broken_one(tmp_path):
+    async with Service(TWO_TO_ONE, tmp_path=tmp_path) as svc:
+        await svc.until(lambda: (svc.limit("big"), svc.limit("small")) == (14.0, 7.0), "14 A / 7 A")
+        with open(svc.config_path) as f:
+            original = f.read()
+        with open(svc.config_path, "w") as f:
+            f.write(original.replace("fuse_a = 25", "fuse_a = 20"))  # limit 19 A: 16 A on A
+        svc.proc.send_signal(signal.SIGHUP)
+        # 16 A on phase A, weights 2:1 with the small one at its 6 A floor: 10 A / 6 A.
+        await svc.until(lambda: (svc.limit("big"), svc.limit("small")) == (10.0, 6.0), "the smaller fuse applied")
+        assert svc.logged("config reloaded: new limits apply now")
+        with open(svc.config_path, "w") as f:
+            f.write(original.replace("fuse_a = 25", "fuse_a = 25\nfuse_amps = 30"))
+        svc.proc.send_signal(signal.SIGHUP)
+        await svc.until(lambda: svc.logged("config reload refused"), "the refusal logged", 10)
+        assert any("site.fuse_amps: unknown key" in line for line in svc.log)
+        assert svc.proc.returncode is None
+        await asyncio.sleep(1.0)
+        assert (svc.limit("big"), svc.limit("small")) == (10.0, 6.0)  # still on the previous config
