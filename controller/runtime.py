@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -76,6 +77,11 @@ class Controller:
             await driver.start()
         await self.meter.start()
         self._ticker = asyncio.create_task(self._tick_forever(), name="control ticker")
+        # What exists now lives as long as the process: keep it out of the cyclic collector's
+        # full scans, which otherwise stall a large site's decision by ~10 ms now and then.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         self._note(f"started: {len(self.drivers)} charger(s), fuse {self.config.site.fuse_a:g} A, "
                    f"meter {self.meter.where}")
 
