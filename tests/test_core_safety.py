@@ -129,7 +129,15 @@ def test_paused_charger_waits_restart_delay_then_needs_hysteresis():
     # Delay over, but only min_a (6 A) + 0.5 A free: hysteresis (1 A) keeps it paused.
     d = loop.step(paused_at + 121, (24 - 6.5, 5, 5), measured(0))
     assert limits(d) == {"car": 0.0} and d.chargers[0].reason.startswith("shed")
+    # Room at last: it must hold ramp_up_delay_s (15 s) like any increase, so one dip in the
+    # household does not stop and start the car again.
     d = loop.step(paused_at + 122, (5, 5, 5), measured(0))
+    assert limits(d) == {"car": 0.0} and d.chargers[0].reason == "restart when the room holds 15 s"
+    d = loop.step(paused_at + 130, (24 - 6.5, 5, 5), measured(0))  # the room went away: start over
+    d = loop.step(paused_at + 131, (5, 5, 5), measured(0))
+    d = loop.step(paused_at + 145, (5, 5, 5), measured(0))
+    assert limits(d) == {"car": 0.0}
+    d = loop.step(paused_at + 146, (5, 5, 5), measured(0))
     assert limits(d) == {"car": 6.0}
     assert d.chargers[0].reason.startswith("starting at min_a")
 

@@ -384,6 +384,11 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
         new = _commanded(mem._replace(paused_at=paused, hold_since=None), current, 0.0, now, ctl.response_s)
         return 0.0, new, reason
     if current < spec.min_a:  # start, restart, unknown, or a fallback below min_a: go to min_a
+        if current == 0 and mem.paused_at is not None:  # a restart is an increase too:
+            since = mem.hold_since if mem.hold_since is not None else now  # room must hold
+            if now - since < ctl.ramp_up_delay_s:
+                holding = mem if mem.hold_since == since else mem._replace(hold_since=since)
+                return 0.0, holding, f"restart when the room holds {ctl.ramp_up_delay_s - (now - since):.0f} s"
         start = min(target, spec.min_a)
         new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now,
                                       raised_at=now, raised_from=max(current, 0.0)),
