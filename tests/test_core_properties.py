@@ -14,6 +14,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,9 @@ from controller.config import parse_config
 from controller.core.decide import decide, initial_state
 from controller.core.site import SiteModel
 from controller.model import CarState, ChargerReading, MeterSample, lines_to_site
+
+# 300 random sequences per property take ~20 s here; a loaded shared machine can take 6x that.
+pytestmark = pytest.mark.timeout(900)
 
 EPS = 1e-6
 MODES = ["standard", "standard", "standard", "solar-priority", "solar-only", "excess", "off"]

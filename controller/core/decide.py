@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
-from controller.core.fill import Constraint, Want, allocate
+from controller.core.fill import Constraint, Want, allocate, floors_fit
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import CarState, ChargerReading, Command, MeterSample, Phases
@@ -159,7 +159,23 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                 wants.append(_want(s.spec, memories[i], min(cap.cap, s.spec.max_a),
                                    ctl.restart_hysteresis_a))
 
+    # A charger the controller paused restarts only once room for its floor has held for
+    # ramp_up_delay_s, like any increase; until then it stays out of the sharing, so it
+    # cannot push a running charger out for a start that may never come.
+    waiting = [w for w in wants if not _restart_ready(memories[w.index], now, ctl.ramp_up_delay_s)]
+    wants = [w for w in wants if w not in waiting]
     plan = allocate(wants, constraints)
+    holding: dict[int, float | None] = {}
+    running = [w for w in wants if w.index not in plan.shed]
+    for w in waiting:
+        mem = memories[w.index]
+        if floors_fit(running, constraints, w):
+            holding[w.index] = since = mem.hold_since if mem.hold_since is not None else now
+            left = ctl.ramp_up_delay_s - (now - since)
+            targets[w.index] = (0.0, f"restart when the room holds {left:.0f} s")
+        else:
+            holding[w.index] = None
+            targets[w.index] = (0.0, f"restart delay over, no room for min_a (priority {w.priority})")
     for w in wants:
         i = w.index
         if i in plan.shed:
@@ -190,6 +206,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         target, reason = targets[i]
         settled = not unsettled.intersection(spec.phase_idx)
         limit, memories[i], reason = _step(spec, memories[i], target, reason, site, now, settled)
+        if i in holding and memories[i].hold_since != holding[i]:
+            memories[i] = memories[i]._replace(hold_since=holding[i])
         decisions[i] = ChargerDecision(spec.id, limit, reason, limit != mem.limit_a)
 
     _pause_persistent(site, over_since, overloads, est, decisions, memories, now)
@@ -358,6 +376,13 @@ def _idle_reason(spec: ChargerSpec, r: ChargerReading) -> str:
     return ""
 
 
+def _restart_ready(mem: ChargerMemory, now: float, hold_s: float) -> bool:
+    """False for a charger the controller paused whose room has not held hold_s yet."""
+    if mem.limit_a > 0 or mem.paused_at is None or hold_s <= 0:
+        return True
+    return mem.hold_since is not None and now - mem.hold_since >= hold_s
+
+
 def _want(spec: ChargerSpec, mem: ChargerMemory, cap: float, hysteresis: float) -> Want:
     lo = spec.min_a
     if mem.limit_a <= 0 and mem.paused_at is not None:  # restart after a controller pause
@@ -384,11 +409,6 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
         new = _commanded(mem._replace(paused_at=paused, hold_since=None), current, 0.0, now, ctl.response_s)
         return 0.0, new, reason
     if current < spec.min_a:  # start, restart, unknown, or a fallback below min_a: go to min_a
-        if current == 0 and mem.paused_at is not None:  # a restart is an increase too:
-            since = mem.hold_since if mem.hold_since is not None else now  # room must hold
-            if now - since < ctl.ramp_up_delay_s:
-                holding = mem if mem.hold_since == since else mem._replace(hold_since=since)
-                return 0.0, holding, f"restart when the room holds {ctl.ramp_up_delay_s - (now - since):.0f} s"
         start = min(target, spec.min_a)
         new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now,
                                       raised_at=now, raised_from=max(current, 0.0)),
@@ -414,7 +434,7 @@ def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
 
 def _is_pause(reason: str) -> bool:
     """A zero the controller chose (restart delay applies), not one the situation imposes."""
-    return reason.startswith(("shed", "surplus", "overload", "waiting for", "restart delay"))
+    return reason.startswith(("shed", "surplus", "overload", "waiting for", "restart"))
 
 
 def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_s: float) -> ChargerMemory:

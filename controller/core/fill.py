@@ -87,6 +87,19 @@ def allocate(wants: list[Want], constraints: list[Constraint]) -> Allocation:
     return Allocation(current=current, shed=shed, limited_by=limited_by)
 
 
+def floors_fit(running: list[Want], constraints: list[Constraint], extra: Want) -> bool:
+    """Whether `extra`'s floor fits beside the floors of `running` on every constraint."""
+    floor = {w.index: w.lo for w in running}
+    for con in constraints:
+        coef = next((c for i, c in con.members if i == extra.index), None)
+        if coef is None:
+            continue
+        used = sum(c * floor[i] for i, c in con.members if i in floor)
+        if used + coef * extra.lo > con.capacity + EPS:
+            return False
+    return True
+
+
 def _shed(wants: list[Want], constraints: list[Constraint],
           touch: dict[int, list[tuple[int, float]]]) -> set[int]:
     """The set of chargers whose floors fit, chosen as the module docstring says."""
