@@ -17,16 +17,6 @@ Phases = tuple[float, float, float]
 ZERO: Phases = (0.0, 0.0, 0.0)
 
 
-def site_phases(count: int) -> tuple[str, ...]:
-    """The phase names a site with `count` phases has: 1 -> A, 2 -> A B, 3 -> A B C."""
-    return SITE_PHASES[:count]
-
-
-def wiring_indices(wiring: str) -> tuple[int, ...]:
-    """Site phase index for each charger line L1, L2, L3 ("BCA" -> (1, 2, 0))."""
-    return tuple(PHASE_INDEX[p] for p in wiring)
-
-
 def lines_to_site(wiring: str, lines: tuple[float, ...]) -> Phases:
     """Map per-line values (L1, L2, L3 as the charger reports them) onto site phases.
 
@@ -89,12 +79,3 @@ class ChargerReading:
     draw_at: float | None = None
     lease_until: float | None = None
     compliant: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A limit for one charger: 0 pauses, otherwise between its min_a and max_a."""
-
-    charger_id: str
-    limit_a: float
-    reason: str

@@ -32,7 +32,7 @@ from typing import NamedTuple
 from controller.core.fill import Constraint, Want, allocate, floors_fit
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
-from controller.model import CarState, ChargerReading, Command, MeterSample, Phases
+from controller.model import CarState, ChargerReading, MeterSample, Phases
 
 UNKNOWN = -1.0  # limit not known (start, reconnect): the next decision always sends one
 FOLLOW_TOLERANCE_A = 1.0  # a car drawing within this of its limit is using all of it
@@ -83,10 +83,6 @@ class Decision:
     headroom_a: Phases = (0.0, 0.0, 0.0)  # per phase left at the site after this plan
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
     draw_a: tuple[Phases, ...] = ()  # per charger: the draw per site phase the plan assumed
-
-    @property
-    def commands(self) -> list[Command]:
-        return [Command(c.id, c.limit_a, c.reason) for c in self.chargers if c.changed]
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
