@@ -88,6 +88,7 @@ class Decision:
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
            readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
     """One decision. `hold` (e.g. "paused by button") stops every charger, whatever else."""
+    state = _track_links(state, readings)  # on every path: a reconnect is noticed when it happens
     if hold:
         return _hold(site, state, now, hold)
     if sample is None:
@@ -97,7 +98,6 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         return _fallback(site, state, now, f"meter lost {age:.0f} s: fallback")
 
     ctl = site.control
-    state = _track_links(state, readings)
     est, fixed, following = _estimates(site, state, readings, now)
     # Phases where a car has not yet reported following our last raise or cut: raising there
     # would stack a change on an estimate; wait for the report.
