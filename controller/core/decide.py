@@ -88,7 +88,7 @@ class Decision:
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
            readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
     """One decision. `hold` (e.g. "paused by button") stops every charger, whatever else."""
-    state = _track_links(state, readings)  # on every path: a reconnect is noticed when it happens
+    state = _track_links(site, state, readings, now)  # every path: notice a reconnect at once
     if hold:
         return _hold(site, state, now, hold)
     if sample is None:
@@ -230,15 +230,22 @@ def _hold(site: SiteModel, state: CoreState, now: float, why: str) -> Decision:
     return Decision(state=CoreState(chargers=memories), chargers=decisions)
 
 
-def _track_links(state: CoreState, readings: list[ChargerReading]) -> CoreState:
-    """A charger whose link came back may hold anything: make the next limit go out."""
+def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReading],
+                 now: float) -> CoreState:
+    """A charger whose link came back may hold anything: make the next limit go out, and until
+    it reports, count its car at what it may still draw (its last limit or its own fallback)."""
     if all(r.online != m.offline for r, m in zip(readings, state.chargers)):
         return state
-    memories = tuple(
-        m if r.online != m.offline else
-        m._replace(offline=not r.online, limit_a=UNKNOWN if r.online else m.limit_a)
-        for r, m in zip(readings, state.chargers))
-    return replace(state, chargers=memories)
+    memories = []
+    for spec, r, m in zip(site.chargers, readings, state.chargers):
+        if r.online == m.offline and r.online:
+            held = max(m.limit_a, site.fallback_a(spec), m.inflight_a if now < m.inflight_until else 0.0)
+            m = m._replace(offline=False, limit_a=UNKNOWN, inflight_a=held,
+                           inflight_until=now + site.control.response_s)
+        elif r.online == m.offline:
+            m = m._replace(offline=True)
+        memories.append(m)
+    return replace(state, chargers=tuple(memories))
 
 
 def _fallback(site: SiteModel, state: CoreState, now: float, why: str) -> Decision:
