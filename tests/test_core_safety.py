@@ -285,3 +285,28 @@ def test_a_car_below_its_old_limit_is_not_assumed_to_follow_a_raise():
     stale = ChargerReading(car=CarState.CHARGING, draw_lines_a=(3.0,) * 3, draw_at=16)
     d = loop.step(17, (8,) * 3, stale)
     assert d.household_a == (5.0, 5.0, 5.0)  # a car using 3 of 6 A does not take 10 A
+
+
+def test_a_charger_connecting_while_its_car_draws_its_fallback_is_not_shed():
+    """At start-up the chargers connect after the first samples, their cars already drawing
+    the fallback current, with no report yet: that draw is the cars', not household load."""
+    site = make_site("""
+[site]
+fuse_a = 25
+margin_a = 1
+[[charger]]
+id = "a"
+[[charger]]
+id = "b"
+[[charger]]
+id = "c"
+phases = "B"
+""")
+    loop = Loop(site)
+    loop.step(0, None)
+    offline = [ChargerReading(online=False)] * 3
+    loop.step(1, (2, 2, 2), readings=offline)
+    connected = [ChargerReading(car=CarState.CHARGING)] * 3
+    d = loop.step(2, (2 + 12, 2 + 18, 2 + 12), readings=connected)
+    assert d.household_a == (2.0, 2.0, 2.0)
+    assert limits(d) == {"a": 6.0, "b": 6.0, "c": 6.0}
