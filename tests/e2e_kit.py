@@ -100,6 +100,23 @@ class Service:
             await asyncio.sleep(0.05)
         return time.monotonic() - start
 
+    async def steady(self, predicate, what: str, hold_s: float = 3.0, timeout: float = 45.0) -> None:
+        """Wait until predicate() has held for hold_s without a break."""
+        start = time.monotonic()
+        since = None
+        while True:
+            now = time.monotonic()
+            if predicate():
+                since = since or now
+                if now - since >= hold_s:
+                    return
+            else:
+                since = None
+            if now - start > timeout:
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} to hold\n"
+                                     + "\n".join(self.log[-25:]))
+            await asyncio.sleep(0.05)
+
     def _exited(self) -> bool:
         return self.proc.returncode is not None
 

@@ -34,7 +34,7 @@ async def test_steady_sharing_by_priority_and_weight(tmp_path):
 
 async def test_household_step_is_cut_and_the_cars_follow(tmp_path):
     async with Service(TWO_TO_ONE, tmp_path=tmp_path) as svc:
-        await svc.until(lambda: (svc.draw("big"), svc.draw("small")) == (14.0, 7.0), "steady state")
+        await svc.steady(lambda: (svc.draw("big"), svc.draw("small")) == (14.0, 7.0), "14 A / 7 A")
         svc.site.household = lambda t: (10.0, 0.0, 0.0)  # 13 A household on A: 11 A left
         await svc.until(lambda: svc.limit("big") <= 11.0 and svc.limit("small") == 0.0,
                         "the cut: one charger shed, the other at most 11 A", 10)
@@ -83,7 +83,7 @@ async def test_sigterm_leaves_every_charger_at_fallback(tmp_path):
 
 async def test_charger_disconnecting_and_reconnecting(tmp_path):
     async with Service(TWO_TO_ONE, tmp_path=tmp_path) as svc:
-        await svc.until(lambda: (svc.draw("big"), svc.draw("small")) == (14.0, 7.0), "steady state")
+        await svc.steady(lambda: (svc.draw("big"), svc.draw("small")) == (14.0, 7.0), "14 A / 7 A")
         await svc.site.points["small"].stop()
         await svc.until(lambda: svc.logged("charger small not connected"), "the disconnect noticed", 10)
         # Its last limit still counts until its lease ends, so the other one stays put.
