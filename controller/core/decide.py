@@ -206,7 +206,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
             memories[i] = memories[i]._replace(hold_since=holding[i])
         decisions[i] = ChargerDecision(spec.id, limit, reason, limit != mem.limit_a)
 
-    _pause_persistent(site, over_since, overloads, est, decisions, memories, now)
+    _pause_persistent(site, constraints, over_since, overloads, est, decisions, memories, now)
     memories = [m._replace(from_fallback=False) if m.from_fallback else m for m in memories]
     planned = [0.0, 0.0, 0.0]
     for spec, d in zip(site.chargers, decisions):
@@ -341,7 +341,7 @@ def _constraints(site: SiteModel, est: list[Phases], fixed: list[str], household
         inside = site.phase_members[p]
         fixed_a = sum(est[i][p] for i in inside if fixed[i])
         members = tuple((i, 1.0) for i in inside if not fixed[i])
-        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members))
+        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members, (p,)))
         if meter[p] > site.limit_a:
             overloads[name] = meter[p] - site.limit_a
     for circuit, by_phase in zip(site.circuits, site.circuit_phase_members):
@@ -352,7 +352,7 @@ def _constraints(site: SiteModel, est: list[Phases], fixed: list[str], household
             name = f"circuit {circuit.id} phase {phase_name(p)}"
             fixed_a = sum(est[i][p] for i in inside if fixed[i])
             members = tuple((i, 1.0) for i in inside if not fixed[i])
-            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members))
+            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members, (p,)))
             drawn = sum(est[i][p] for i in inside)
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
@@ -361,7 +361,7 @@ def _constraints(site: SiteModel, est: list[Phases], fixed: list[str], household
         fixed_w = sum(sum(est[s.index]) for s in site.chargers if fixed[s.index]) * volts
         members = tuple((s.index, volts * s.n_phases) for s in free)
         constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
-                                      members))
+                                      members, tuple(site.phase_range)))
         import_w = sum(meter[p] for p in site.phase_range) * volts
         if import_w > site.max_import_w:
             overloads["max import"] = (import_w - site.max_import_w) / volts
@@ -450,16 +450,19 @@ def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_
     return mem._replace(limit_a=new)
 
 
-def _pause_persistent(site: SiteModel, over_since: dict[str, float], overloads: dict[str, float],
-                      est: list[Phases], decisions: list, memories: list, now: float) -> None:
-    """Pause lowest-priority chargers on an overload that outlived overload_pause_s."""
+def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since: dict[str, float],
+                      overloads: dict[str, float], est: list[Phases], decisions: list, memories: list,
+                      now: float) -> None:
+    """Pause lowest-priority chargers on an overload that outlived overload_pause_s. The
+    constraint's members are the chargers that take orders (fixed load is not in them)."""
     ctl = site.control
+    by_name = {c.name: c for c in constraints}
     for name, since in over_since.items():
         if now - since < ctl.overload_pause_s:
             continue
-        phases, members = _members_of(site, name)
-        running = [s for s in site.chargers if s.index in members and decisions[s.index].limit_a > 0
-                   and not decisions[s.index].reason.startswith(("link down", "non-compliant"))]
+        members = {i for i, _ in by_name[name].members}
+        phases = by_name[name].phases
+        running = [s for s in site.chargers if s.index in members and decisions[s.index].limit_a > 0]
         running.sort(key=lambda s: (s.priority, -s.weight, s.index), reverse=True)
         excess = overloads[name]
         for spec in running:
@@ -472,15 +475,3 @@ def _pause_persistent(site: SiteModel, over_since: dict[str, float], overloads: 
                                      memories[i].limit_a, 0.0, now, ctl.response_s)
             decisions[i] = ChargerDecision(spec.id, 0.0, reason, True)
         over_since[name] = now
-
-
-def _members_of(site: SiteModel, name: str) -> tuple[tuple[int, ...], set[int]]:
-    """Site phases and charger indices a constraint name covers."""
-    if name == "max import":
-        return tuple(site.phase_range), {s.index for s in site.chargers}
-    phase = "ABC".index(name[-1])
-    if name.startswith("phase "):
-        return (phase,), {s.index for s in site.chargers if phase in s.phase_idx}
-    circuit_id = name[len("circuit "):-len(" phase X")]
-    circuit = next(c for c in site.circuits if c.id == circuit_id)
-    return (phase,), {i for i in circuit.members if phase in site.chargers[i].phase_idx}

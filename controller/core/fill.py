@@ -36,6 +36,7 @@ class Constraint:
     name: str  # for reasons: "phase A", "circuit garage-board", "max import"
     capacity: float
     members: tuple[tuple[int, float], ...]  # (charger index, coefficient > 0)
+    phases: tuple[int, ...] = ()  # site phases it covers (for whoever built it; unused here)
 
 
 @dataclass(frozen=True, slots=True)
