@@ -22,6 +22,7 @@ from pathlib import Path
 
 from controller.core.site import SiteModel
 from controller.status import snapshot
+from controller.statedir import state_dir
 from hardware.led import StatusLed, pattern_for
 
 log = logging.getLogger("evfuse.hardware")
@@ -32,8 +33,7 @@ REFRESH_S = 0.25  # how often the LED pattern is re-derived from the controller
 
 
 def state_file(environ=os.environ) -> Path:
-    base = environ.get("STATE_DIRECTORY", "").split(":")[0] or "/var/lib/evfuse"
-    return Path(base) / "button.json"
+    return state_dir(environ) / "button.json"
 
 
 def capped(site: SiteModel) -> SiteModel:

@@ -66,6 +66,15 @@ def initial_state(site: SiteModel) -> CoreState:
     return CoreState(chargers=tuple(ChargerMemory() for _ in site.chargers))
 
 
+def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
+    """The state for a reloaded site: every charger kept by id keeps its memory (its limit,
+    timers, what it may still draw), so a reload disturbs nothing it does not concern; an
+    added charger starts as unknown (its first decision sends a limit)."""
+    by_id = {spec.id: mem for spec, mem in zip(old.chargers, state.chargers)}
+    return CoreState(chargers=tuple(by_id.get(spec.id, ChargerMemory()) for spec in new.chargers),
+                     over_since=dict(state.over_since))
+
+
 @dataclass(frozen=True, slots=True)
 class ChargerDecision:
     id: str
