@@ -68,6 +68,11 @@ class ChargerReading:
         does not measure (then its commanded limit stands in for its draw).
     draw_at: monotonic time draw_lines_a was measured (None = just now). Chargers report
         every few seconds; the core needs to know whether a report predates its last raise.
+    power_w: measured active power of the whole charger (W) where it reports power but no
+        per-line currents (an OCPP charger sending only Power.Active.Import), else None.
+        draw_at is its time too.
+    acked_a: the last limit the charger confirmed it holds (None = never confirmed since
+        the link came up). An offline charger holds this one, not the last one we sent.
     lease_until: for an offline charger, the monotonic time at which the limit it holds
         expires and it falls back to control.fallback_a by itself (None = unknown).
     compliant: False once the driver has seen it draw above its limit for too long.
@@ -79,3 +84,5 @@ class ChargerReading:
     draw_at: float | None = None
     lease_until: float | None = None
     compliant: bool = True
+    power_w: float | None = None
+    acked_a: float | None = None
