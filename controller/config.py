@@ -151,6 +151,23 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web page (controller/web/). With a password it also offers the controls; it speaks
+    https with the [ocpp] certificate when one is set."""
+
+    listen: str = "0.0.0.0:8080"
+    password: str = ""  # empty = read-only page, no control endpoints at all
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig
     meter: MeterConfig
@@ -159,6 +176,7 @@ class Config:
     chargers: tuple[ChargerConfig, ...]
     circuits: tuple[CircuitConfig, ...] = ()
     hardware: HardwareConfig | None = None
+    web: WebConfig | None = None
     source: str = "<config>"
     warnings: tuple[str, ...] = ()
 
@@ -541,6 +559,25 @@ def _hardware(r: _Reader, data: dict) -> HardwareConfig | None:
     return hw
 
 
+def _web(r: _Reader, data: dict, ocpp: OcppConfig) -> WebConfig | None:
+    if "web" not in data:
+        return None
+    t = r.table(data, "web", "web")
+    r.only(t, "web", {"listen", "password"})
+    listen = r.text(t, "listen", "web", "0.0.0.0:8080")
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        r.problem("web.listen", listen, 'must be "ADDRESS:PORT", e.g. "0.0.0.0:8080"')
+        listen = "0.0.0.0:8080"
+    web = WebConfig(listen=listen, password=r.text(t, "password", "web", ""))
+    if "password" in t and isinstance(t["password"], str) and not web.password:
+        r.problem("web.password", "", "must not be empty; leave the key out for a read-only page")
+    anywhere = {"0.0.0.0", "::", "[::]"}
+    if web.port and web.port == ocpp.port and (web.host == ocpp.host or {web.host, ocpp.host} & anywhere):
+        r.problem("web.listen", listen, f"uses the OCPP port ({ocpp.listen}); choose another port, e.g. 8080")
+    return web
+
+
 def _warnings(cfg: Config) -> list[str]:
     """Valid but risky settings an installer should see."""
     out = []
@@ -571,7 +608,7 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
     r = _Reader(source, problems)
-    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware"})
+    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "web"})
     site = _site(r, data)
     meter = _meter(r, data)
     control = _control(r, data)
@@ -590,10 +627,11 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
             r.problem(f"charger[{i}].id", c.id, "is used by another [[charger]]; ids must be unique")
     circuits = _circuits(r, data, chargers)
     hardware = _hardware(r, data)
+    web = _web(r, data, ocpp)
     if problems:
         raise ConfigError(problems)
     cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
-                 circuits=tuple(circuits), hardware=hardware, source=source)
+                 circuits=tuple(circuits), hardware=hardware, web=web, source=source)
     return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
 
 
