@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 
 from controller.config import ConfigError, load_config
@@ -45,8 +46,9 @@ def run_command(args) -> int:
 
 async def serve(path: str, config) -> int:
     """Run until SIGTERM/SIGINT. Around the controller: sd_notify and the systemd watchdog
-    (controller/notify.py), the status socket (controller/status.py) and the LED and button
-    (hardware/). Each follows the current controller, which a reload may replace."""
+    (controller/notify.py), the status socket (controller/status.py), the LED and button
+    (hardware/) and the web page (controller/web/). Each follows the current controller,
+    which a reload may replace."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
@@ -72,6 +74,7 @@ async def serve(path: str, config) -> int:
         return 1
     panel.start(current)
     await status.start()
+    web = await _follow_web(None, controller.config, current, lambda: panel.slow)
     notifier.ready()
     while not stop.is_set():
         stopping = asyncio.ensure_future(stop.wait())
@@ -83,7 +86,10 @@ async def serve(path: str, config) -> int:
             reload.clear()
             controller = await _reload(path, controller)
             panel.apply(controller)
+            web = await _follow_web(web, controller.config, current, lambda: panel.slow)
     await notifier.stopping()
+    if web is not None:
+        await web.stop()
     await status.stop()
     await panel.close()
     await controller.stop()
@@ -108,3 +114,26 @@ async def _reload(path: str, controller: Controller) -> Controller:
     return fresh
 
 
+
+
+async def _follow_web(web, config, current, slow):
+    """The web page as [web] now says: started, restarted with new settings, or stopped. Like
+    the status socket it is a convenience: a port it cannot have is logged, never fatal."""
+    if config.web is None:
+        if web is not None:
+            await web.stop()
+        return None
+    from controller.web.server import WebServer  # aiohttp is imported only when it is used
+
+    try:
+        if web is None:
+            web = WebServer(current, config.web, config.ocpp, slow)
+            await web.start()
+        else:
+            await web.reconfigure(config.web, config.ocpp)
+    except (OSError, ssl.SSLError) as e:
+        log.error("web page unavailable on %s: %s", config.web.listen, e, extra={"FAULT": "web"})
+        if web is not None:
+            await web.stop()
+        return None
+    return web

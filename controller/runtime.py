@@ -46,6 +46,14 @@ class Event:
     text: str
 
 
+@dataclass(frozen=True)
+class FaultStart:
+    """A fault episode as it began, for readers beside the loop (the web page's plot marks)."""
+    t: float  # wall clock
+    key: str  # "meter", "overload:<constraint>", "offline:<id>", "compliance:<id>", "command:<id>"
+    text: str
+
+
 class Controller:
     def __init__(self, config: Config, clock=time.monotonic):
         self.config = config
@@ -66,6 +74,10 @@ class Controller:
         self._sending: dict[str, asyncio.Task] = {}
         self._ticker: asyncio.Task | None = None
         self._faults: dict[str, str] = {}  # active fault key -> description
+        # Every fault start, newest last; fault_count says how many there were in all, so a
+        # reader polling once a second finds those it has not seen even when several came.
+        self.fault_starts: collections.deque[FaultStart] = collections.deque(maxlen=64)
+        self.fault_count = 0
 
     # ------------------------------------------------------------------ life cycle
 
@@ -200,6 +212,8 @@ class Controller:
         active = self._faults.get(key)
         if text and active is None:
             self._faults[key] = text
+            self.fault_count += 1
+            self.fault_starts.append(FaultStart(time.time(), key, text))
             self._note(text, level=level, FAULT=key, FAULT_STATE="started", **fields)
         elif not text and active is not None:
             del self._faults[key]

@@ -4,7 +4,9 @@ Three OCPP charge points (1.6 in amps, 1.6 in watts on one phase, 2.0.1 at prior
 with a car, behind a 25 A fuse; every 100 s the household script switches a kettle and an
 oven on phase A (an overload the controller must cut) and then the meter goes silent for 8 s
 (every charger must fall back). A live view shows load against the fuse, each charger's
-limit, draw and reason, and the latest decisions.
+limit, draw and reason, and the latest decisions. The web page is served on 127.0.0.1
+(port 8080, or a free one when that is taken; --web-port picks another, 0 = any free one),
+with the password "demo" for its controls.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ CYCLE_S = 100.0
 OVERLOAD = (25.0, 45.0)  # kettle + oven on phase A, seconds into each cycle
 DROPOUT = (65.0, 73.0)  # the meter does not answer
 OVERLOAD_A = 11.0
+DEMO_WEB_PORT = 8080
 
 DEMO_CONTROL = """
 [control]
@@ -39,6 +42,9 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="run the controller against a built-in simulated site")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--log", metavar="FILE", help="write the controller's log here")
+    p.add_argument("--web-port", type=int, default=DEMO_WEB_PORT,
+                   help=f"web page port on 127.0.0.1 (default {DEMO_WEB_PORT}, or a free one; 0 = any free one)")
+    p.add_argument("--web-password", default="demo", help="password for the page's controls (default: demo)")
     p.set_defaults(func=demo_command)
 
 
@@ -62,29 +68,46 @@ def demo_command(args) -> int:
     root = logging.getLogger()
     root.handlers[:] = [logging.FileHandler(args.log)] if args.log else [logging.NullHandler()]
     root.setLevel(logging.INFO)
-    return asyncio.run(run_demo(args.duration, sys.stdout))
+    return asyncio.run(run_demo(args.duration, sys.stdout, args.web_port, args.web_password))
 
 
-async def run_demo(duration: float | None, out) -> int:
+async def start_web(controller: Controller, port: int, password: str):
+    """The web page on loopback: the port asked for, or any free one when it is taken."""
+    from controller.config import WebConfig
+    from controller.web.server import WebServer
+
+    web = WebServer(lambda: controller, WebConfig(listen=f"127.0.0.1:{port}", password=password),
+                    controller.config.ocpp)
+    try:
+        await web.start()
+    except OSError:
+        await web.start(port=0)
+    return web
+
+
+async def run_demo(duration: float | None, out, web_port: int = 0, web_password: str = "demo") -> int:
     site = LiveSite(household=script)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    controller = None
+    controller = web = None
     try:
         meter_port = await site.start_meter()
         config = parse_config(tomllib.loads(site.config(meter_port, extra=DEMO_CONTROL)), "demo")
         controller = Controller(config)
         await controller.start()
         await site.start_chargers(controller.ocpp_port)
+        web = await start_web(controller, web_port, web_password)
+        address = f"web page: {web.url}  (password for the controls: {web_password})"
+        out.write(address + "\n")
         tty = out.isatty()
         started = time.monotonic()
         while not stop.is_set():
             t = site.elapsed()
             into = t % CYCLE_S
             site.meter.silent = DROPOUT[0] <= into < DROPOUT[1]
-            frame = render(controller, site, t)
+            frame = render(controller, site, t) + "\n" + address
             out.write("\x1b[H\x1b[2J" + frame if tty else frame + "\n")
             out.flush()
             if duration is not None and time.monotonic() - started >= duration:
@@ -94,6 +117,8 @@ async def run_demo(duration: float | None, out) -> int:
             except asyncio.TimeoutError:
                 pass
     finally:
+        if web is not None:
+            await web.stop()
         if controller is not None:
             await controller.stop()
         await site.stop()
