@@ -255,12 +255,14 @@ class ModbusBus:
         if self._users > 0:
             return
         _registry.pop(self.key, None)
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        # One cancel is not always enough: Python 3.11's asyncio.wait_for (inside pymodbus)
+        # returns the reply instead of raising when the cancel and the reply arrive in the same
+        # loop turn, and the worker would then wait for its next request forever (a stop, and
+        # with it leaving every charger at its fallback, would hang). Cancel until it ends.
+        worker = self._worker
+        while worker is not None and not worker.done():
+            worker.cancel()
+            await asyncio.wait([worker], timeout=0.2)
         while not self._queue.empty():
             *_, future = self._queue.get_nowait()
             if not future.done():
