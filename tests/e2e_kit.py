@@ -44,6 +44,7 @@ class Service:
         self.proc: asyncio.subprocess.Process | None = None
         self.log: list[str] = []
         self.ocpp_port: int | None = None
+        self.web_url: str | None = None  # with a [web] table in `control`
         self._reader: asyncio.Task | None = None
 
     async def __aenter__(self) -> Service:
@@ -83,6 +84,9 @@ class Service:
             m = re.search(r"listening on [\d.]+:(\d+)", line)
             if m:
                 self.ocpp_port = int(m.group(1))
+            m = re.search(r"web page at (https?://\S+/)", line)
+            if m:
+                self.web_url = m.group(1)
 
     # ------------------------------------------------------------------ helpers
 

@@ -102,9 +102,10 @@ def need_chromium() -> None:
         pytest.skip("chromium and chromium-driver are not installed (bash .ci/dev.sh installs them as root)")
 
 
-@contextlib.contextmanager
-def chromium(width: int = PHONE[0], height: int = PHONE[1]):
-    """A headless Chromium with a fresh profile, at phone size; quit and removed on exit."""
+@contextlib.asynccontextmanager
+async def chromium(width: int = PHONE[0], height: int = PHONE[1]):
+    """A headless Chromium with a fresh profile, at phone size; quit and removed on exit.
+    Started and quit in a thread: the event loop serving the page must not stall."""
     need_chromium()
     os.environ["SE_OFFLINE"] = "true"  # Selenium Manager: never reach out, whatever happens
     from selenium import webdriver
@@ -117,13 +118,15 @@ def chromium(width: int = PHONE[0], height: int = PHONE[1]):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = None
     try:
+        driver = await asyncio.to_thread(webdriver.Chrome, service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(30)
         driver.set_script_timeout(30)
         yield driver
     finally:
-        driver.quit()
+        if driver is not None:
+            await asyncio.to_thread(driver.quit)
         shutil.rmtree(profile, ignore_errors=True)
 
 

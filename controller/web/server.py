@@ -124,7 +124,7 @@ class WebServer:
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"{'https' if context else 'http'}://{shown}:{bound}/"
         self.sampler.start()
-        log.info("web page at %s (listening on %s:%s, %s)", self.url, host, bound,
+        log.info("web page at %s (bound to %s:%s, %s)", self.url, host, bound,
                  "controls with the password" if self.auth else "read-only: no password set",
                  extra={"WEB_LISTEN": f"{host}:{bound}", "TLS": context is not None})
         return bound

@@ -68,12 +68,13 @@ function phaseRow(p, site) {
   }
   const limit = el("div", { class: "limit", title: `limit ${p.limit_a} A` });
   limit.style.left = `calc(${(p.limit_a / site.fuse_a) * 100}% - 1px)`;
-  const free = p.headroom_a === null ? "" : `${p.headroom_a.toFixed(1)} A free`;
+  const free = p.headroom_a === null ? "" : p.headroom_a < 0 ? `${(-p.headroom_a).toFixed(1)} A over`
+    : `${p.headroom_a.toFixed(1)} A free`;
   return el("div", { class: "phase", "data-phase": p.phase },
     el("div", { class: "row" },
       el("span", {}, el("span", { class: "name" }, `${p.phase} `), el("span", { class: "load" }, amps(load)),
          el("span", { class: "sub" }, ` of ${site.fuse_a} A fuse`)),
-      el("span", { class: "headroom sub" }, free)),
+      el("span", { class: p.headroom_a < 0 ? "headroom flag" : "headroom sub" }, free)),
     el("div", { class: "bar" }, fill, limit));
 }
 
@@ -110,6 +111,7 @@ async function loadHistory() {
     for (let i = 0; i < head.count; i++, off += 2) a[i] = decode(dv.getInt16(off, true));
     series[name] = a;
   }
+  if (!S.hist && head.count < 900) { S.range = 900; markRange(); }  // a young history: the short view
   S.hist = { end: head.end, count: head.count, series, marks: head.marks };
   draw();
 }
@@ -153,8 +155,10 @@ function plot(canvas, lines, refs, yMin) {
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, W, H);
   const L = Math.round(34 * dpr), R = Math.round(6 * dpr), T = Math.round(6 * dpr), B = Math.round(18 * dpr);
-  const t1 = h.end === null ? Date.now() / 1000 : h.end, t0 = t1 - S.range;
-  const first = Math.max(0, h.count - S.range);
+  // The window: the chosen range, but no wider than the history there is (a minute at least),
+  // so a young history is not a sliver at the right edge.
+  const t1 = h.end === null ? Date.now() / 1000 : h.end, t0 = t1 - Math.min(S.range, Math.max(h.count, 60));
+  const first = Math.max(0, h.count - Math.ceil(t1 - t0) - 1);
   let yMax = yMin;
   for (const l of lines) for (let i = first; i < l.values.length; i++) if (l.values[i] > yMax) yMax = l.values[i];
   for (const r of refs) yMax = Math.max(yMax, r.value);
@@ -171,9 +175,10 @@ function plot(canvas, lines, refs, yMin) {
     g.textAlign = "right"; g.textBaseline = "middle";
     g.fillText(`${v} A`, L - 4 * dpr, y(v));
   }
-  const tick = [60, 300, 600, 900, 1800, 3600, 7200].find((s) => S.range / s <= 5) || 7200;
+  const tick = [20, 60, 300, 600, 900, 1800, 3600, 7200].find((s) => (t1 - t0) / s <= 4) || 7200;
   g.textAlign = "center"; g.textBaseline = "top";
-  for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) g.fillText(hhmm(t), x(t), H - B + 3 * dpr);
+  const label = tick < 60 ? clock : hhmm;
+  for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) g.fillText(label(t), x(t), H - B + 3 * dpr);
 
   const kinds = new Set();
   const w = Math.max(2, Math.round(2 * dpr));
@@ -189,10 +194,10 @@ function plot(canvas, lines, refs, yMin) {
     g.strokeStyle = r.color; g.lineWidth = 1.5 * dpr; g.setLineDash(r.dash.map((d) => d * dpr));
     g.beginPath(); g.moveTo(L, y(r.value)); g.lineTo(W - R, y(r.value)); g.stroke();
     g.setLineDash([]);
-    g.fillStyle = r.color; g.textAlign = "right"; g.textBaseline = "bottom";
-    g.fillText(r.label, W - R - 2 * dpr, y(r.value) - 2 * dpr);
+    g.fillStyle = r.color; g.textAlign = "left"; g.textBaseline = r.below ? "top" : "bottom";
+    g.fillText(r.label, L + 4 * dpr, y(r.value) + (r.below ? 3 : -2) * dpr);
   }
-  const perPx = S.range / (W - L - R);
+  const perPx = (t1 - t0) / (W - L - R);
   for (const l of lines) drawLine(g, l, first, h, x, y, perPx, dpr);
 }
 
@@ -226,7 +231,7 @@ function draw() {
                                                color: COLORS.phase[i], width: 1.6 }));
   plot($("plot-phases"), phaseLines, [
     { value: s.site.fuse_a, color: COLORS.fuse, dash: [6, 4], label: `fuse ${s.site.fuse_a} A` },
-    { value: s.site.limit_a, color: COLORS.limit, dash: [2, 3], label: `limit ${s.site.limit_a} A` },
+    { value: s.site.limit_a, color: COLORS.limit, dash: [2, 3], label: `limit ${s.site.limit_a} A`, below: true },
   ], 10);
   const legend = s.phases.map((p, i) => el("span", {}, swatch(COLORS.phase[i]), `phase ${p.phase}`));
   for (const kind of ["cut", "fallback", "fault"]) legend.push(el("span", {}, swatch(COLORS.mark[kind], "mark"), MARK_WORDS[kind]));
@@ -244,7 +249,7 @@ function draw() {
     plot(canvas, [{ values: h.series[`limit:${c.id}`] || [], color: COLORS.chargeLimit, width: 2 },
                   { values: h.series[`draw:${c.id}`] || [], color: COLORS.draw, width: 1.4 }], [], 6);
   }
-  const t0 = (h.end || 0) - S.range;
+  const t0 = (h.end || 0) - Math.min(S.range, Math.max(h.count, 60));
   $("marks").replaceChildren(...h.marks.filter((m) => m.t >= t0 && m.kind !== "resume").slice(-12).reverse()
     .map((m) => el("li", { class: `mark ${m.kind}` }, el("span", { class: "time" }, clock(m.t)),
                    swatch(COLORS.mark[m.kind] || COLORS.mark.fault, "mark"), ` ${m.text}`)));
