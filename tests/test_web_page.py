@@ -8,6 +8,7 @@ to get a copy there as well, for a person to look at."""
 import asyncio
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -149,3 +150,28 @@ async def screenshot(browser, path) -> None:
     copy = os.environ.get("EVFUSE_SCREENSHOT_COPY")
     if copy:
         shutil.copyfile(path, copy)
+
+
+async def test_service_runs_on_without_its_port_and_a_reload_brings_the_page(tmp_path):
+    import socket
+    import urllib.request
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    try:
+        web = f'[web]\nlisten = "127.0.0.1:{port}"\n'
+        async with Service(CHARGERS, control=FAST + web, tmp_path=tmp_path) as svc:
+            await svc.until(lambda: svc.logged("web page unavailable on 127.0.0.1:"), "the refusal logged", 20)
+            await svc.until(lambda: svc.limit("garage") == 11.0, "charging all the same")
+            taken.close()
+            with open(svc.config_path) as f:
+                text = f.read()
+            with open(svc.config_path, "w") as f:
+                f.write(text.replace(web, f'[web]\nlisten = "127.0.0.1:{port}"\npassword = "{PASSWORD}"\n'))
+            svc.proc.send_signal(signal.SIGHUP)
+            await svc.until(lambda: svc.web_url is not None, "the page after the reload", 20)
+            body = await in_thread(lambda: urllib.request.urlopen(svc.web_url + "api/session", timeout=10).read())
+            assert b'"controls": true' in body
+            assert svc.limit("garage") == 11.0  # the reload did not disturb the chargers
+    finally:
+        taken.close()

@@ -249,3 +249,29 @@ async def test_a_taken_port_is_an_oserror():
         with pytest.raises(OSError):
             await other.start()
         await other.stop()
+
+
+async def test_demo_serves_the_page_and_prints_its_address():
+    import io
+
+    from controller.sim.demo import run_demo
+
+    out = io.StringIO()
+    demo = asyncio.ensure_future(run_demo(12.0, out, web_port=0, web_password="demo"))
+    try:
+        for _ in range(400):
+            if "web page: http://127.0.0.1:" in out.getvalue() or demo.done():
+                break
+            await asyncio.sleep(0.05)
+        line = next(x for x in out.getvalue().splitlines() if x.startswith("web page: "))
+        assert "(password for the controls: demo)" in line
+        url = line.split()[2]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url + "api/status") as r:
+                assert [c["id"] for c in (await r.json())["chargers"]] == ["garage", "carport", "street"]
+            async with session.get(url + "api/session") as r:
+                assert (await r.json())["controls"] is True
+        assert await asyncio.wait_for(demo, 30) == 0
+    finally:
+        demo.cancel()
+        await asyncio.gather(demo, return_exceptions=True)
