@@ -275,3 +275,14 @@ async def test_demo_serves_the_page_and_prints_its_address():
     finally:
         demo.cancel()
         await asyncio.gather(demo, return_exceptions=True)
+
+
+async def test_a_flood_of_wrong_passwords_is_slowed_and_bounded():
+    async with WebSite(password="s3cret") as w:
+        async def guess(i):
+            async with w.session.post(w.url + "api/login", json={"password": f"guess {i}"}) as r:
+                return r.status
+        statuses = await asyncio.gather(*(guess(i) for i in range(12)))
+        assert statuses.count(401) == 8 and statuses.count(429) == 4  # one a second, eight queued at most
+        async with w.session.post(w.url + "api/login", json={"password": "s3cret"}) as r:
+            assert r.status == 200

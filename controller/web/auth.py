@@ -3,7 +3,8 @@
 The page logs in with POST /api/login and gets a session cookie (HttpOnly, SameSite=Strict,
 Secure under https); scripts may send HTTP basic auth with the password instead (any user
 name). Passwords are compared in constant time, and a wrong one is answered only after a
-second, one guess at a time for the whole server, so guessing over the network is slow.
+second, one guess at a time for the whole server, so guessing over the network is slow; more
+than a few guesses waiting at once are refused (429) instead of queued.
 Sessions live in memory: a restart logs everyone out.
 """
 
@@ -27,6 +28,7 @@ COOKIE = "evfuse_session"
 SESSION_S = 12 * 3600
 MAX_SESSIONS = 32
 WRONG_PASSWORD_DELAY_S = 1.0
+MAX_QUEUED_GUESSES = 8
 
 
 def error(kind: type[web.HTTPException], text: str, **kwargs) -> web.HTTPException:
@@ -79,6 +81,7 @@ class Auth:
         self.clock = clock
         self._sessions: dict[str, float] = {}  # token -> expiry
         self._guess = asyncio.Lock()
+        self._queued = 0
 
     def register(self, app: web.Application) -> None:
         app.router.add_post("/api/login", self._login)
@@ -88,6 +91,15 @@ class Auth:
 
     async def _check(self, password: str, request: web.Request) -> bool:
         given = hashlib.sha256(password.encode()).digest()
+        if self._queued >= MAX_QUEUED_GUESSES:  # a flood of guesses must not lock the owner out for long
+            raise error(web.HTTPTooManyRequests, "too many password attempts at once; try again in a minute")
+        self._queued += 1
+        try:
+            return await self._check_one(given, request)
+        finally:
+            self._queued -= 1
+
+    async def _check_one(self, given: bytes, request: web.Request) -> bool:
         async with self._guess:
             if hmac.compare_digest(given, self._digest):
                 return True
