@@ -32,6 +32,7 @@ from controller.core.decide import Decision, decide, initial_state
 from controller.core.site import SiteModel
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
+from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
 
 log = logging.getLogger("evfuse.runtime")
 
@@ -48,9 +49,11 @@ class Event:
 
 class Controller:
     def __init__(self, config: Config, clock=time.monotonic):
-        self.config = config
+        self.config = config  # as the file says; the core runs on effective_config
         self.clock = clock
-        self.site = SiteModel.from_config(config)
+        self._overrides = Overrides.load(config)
+        self.cap_site = None  # e.g. the button's slow mode: SiteModel -> SiteModel, kept on rebuilds
+        self.site = SiteModel.from_config(self.effective_config)
         self.state = initial_state(self.site)
         self.central, self.drivers = build_drivers(config)
         self.meter = MeterReader(config.meter, config.site.phases, on_sample=self._on_sample)
@@ -59,7 +62,7 @@ class Controller:
         self.readings: list[ChargerReading] = []
         self.cycles = 0  # completed control cycles: the systemd watchdog feeds on this
         self.started_at = clock()
-        self.user_pause: str | None = None  # "paused by button" etc.: every charger at 0
+        self.user_pause: str | None = None  # "paused by button": every charger at 0
         self.events: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
         self._last_sample: MeterSample | None = None
         self._last_cycle_at = -1e9
@@ -108,14 +111,63 @@ class Controller:
     def retune(self, config: Config) -> None:
         """Apply a config that retunable() accepted: new limits take effect this cycle."""
         self.config = config
-        self.site = SiteModel.from_config(config)
+        for why in self._overrides.refit(config):
+            self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
         self._note("config reloaded: new limits apply now", STATE="reloaded")
-        self._cycle()
+        self.rebuild_site()
 
     def set_user_pause(self, reason: str | None) -> None:
         """Pause (reason) or resume (None) all charging, e.g. from the button."""
         self.user_pause = reason
         self._note(f"all charging {'paused: ' + reason if reason else 'resumed'}")
+        self._cycle()
+
+    # ------------------------------------------------------------------ overrides (MQTT, web)
+
+    @property
+    def pause_reason(self) -> str | None:
+        """Why all charging is held: the button's pause, else an override's, else None.
+        Each is released where it was set (the button, or MQTT / the web page)."""
+        source = self._overrides.pause_source()
+        return self.user_pause or (pause_reason(source) if source else None)
+
+    @property
+    def effective_config(self) -> Config:
+        """The config file with the overrides in place: what the core runs on."""
+        return self._overrides.apply(self.config)
+
+    @property
+    def overrides(self) -> dict:
+        """{target: {key: value}}, e.g. {"garage": {"weight": 2.0}, "site": {"pause": True}}."""
+        return self._overrides.as_dict()
+
+    def set_override(self, target: str, key: str, value, source: str) -> None:
+        """Override one key of the config file at run time (value None clears it): a
+        charger's mode, priority, weight or max_a, or ("site", "pause", bool). Raises
+        OverrideError and changes nothing when the target, key or value is not allowed.
+        Kept in the state directory; applies from the next decision, no reconnect."""
+        if not self._overrides.set(self.config, target, key, value, source):
+            return
+        shown = "cleared" if value is None else f"= {value}"
+        fields = {"OVERRIDE": f"{key}={'' if value is None else value}", "SOURCE": source}
+        if target == SITE:
+            self._note(f"site {key} {shown} (override from {source})", STATE="paused" if value else None,
+                       **fields)
+        else:
+            self._note(f"{target}: {key} {shown} (override from {source})", CHARGER_ID=target, **fields)
+        self.rebuild_site()
+
+    def clear_overrides(self, source: str) -> None:
+        """Back to the config file for every key (and no override pause)."""
+        if self._overrides.clear():
+            self._note(f"every override cleared (from {source})", OVERRIDE="cleared", SOURCE=source)
+            self.rebuild_site()
+
+    def rebuild_site(self) -> None:
+        """Re-derive the core's site from config + overrides (+ cap_site) and decide at once.
+        The chargers and their order stay the same, so the core's memory stays valid."""
+        site = SiteModel.from_config(self.effective_config)
+        self.site = self.cap_site(site) if self.cap_site else site
         self._cycle()
 
     # ------------------------------------------------------------------ the control loop
@@ -138,7 +190,7 @@ class Controller:
         self.readings = [driver.reading(now) for driver in self.drivers]
         previous = self.decision
         decision = decide(self.site, self.state, self._last_sample, self.readings, now,
-                          hold=self.user_pause)
+                          hold=self.pause_reason)
         self.state, self.decision = decision.state, decision
         self._report(previous, decision)
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
