@@ -1,9 +1,10 @@
 """`evfuse run --config FILE`: the service systemd starts.
 
 SIGTERM / SIGINT: every charger is left at its fallback limit, connections close, exit 0.
-SIGHUP: the config is read again; a valid one applies (limits at once, or by reconnecting
-when chargers, meter or OCPP settings changed); an invalid one is refused with the reason
-and the service keeps running on the old one.
+SIGHUP: the config is read again; a valid one applies at once, part by part (Controller.retune:
+only added, removed or relinked chargers, a changed meter or OCPP server are touched; every
+other charger keeps its link and its limit); an invalid one is refused with the reason and
+the service keeps running on the old one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from controller.config import ConfigError, load_config
 from controller.logs import setup_logging
 from controller.notify import Notifier, install_block_hook
-from controller.runtime import Controller, retunable
+from controller.runtime import Controller
 from controller.status import StatusServer, socket_path
 from hardware import Panel
 
@@ -81,8 +82,11 @@ async def serve(path: str, config) -> int:
         reloading.cancel()
         if reload.is_set() and not stop.is_set():
             reload.clear()
-            controller = await _reload(path, controller)
-            panel.apply(controller)
+            if await _reload(path, controller):  # [hardware] changed: the panel anew
+                await panel.close()
+                panel = Panel.create(controller.config.hardware)
+                panel.apply(controller)
+                panel.start(current)
     await notifier.stopping()
     await status.stop()
     await panel.close()
@@ -90,21 +94,15 @@ async def serve(path: str, config) -> int:
     return 0
 
 
-async def _reload(path: str, controller: Controller) -> Controller:
+async def _reload(path: str, controller: Controller) -> bool:
+    """Apply the file again; True when its [hardware] section changed."""
     try:
         config = load_config(path)
     except ConfigError as e:
         log.error("config reload refused, still running on the previous config: %s",
                   "; ".join(e.problems), extra={"FAULT": "config"})
-        return controller
-    if retunable(controller.config, config):
-        controller.retune(config)
-        return controller
-    log.warning("config reload changes chargers, meter or OCPP settings: reconnecting",
-                extra={"STATE": "restarting"})
-    await controller.stop()
-    fresh = Controller(config)
-    await fresh.start()
-    return fresh
-
-
+        return False
+    for line in config.warnings:
+        log.warning("%s", line, extra={"FAULT": "config-warning"})
+    change = await controller.retune(config)
+    return change.hardware

@@ -25,14 +25,16 @@ import time
 from dataclasses import dataclass
 
 from controller.chargers.base import ChargerDriver
-from controller.chargers.modbus.driver import modbus_chargers
+from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
+from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
-from controller.core.decide import Decision, decide, initial_state
+from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.site import SiteModel
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
 from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
+from controller.reload import ReloadPlan, plan
 
 log = logging.getLogger("evfuse.runtime")
 
@@ -108,13 +110,78 @@ class Controller:
             await self.central.stop()
         log.info("stopped: chargers left at their fallback limits", extra={"STATE": "stopped"})
 
-    def retune(self, config: Config) -> None:
-        """Apply a config that retunable() accepted: new limits take effect this cycle."""
+    async def retune(self, config: Config) -> ReloadPlan:
+        """Apply a reloaded config part by part (controller/reload.py): the new site, the
+        drivers of added and relinked chargers and the core memory of every kept one (by id)
+        are swapped in at once and decided on; only then are removed drivers retired and new
+        ones started, and the meter or OCPP server restarted if their settings changed.
+        Chargers the change does not concern keep their link and their limit."""
+        change = plan(self.config, config)
+        drivers = {d.id: d for d in self.drivers}
+        fallback = {spec.id: self.site.fallback_a(spec) for spec in self.site.chargers}
+        retiring = [drivers.pop(i) for i in change.removed + change.relinked]
+        new_central = None
+        if self.central is None and any(c.protocol == "ocpp" for c in config.chargers):
+            self.central = new_central = CentralSystem(config)
+            drivers.update((i, d) for i, d in self.central.drivers.items())
+        elif self.central is not None:
+            for i in change.removed + change.relinked:
+                if i in self.central.drivers:
+                    self.central.remove(i)
+        fresh = []
+        modbus = ModbusSettings.of(config)
+        for c in config.chargers:
+            if c.id in drivers:
+                drivers[c.id].config = c  # new sharing keys; the link stays
+            elif c.protocol == "ocpp":
+                drivers[c.id] = self.central.add(c)
+            else:
+                drivers[c.id] = ModbusCharger(c, modbus)
+            if c.id in change.added or c.id in change.relinked:
+                fresh.append(drivers[c.id])
+        for i in change.removed + change.relinked:
+            if (task := self._sending.pop(i, None)) is not None:
+                task.cancel()
+        for i in change.removed:
+            for key in (f"offline:{i}", f"compliance:{i}", f"command:{i}"):
+                self._faults.pop(key, None)
         self.config = config
         for why in self._overrides.refit(config):
             self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
-        self._note("config reloaded: new limits apply now", STATE="reloaded")
-        self.rebuild_site()
+        self.drivers = [drivers[c.id] for c in config.chargers]
+        old_site = self.site
+        self._rebuild()
+        self.state = remap_state(old_site, self.site, self.state)
+        self._note(f"config reloaded: {change.describe()}", STATE="reloaded")
+        self._cycle()
+        await self._swap_parts(change, retiring, fallback, fresh, new_central)
+        return change
+
+    async def _swap_parts(self, change: ReloadPlan, retiring, fallback, fresh, new_central) -> None:
+        """The I/O of a reload, after the core already runs on the new site."""
+        closing = [CentralSystem.retire(d, fallback[d.id]) if isinstance(d, OcppCharger)
+                   else d.close(fallback[d.id]) for d in retiring]
+        if closing:
+            done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in closing],
+                                               timeout=STOP_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+        central = self.central
+        if central is not None and not central.drivers:
+            self.central = None
+            await central.stop()
+        elif new_central is not None:
+            self.ocpp_port = await new_central.start()
+        elif central is not None and change.ocpp_listener:
+            self.ocpp_port = await central.restart(self.config)
+        elif central is not None and change.ocpp_links:
+            central.retune(self.config)
+        for driver in fresh:
+            await driver.start()
+        if change.meter:
+            await self.meter.stop()
+            self.meter = MeterReader(self.config.meter, self.config.site.phases, on_sample=self._on_sample)
+            await self.meter.start()
 
     def set_user_pause(self, reason: str | None) -> None:
         """Pause (reason) or resume (None) all charging, e.g. from the button."""
@@ -166,9 +233,12 @@ class Controller:
     def rebuild_site(self) -> None:
         """Re-derive the core's site from config + overrides (+ cap_site) and decide at once.
         The chargers and their order stay the same, so the core's memory stays valid."""
+        self._rebuild()
+        self._cycle()
+
+    def _rebuild(self) -> None:
         site = SiteModel.from_config(self.effective_config)
         self.site = self.cap_site(site) if self.cap_site else site
-        self._cycle()
 
     # ------------------------------------------------------------------ the control loop
 
@@ -225,10 +295,11 @@ class Controller:
     # ------------------------------------------------------------------ what an installer sees
 
     def _report(self, previous: Decision | None, decision: Decision) -> None:
-        for i, charger in enumerate(decision.chargers):
+        before = {c.id: c.limit_a for c in previous.chargers} if previous else {}  # by id: a reload reorders
+        for charger in decision.chargers:
             if not charger.changed:
                 continue
-            old = previous.chargers[i].limit_a if previous else None
+            old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
@@ -275,9 +346,6 @@ def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDri
 
 
 def retunable(old: Config, new: Config) -> bool:
-    """True when `new` only changes limits and tuning, so it can apply without reconnecting:
-    same chargers and links, same meter, same OCPP server, same fallback (which is programmed
-    into the chargers themselves)."""
-    def shape(c: Config):
-        return (c.chargers, c.meter, c.ocpp, c.control.fallback_a, c.hardware)
-    return shape(old) == shape(new)
+    """True when `new` changes nothing but limits and tuning: no link is made or dropped
+    (Controller.retune applies any valid config; this says whether it touches a link)."""
+    return plan(old, new).in_place
