@@ -71,6 +71,7 @@ class Controller:
         self._sending: dict[str, asyncio.Task] = {}
         self._ticker: asyncio.Task | None = None
         self._faults: dict[str, str] = {}  # active fault key -> description
+        self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
 
     # ------------------------------------------------------------------ life cycle
 
@@ -268,6 +269,8 @@ class Controller:
                 self._send(driver, charger.limit_a, reading.online)
         self._last_cycle_at = now
         self.cycles += 1
+        for observer in self.observers:
+            observer()
 
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline
