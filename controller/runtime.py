@@ -218,9 +218,11 @@ class Controller:
             return
         shown = "cleared" if value is None else f"= {value}"
         fields = {"OVERRIDE": f"{key}={'' if value is None else value}", "SOURCE": source}
-        if target == SITE:
-            self._note(f"site {key} {shown} (override from {source})", STATE="paused" if value else None,
-                       **fields)
+        if target == SITE:  # the pause: logged like the button's
+            held = self.pause_reason  # the button's pause may still hold
+            what = (f"paused: {pause_reason(source)}" if value else
+                    f"{'resumed' if held is None else 'still ' + held} (pause from {source} released)")
+            self._note(f"all charging {what}", STATE="paused" if held else "resumed", **fields)
         else:
             self._note(f"{target}: {key} {shown} (override from {source})", CHARGER_ID=target, **fields)
         self.rebuild_site()

@@ -161,3 +161,19 @@ async def test_site_pause_holds_like_the_button_and_survives_a_restart(tmp_path)
         assert controller.overrides == {}
         await until(lambda: all(cp.composite_limit_a() == 10.5 for cp in site.points.values()),
                     "charging again", 60)
+
+
+async def test_each_pause_is_released_where_it_was_set(tmp_path):
+    async with running(tmp_path, (SimCharger("garage"),)) as (site, controller):
+        controller.set_user_pause("paused by button")
+        controller.set_override("site", "pause", True, "web")
+        controller.set_override("site", "pause", False, "mqtt")  # MQTT releases the override pause
+        assert controller.pause_reason == "paused by button"  # the button's still holds
+        assert set(_limits(controller).values()) == {0.0}
+        controller.set_override("site", "pause", True, "web")
+        controller.set_user_pause(None)  # the button releases its own
+        assert controller.pause_reason == "paused on the web page"
+        assert set(_limits(controller).values()) == {0.0}
+        controller.clear_overrides("web")
+        assert controller.pause_reason is None
+        await until(lambda: site.points["garage"].composite_limit_a() == 16.0, "charging again", 60)

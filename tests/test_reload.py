@@ -16,6 +16,7 @@ from controller.config import load_config, parse_config
 from controller.reload import plan
 from controller.runtime import retunable
 from controller.sim.live_site import SimCharger
+from controller.sim.modbus_charger import ChargerEmulator
 
 BASE = {
     "site": {"fuse_a": 25},
@@ -161,3 +162,42 @@ async def test_a_meter_change_restarts_the_meter_only(tmp_path):
                     "samples from the new reader")
         assert [d.link for d in controller.drivers] == links
         assert site.points["garage"].composite_limit_a() == 16.0
+
+
+async def test_a_modbus_charger_added_and_removed_beside_an_ocpp_one(tmp_path):
+    heidelberg = ChargerEmulator("heidelberg")
+    port = await heidelberg.start_tcp()
+    modbus = f"""
+[[charger]]
+id = "shed"
+protocol = "modbus"
+profile = "heidelberg"
+host = "127.0.0.1"
+port = {port}
+unit_id = {heidelberg.unit_id}
+watchdog_s = 10
+"""
+    try:
+        async with running(tmp_path, (SimCharger("garage"),), fuse_a=63) as (site, controller):
+            site.extra_loads.append(lambda: (heidelberg.draw_a(),) * 3)
+            garage = site.points["garage"]
+            await until(lambda: garage.composite_limit_a() == 16.0, "garage at max_a", 60)
+            link = controller.drivers[0].link
+            path = tmp_path / "evfuse.toml"
+            original = path.read_text()
+            path.write_text(original + modbus)
+            change = await controller.retune(load_config(path))
+            assert change.added == ("shed",) and change.in_place is False
+            await until(lambda: heidelberg.failsafe_a == 6.0 and heidelberg.watchdog_s() == 10.0,
+                        "the Heidelberg programmed", 30)
+            await until(lambda: heidelberg.limit_a == 16.0 and controller.drivers[1].status().limit_a == 16.0,
+                        "the Heidelberg at max_a", 60)
+            path.write_text(original)
+            change = await controller.retune(load_config(path))
+            assert change.removed == ("shed",)
+            assert heidelberg.limit_a == 6.0  # left at the fallback when it was retired
+            assert [d.id for d in controller.drivers] == ["garage"]
+            assert controller.drivers[0].link is link and garage.composite_limit_a() == 16.0
+            assert not any("shed" in f for f in controller.faults)
+    finally:
+        await heidelberg.stop()
