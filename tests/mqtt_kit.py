@@ -28,10 +28,12 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, tmp_path, users: dict[str, str] | None = None):
+    def __init__(self, tmp_path, users: dict[str, str] | None = None, tls: tuple | None = None):
+        """users: {name: password} (else anonymous); tls: (certfile, keyfile) for TLS only."""
         self.port = free_port()
         self.dir = tmp_path
         self.users = users
+        self.tls = tls
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> Broker:
@@ -49,6 +51,8 @@ class Broker:
         conf = self.dir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
                  "log_type error"]
+        if self.tls:
+            lines += [f"certfile {self.tls[0]}", f"keyfile {self.tls[1]}"]
         if os.geteuid() == 0:  # else it would switch to the mosquitto user and not read our files
             lines.append("user root")
         if self.users:

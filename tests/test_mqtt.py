@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import signal
+import subprocess
 
 import pytest
 from controller_kit import running, until
@@ -276,15 +277,29 @@ async def test_a_dead_broker_changes_nothing_in_control_and_state_comes_back(tmp
                             "discovery again")
 
 
-async def test_username_and_password(tmp_path):
+async def test_username_and_password(tmp_path, caplog):
     async with Broker(tmp_path, users={"evfuse": "s3cret"}) as broker, \
             Bridged(tmp_path, broker, username="evfuse", password="s3cret") as b:
         await until(lambda: b.bridge.connected, "connected with a password", 30)
     async with Broker(tmp_path, users={"evfuse": "s3cret"}) as broker, \
             Bridged(tmp_path, broker, username="evfuse", password="wrong") as b:
-        await asyncio.sleep(2.0)
+        await until(lambda: "authori" in caplog.text.lower(), "the login refused", 30)
         assert not b.bridge.connected
         assert b.controller.cycles > 0
+
+
+async def test_tls_checks_the_brokers_certificate(tmp_path, monkeypatch, caplog):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    async with Broker(tmp_path, tls=(cert, key)) as broker:
+        async with Bridged(tmp_path, broker, tls=True) as b:  # not signed by a CA it trusts
+            await until(lambda: "certificate verify failed" in caplog.text, "the certificate refused", 30)
+            assert not b.bridge.connected
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # now it is: the system's CA file
+        async with Bridged(tmp_path, broker, tls=True) as b:
+            await until(lambda: b.bridge.connected, "connected over TLS", 30)
 
 
 async def test_last_will_on_sigkill_and_offline_on_stop(tmp_path):

@@ -65,6 +65,8 @@ class MqttBridge:
         self._chargers: dict[str, str] = {}  # charger id -> its discovery topic, as announced
         self._announced = None  # the config whose discovery messages are on the broker
         self._bad_logged: dict[str, float] = {}
+        # made once: loading the system's CAs reads files, which must not stall the loop per retry
+        self._tls = ssl.create_default_context() if config.tls else None
         self._outage_logged = False
 
     # ------------------------------------------------------------------ the controller's side
@@ -125,7 +127,7 @@ class MqttBridge:
             identifier=f"evfuse-{self.discovery.node if self.discovery else c.topic.replace('/', '-')}",
             will=aiomqtt.Will(self.topics.status, b"offline", qos=1, retain=True),
             timeout=TIMEOUT_S, keepalive=30,
-            tls_context=ssl.create_default_context() if c.tls else None,
+            tls_context=self._tls,
             max_queued_incoming_messages=1000,
         )
 
@@ -214,7 +216,7 @@ class MqttBridge:
             topic = str(message.topic)
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload or "").encode()
             if self.discovery is not None and topic.startswith(f"{self.discovery.prefix}/"):
-                await self._discovery_message(client, topic, payload)
+                await self._discovery_message(client, topic, payload, message.retain)
                 continue
             if message.retain:
                 self._bad(topic, "retained command ignored (publish commands without the retain flag)")
@@ -235,14 +237,17 @@ class MqttBridge:
 
     def _bad(self, topic: str, why: str) -> None:
         now = time.monotonic()
+        if len(self._bad_logged) > 100:  # topics come from outside: keep the memory bounded
+            self._bad_logged = {t: at for t, at in self._bad_logged.items() if now - at < BAD_LOG_EVERY_S}
         if now - self._bad_logged.get(topic, -BAD_LOG_EVERY_S) >= BAD_LOG_EVERY_S:
             self._bad_logged[topic] = now
             log.warning("MQTT command on %s refused, nothing changed: %s", topic, why,
                         extra={"FAULT": "mqtt-command", "TOPIC": topic, "REASON": why})
 
-    async def _discovery_message(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+    async def _discovery_message(self, client: aiomqtt.Client, topic: str, payload: bytes,
+                                 retained: bool) -> None:
         if topic == f"{self.discovery.prefix}/status":
-            if payload.strip() == b"online":  # Home Assistant restarted: announce again
+            if payload.strip() == b"online" and not retained:  # Home Assistant restarted: announce again
                 self._sent.clear()
                 self._announced = None
                 self._changed.set()
