@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 
 from controller_kit import running, until
 from e2e_kit import Service
@@ -201,3 +202,33 @@ watchdog_s = 10
             assert not any("shed" in f for f in controller.faults)
     finally:
         await heidelberg.stop()
+
+
+async def test_a_new_ocpp_listener_restarts_the_ocpp_server_only(tmp_path):
+    async with running(tmp_path, (SimCharger("garage"),)) as (site, controller):
+        garage = site.points["garage"]
+        await until(lambda: garage.composite_limit_a() == 16.0, "charging", 60)
+        old_port, meter = controller.ocpp_port, controller.meter
+        path = tmp_path / "evfuse.toml"
+        path.write_text(path.read_text().replace('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:0"\nheartbeat_s = 60'))
+        change = await controller.retune(load_config(path))
+        assert change.ocpp_links and not change.ocpp_listener  # settings only: links re-initialised
+        await until(lambda: not garage.connected, "garage's link closed for its new settings")
+        assert controller.ocpp_port == old_port and controller.meter is meter
+        await garage.stop()
+        await garage.start()  # the charger reconnects, as real ones do
+        await until(lambda: controller.drivers[0].status().connected, "reconnected to the same server")
+        free = socket.socket()
+        free.bind(("127.0.0.1", 0))
+        new_port = free.getsockname()[1]
+        free.close()
+        path.write_text(path.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{new_port}"'))
+        change = await controller.retune(load_config(path))
+        assert change.ocpp_listener and change.describe() == "OCPP server restarted"
+        assert controller.ocpp_port == new_port and controller.meter is meter
+        await until(lambda: not garage.connected, "the old server's links closed")
+        garage.url = f"ws://127.0.0.1:{new_port}/garage"
+        await garage.stop()
+        await garage.start()
+        await until(lambda: controller.drivers[0].status().connected, "connected to the new listener")
+        assert garage.composite_limit_a() == 16.0  # it kept charging at its share throughout
