@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(python3-venv python3-dev gcc libsystemd-dev pkg-config
-              chromium chromium-driver)  # the last two: the web page test in a real browser
+apt_packages=(python3-venv python3-dev gcc libsystemd-dev pkg-config)
+apt_packages+=(mosquitto)  # MQTT tests start their own broker
+apt_packages+=(chromium chromium-driver)  # the web page's test in a real browser
 
 ensure_system_packages() {
     command -v dpkg >/dev/null 2>&1 || return 0   # not Debian: trust the machine

@@ -151,6 +151,17 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    topic: str = "evfuse"  # base topic
+    discovery_prefix: str = "homeassistant"  # "" = no Home Assistant discovery
+
+
+@dataclass(frozen=True)
 class WebConfig:
     """The web page (controller/web/). With a password it also offers the controls; it speaks
     https with the [ocpp] certificate when one is set."""
@@ -176,6 +187,7 @@ class Config:
     chargers: tuple[ChargerConfig, ...]
     circuits: tuple[CircuitConfig, ...] = ()
     hardware: HardwareConfig | None = None
+    mqtt: MqttConfig | None = None
     web: WebConfig | None = None
     source: str = "<config>"
     warnings: tuple[str, ...] = ()
@@ -559,6 +571,39 @@ def _hardware(r: _Reader, data: dict) -> HardwareConfig | None:
     return hw
 
 
+def _mqtt(r: _Reader, data: dict) -> MqttConfig | None:
+    if "mqtt" not in data:
+        return None
+    t = r.table(data, "mqtt", "mqtt")
+    r.only(t, "mqtt", set(MqttConfig.__dataclass_fields__))
+    tls = t.get("tls", False)
+    if not isinstance(tls, bool):
+        r.problem("mqtt.tls", tls, "must be true or false")
+        tls = False
+    cfg = MqttConfig(
+        host=r.text(t, "host", "mqtt", _MISSING),
+        port=r.number(t, "port", "mqtt", 8883 if tls else 1883, 1, 65535, integer=True),
+        username=r.text(t, "username", "mqtt", ""),
+        password=r.text(t, "password", "mqtt", ""),
+        tls=tls,
+        topic=r.text(t, "topic", "mqtt", "evfuse"),
+        discovery_prefix=r.text(t, "discovery_prefix", "mqtt", "homeassistant"),
+    )
+    if "host" in t and not cfg.host.strip():
+        r.problem("mqtt.host", cfg.host, "must not be empty (the broker's address or name)")
+    if cfg.password and not cfg.username:
+        r.problem("mqtt.username", _MISSING, "is required with mqtt.password")
+    for key, value in (("topic", cfg.topic), ("discovery_prefix", cfg.discovery_prefix)):
+        if value and not _topic_ok(value) or key == "topic" and not value:
+            r.problem(f"mqtt.{key}", value, 'must be a topic like "evfuse" or "home/evfuse": no +, #, '
+                      "empty levels or leading/trailing /" + ("" if key == "topic" else '; "" = no discovery'))
+    return cfg
+
+
+def _topic_ok(topic: str) -> bool:
+    return not any(c in topic for c in "+#\0") and all(topic.split("/"))
+
+
 def _web(r: _Reader, data: dict, ocpp: OcppConfig) -> WebConfig | None:
     if "web" not in data:
         return None
@@ -608,7 +653,7 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
     r = _Reader(source, problems)
-    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "web"})
+    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "mqtt", "web"})
     site = _site(r, data)
     meter = _meter(r, data)
     control = _control(r, data)
@@ -627,11 +672,12 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
             r.problem(f"charger[{i}].id", c.id, "is used by another [[charger]]; ids must be unique")
     circuits = _circuits(r, data, chargers)
     hardware = _hardware(r, data)
+    mqtt = _mqtt(r, data)
     web = _web(r, data, ocpp)
     if problems:
         raise ConfigError(problems)
     cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
-                 circuits=tuple(circuits), hardware=hardware, web=web, source=source)
+                 circuits=tuple(circuits), hardware=hardware, mqtt=mqtt, web=web, source=source)
     return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
 
 

@@ -13,6 +13,7 @@ JSON fields (version 1):
   chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
               null), reason, compliant, fallback_protected
   overloads: {constraint: excess A}, faults[], events[]: {t, text}
+  overrides: {target: {key: value}} set over MQTT or the web page ("site": {"pause": true})
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         "version": VERSION,
         "uptime_s": round(now - controller.started_at, 1),
         "cycles": controller.cycles,
-        "paused": controller.user_pause,
+        "paused": controller.pause_reason,
         "slow_mode": slow_mode,
         "meter": {
             "where": meter.where, "state": meter_state,
@@ -117,6 +118,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         "overloads": {k: round(v, 2) for k, v in (decision.overloads if decision else {}).items()},
         "faults": controller.faults,
         "events": [{"t": e.t, "text": e.text} for e in controller.events],
+        "overrides": controller.overrides,
     }
 
 
@@ -260,7 +262,8 @@ def render(snap: dict) -> str:
              f"meter:  {m['state']} ({m['where']}{age})"
              + (f", fault: {m['fault']}" if m["fault"] else "")]
     if snap["paused"]:
-        lines.append(f"PAUSED: {snap['paused']} (press the button again to resume)")
+        where = "press the button again" if "button" in snap["paused"] else "resume it there"
+        lines.append(f"PAUSED: {snap['paused']} ({where} to resume)")
     if snap["slow_mode"]:
         lines.append("SLOW MODE: every charger capped at the fallback current (long press to undo)")
     lines += ["", f"phase  load A  household A  headroom A  limit A (fuse {snap['site']['fuse_a']:g})"]
@@ -274,6 +277,10 @@ def render(snap: dict) -> str:
         flags = "" if c["compliant"] else "  NOT FOLLOWING ITS LIMIT"
         lines.append(f"{c['id']:<12} {c['protocol']:<10} {'up' if c['connected'] else 'down':<5} "
                      f"{c['state']:<12} {_a(c['limit_a']):>7}  {draw:<15} {c['reason']}{flags}")
+    overrides = snap.get("overrides") or {}
+    lines += ["", "overrides (MQTT / web page, over the config file): " + ("none" if not overrides else "")]
+    lines += [f"  {target}.{key} = {json.dumps(value)}"
+              for target, keys in sorted(overrides.items()) for key, value in sorted(keys.items())]
     lines += ["", "faults: " + ("none" if not snap["faults"] else "")]
     lines += [f"  {f}" for f in snap["faults"]]
     if snap["events"]:

@@ -118,6 +118,11 @@ class SimChargePoint:
         else:  # a reconnect: like most chargers, tell the connector state again
             await self._cp.status_again()
 
+    @property
+    def connected(self) -> bool:
+        """The websocket to the central system is open (the central system may close it)."""
+        return self._ws is not None and self._ws.state.name == "OPEN"
+
     async def stop(self) -> None:
         """Drop the connection (the charger keeps its profiles, like a real one)."""
         for task in self._tasks:

@@ -117,6 +117,11 @@ class OcppCharger(ChargerDriver):
         if self.link is not None:
             await self.link.stop_maintaining()
 
+    def retune_watch(self) -> None:
+        """New compliance settings (a reload): judged afresh from now on."""
+        self._watch = ComplianceWatch(self.settings.ocpp.compliance_tolerance_a,
+                                      self.settings.ocpp.compliance_allowance_s)
+
     # ------------------------------------------------------------------ for the link
 
     @property
