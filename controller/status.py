@@ -11,7 +11,7 @@ JSON fields (version 1):
   site: phases, fuse_a, limit_a
   phases[]: phase, load_a (meter), household_a, headroom_a, limit_a
   chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
-              null), reason, compliant, fallback_protected
+              null), reason, compliant, fallback_protected, mode (with any override)
   overloads: {constraint: excess A}, faults[], events[]: {t, text}
   overrides: {target: {key: value}} set over MQTT or the web page ("site": {"pause": true})
 """
@@ -99,6 +99,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
             "draw_a": [round(x, 2) for x in draw] if draw is not None else None,
             "reason": reason, "compliant": st.compliant,
             "fallback_protected": st.fallback_protected,
+            "mode": site.chargers[i].mode if i < len(site.chargers) else None,  # overrides included
         })
     return {
         "version": VERSION,

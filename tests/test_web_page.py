@@ -16,7 +16,7 @@ from controller.sim.chargepoint import SimOptions
 from controller.sim.live_site import SimCharger
 
 from e2e_kit import FAST, Service
-from web_kit import PHONE, WebSite, chromium, in_thread, need_chromium, until_page
+from web_kit import PHONE, WebSite, chromium, in_thread, need_chromium, untouched, until_page
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -112,6 +112,18 @@ async def test_controls_refused_without_the_password_and_applied_with_it(tmp_pat
             await svc.until(lambda: svc.logged("all charging resumed"), "the resume", 15)
             await svc.until(lambda: svc.limit("garage") > 0, "charging again", 30)
 
+            # A charger's mode: the same override as over MQTT; "off" gives it nothing.
+            await until_page(browser, "document.querySelector('#chargers select[data-id=\"garage\"]')",
+                             "garage's mode picker")
+            await in_thread(browser.execute_script, PICK_MODE, "garage", "off")
+            await svc.until(lambda: svc.logged("garage: mode = off (override from web)"), "the override", 15)
+            await svc.until(lambda: svc.limit("garage") == 0.0, "garage off", 15)
+            await until_page(browser, "document.querySelector('#chargers select[data-id=\"garage\"]').value === 'off'",
+                             "the picker showing off")
+            await in_thread(browser.execute_script, PICK_MODE, "garage", "")  # as in the config file
+            await svc.until(lambda: svc.logged("garage: mode cleared (override from web)"), "cleared", 15)
+            await svc.until(lambda: svc.limit("garage") > 0, "garage charging again", 30)
+
 
 async def test_a_read_only_page_offers_no_controls():
     need_chromium()
@@ -121,9 +133,11 @@ async def test_a_read_only_page_offers_no_controls():
             await until_page(browser, "document.querySelectorAll('#chargers .charger').length === 2", "the chargers")
             assert await in_thread(browser.execute_script, "return document.getElementById('controls').hidden")
             assert await in_thread(browser.execute_async_script, POST_PAUSE) == 404
-        assert w.controller.user_pause is None
+        assert untouched(w.controller)
 
 
+PICK_MODE = """const pick = document.querySelector(`#chargers select[data-id="${arguments[0]}"]`);
+pick.focus(); pick.value = arguments[1]; pick.dispatchEvent(new Event('change'));"""
 POST_PAUSE = """const done = arguments[arguments.length - 1];
 fetch('/api/pause', {method: 'POST', headers: {'Content-Type': 'application/json'},
                      body: JSON.stringify({paused: true})}).then(r => done(r.status), e => done(String(e)));"""

@@ -14,15 +14,15 @@ import pytest
 
 from controller.config import WebConfig
 from controller.status import StatusServer, fetch
-from controller.web.controls import PAUSE_REASON
 from controller.web.server import WebServer
 
 from test_web_history import decode
-from web_kit import WebSite, self_signed
+from web_kit import WebSite, self_signed, untouched
 
 pytestmark = pytest.mark.timeout(90)
 
 JSON = {"Content-Type": "application/json"}
+PAUSE_REASON = "paused on the web page"
 
 
 def basic(user: str, password: str) -> dict:
@@ -106,13 +106,13 @@ async def test_an_overload_is_marked_as_a_cut():
 async def test_without_a_password_there_are_no_controls():
     async with WebSite() as w:
         async with w.session.get(w.url + "api/session") as r:
-            assert await r.json() == {"controls": False, "authorized": False, "history_s": 21600}
-        for path in ("api/pause", "api/login", "api/logout"):
+            assert await r.json() == {"controls": False, "authorized": False, "history_s": 21600, "modes": []}
+        for path in ("api/pause", "api/login", "api/logout", "api/chargers/garage/mode"):
             async with w.session.post(w.url + path, json={"paused": True}) as r:
                 assert r.status == 404, path
         async with w.session.get(w.url + "api/pause") as r:
             assert r.status == 404
-        assert w.controller.user_pause is None
+        assert untouched(w.controller)
 
 
 async def test_pause_is_refused_without_the_password_and_applied_with_it(caplog):
@@ -123,7 +123,7 @@ async def test_pause_is_refused_without_the_password_and_applied_with_it(caplog)
             assert r.status == 401 and "log in" in (await r.json())["error"]
         async with w.session.post(w.url + "api/login", json={"password": "guess"}) as r:
             assert r.status == 401
-        assert w.controller.user_pause is None
+        assert untouched(w.controller)
         assert "web page: wrong password from 127.0.0.1" in caplog.text
 
         async with w.session.post(w.url + "api/login", json={"password": "s3cret pass"}) as r:
@@ -134,7 +134,8 @@ async def test_pause_is_refused_without_the_password_and_applied_with_it(caplog)
             assert (await r.json())["authorized"] is True
         async with w.session.post(w.url + "api/pause", json={"paused": True}) as r:
             assert r.status == 200 and await r.json() == {"paused": PAUSE_REASON}
-        assert w.controller.user_pause == "paused on the web page"
+        assert w.controller.pause_reason == "paused on the web page"
+        assert w.controller.overrides == {"site": {"pause": True}}  # the same override as MQTT's
         assert "all charging paused: paused on the web page" in caplog.text
         await w.until(lambda: w.site.points["garage"].composite_limit_a() == 0, "the charge point told 0 A")
         await w.until(lambda: any(m.kind == "pause" for m in w.web.history.marks), "a pause mark", 5)
@@ -143,7 +144,7 @@ async def test_pause_is_refused_without_the_password_and_applied_with_it(caplog)
             assert r.status == 200
         async with w.session.post(w.url + "api/pause", json={"paused": False}) as r:
             assert r.status == 401
-        assert w.controller.user_pause == PAUSE_REASON
+        assert w.controller.pause_reason == PAUSE_REASON
 
         # A script: basic auth with the password, any user name, no session.
         async with aiohttp.ClientSession() as script:
@@ -153,7 +154,7 @@ async def test_pause_is_refused_without_the_password_and_applied_with_it(caplog)
             async with script.post(w.url + "api/pause", json={"paused": True},
                                    headers=basic("installer", "wrong")) as r:
                 assert r.status == 401
-        assert w.controller.user_pause is None
+        assert w.controller.pause_reason is None and w.controller.overrides == {}
         assert "all charging resumed" in caplog.text
 
 
@@ -178,7 +179,7 @@ async def test_malformed_control_requests_are_4xx_and_change_nothing(path, kwarg
         async with w.session.post(w.url + path, **kwargs) as r:
             assert r.status == status
             assert "error" in await r.json()
-        assert w.controller.user_pause is None
+        assert untouched(w.controller)
         async with w.session.get(w.url + "api/history") as r:
             assert r.status == 200  # still serving
 
@@ -205,7 +206,7 @@ async def test_bad_reads_are_4xx(request_line, status):
             async with w.session.post(w.url + "api/pause", json={"paused": True},
                                       headers={"Authorization": header}) as r:
                 assert r.status == 400
-        assert w.controller.user_pause is None
+        assert untouched(w.controller)
 
 
 async def test_page_and_assets_are_served_from_the_package():
@@ -288,3 +289,45 @@ async def test_a_flood_of_wrong_passwords_is_slowed_and_bounded():
         assert statuses.count(401) == 8 and statuses.count(429) == 4  # one a second, eight queued at most
         async with w.session.post(w.url + "api/login", json={"password": "s3cret"}) as r:
             assert r.status == 200
+
+
+async def test_a_chargers_mode_is_an_override_like_mqtts(caplog):
+    caplog.set_level(logging.INFO)
+    async with WebSite(password="s3cret") as w:
+        await w.until(lambda: w.site.points["garage"].composite_limit_a() > 0, "garage charging")
+        url = w.url + "api/chargers/garage/mode"
+        async with w.session.post(url, json={"mode": "off"}) as r:
+            assert r.status == 401
+        async with w.session.post(w.url + "api/login", json={"password": "s3cret"}) as r:
+            assert r.status == 200
+        async with w.session.get(w.url + "api/session") as r:
+            assert (await r.json())["modes"] == ["standard", "solar-priority", "solar-only", "excess", "off"]
+        async with w.session.post(url, json={"mode": "off"}) as r:
+            assert r.status == 200 and await r.json() == {"id": "garage", "mode": "off", "override": "off"}
+        assert w.controller.overrides == {"garage": {"mode": "off"}}
+        assert "garage: mode = off (override from web)" in caplog.text
+        await w.until(lambda: w.site.points["garage"].composite_limit_a() == 0, "garage told 0 A")
+        async with w.session.get(w.url + "api/status") as r:
+            snap = await r.json()
+        assert snap["overrides"] == {"garage": {"mode": "off"}}
+        assert [c["mode"] for c in snap["chargers"]] == ["off", "standard"]
+        async with w.session.post(url, json={"mode": None}) as r:  # back to the config file's
+            assert r.status == 200 and (await r.json())["override"] is None
+        assert untouched(w.controller)
+        await w.until(lambda: w.site.points["garage"].composite_limit_a() > 0, "garage charging again")
+
+
+@pytest.mark.parametrize("path, body, status, says", [
+    ("api/chargers/garage/mode", {"mode": "turbo"}, 400, '"solar-only"'),
+    ("api/chargers/garage/mode", {"mode": 3}, 400, "must be str or null"),
+    ("api/chargers/garage/mode", {"mode": True}, 400, "must be str or null"),
+    ("api/chargers/garage/mode", {"mode": "off", "priority": 1}, 400, "expected a JSON object"),
+    ("api/chargers/nobody/mode", {"mode": "off"}, 404, 'no charger "nobody"'),
+    ("api/chargers/garage/priority", {"priority": 1}, 404, "Not Found"),
+])
+async def test_bad_mode_requests_are_4xx_and_change_nothing(path, body, status, says):
+    async with WebSite(password="s3cret") as w:
+        async with w.session.post(w.url + path, json=body, headers=basic("x", "s3cret")) as r:
+            assert r.status == status
+            assert says in (await r.json())["error"]
+        assert untouched(w.controller)

@@ -84,6 +84,11 @@ class WebSite:
             await asyncio.sleep(0.05)
 
 
+def untouched(controller) -> bool:
+    """No pause and no override: what a refused control must leave behind."""
+    return controller.pause_reason is None and controller.overrides == {}
+
+
 def self_signed(folder) -> tuple[str, str]:
     """A certificate for 127.0.0.1 and its key (openssl, as the OCPP TLS test makes them)."""
     if shutil.which("openssl") is None:

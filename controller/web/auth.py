@@ -35,7 +35,12 @@ def error(kind: type[web.HTTPException], text: str, **kwargs) -> web.HTTPExcepti
     return kind(text=json.dumps({"error": text}), content_type="application/json", **kwargs)
 
 
-async def read_json(request: web.Request, fields: dict[str, type]) -> dict:
+def _kind(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+
+
+async def read_json(request: web.Request, fields: dict[str, type | tuple[type, ...]]) -> dict:
     """The request's JSON object with exactly these fields of these types, else a 4xx that
     says what was wrong. Also the cross-site guard: only JSON, only from this site."""
     if request.content_type != "application/json":
@@ -47,13 +52,14 @@ async def read_json(request: web.Request, fields: dict[str, type]) -> dict:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError):
         raise error(web.HTTPBadRequest, "the body is not valid JSON") from None
-    shape = ", ".join(f'"{k}": {t.__name__}' for k, t in fields.items())
+    shape = ", ".join(f'"{k}": {_kind(t)}' for k, t in fields.items())
     if not isinstance(body, dict) or set(body) != set(fields):
         raise error(web.HTTPBadRequest, f"expected a JSON object {{{shape}}}")
     for key, kind in fields.items():
         value = body[key]
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise error(web.HTTPBadRequest, f'"{key}" must be a {kind.__name__}; expected {{{shape}}}')
+        bools = kind is bool or isinstance(kind, tuple) and bool in kind
+        if not isinstance(value, kind) or (isinstance(value, bool) and not bools):
+            raise error(web.HTTPBadRequest, f'"{key}" must be {_kind(kind)}; expected {{{shape}}}')
     return body
 
 

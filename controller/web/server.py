@@ -10,11 +10,12 @@ Routes (every answer under /api/ that is an error is JSON {"error": "..."} with 
   GET  /api/status           exactly `evfuse status --json` (controller/status.py snapshot)
   GET  /api/history          the last hours, binary (controller/web/history.py); ?seconds=N
   GET  /api/events           server-sent events: one update a second (status, sample, marks)
-  GET  /api/session          {"controls": bool, "authorized": bool, "modes": [...]}
+  GET  /api/session          {"controls": bool, "authorized": bool, "history_s": N, "modes": [...]}
 With [web] password only (without it these routes do not exist: 404, or 405 for GET):
   POST /api/login            {"password": "..."} -> session cookie
   POST /api/logout
-  POST /api/pause            {"paused": true | false}
+  POST /api/pause            {"paused": true | false}  (controller/web/controls.py)
+  POST /api/chargers/ID/mode {"mode": "solar-only"}    (null: back to the file's mode)
 Controls need the session cookie or HTTP basic auth with the password (any user name), a JSON
 body (Content-Type: application/json, which a cross-site form cannot send) and, when the
 browser sends an Origin, this very site as origin.
@@ -34,7 +35,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from controller.config import OcppConfig, WebConfig
+from controller.config import MODES, OcppConfig, WebConfig
 from controller.status import snapshot
 from controller.web.auth import Auth
 from controller.web.controls import register_controls
@@ -190,6 +191,7 @@ class WebServer:
             "controls": self.auth is not None,
             "authorized": self.auth is not None and self.auth.session_ok(request),
             "history_s": self.history.capacity,
+            "modes": list(MODES) if self.auth is not None else [],
         })
 
     async def _events(self, request: web.Request) -> web.StreamResponse:

@@ -48,7 +48,8 @@ function render(s) {
   banner.textContent = lines.join(" · ");
 
   $("phases").replaceChildren(...s.phases.map((p) => phaseRow(p, s.site)));
-  $("chargers").replaceChildren(...s.chargers.map(chargerCard));
+  const picking = document.activeElement && document.activeElement.closest("#chargers select");
+  if (!picking) $("chargers").replaceChildren(...s.chargers.map((c) => chargerCard(c, s.overrides || {})));
   $("faults").replaceChildren(...(s.faults.length ? s.faults.map((f) => el("li", {}, f))
                                                   : [el("li", { class: "none" }, "none")]));
   $("events").replaceChildren(...s.events.slice(-8).reverse().map((e) =>
@@ -78,7 +79,7 @@ function phaseRow(p, site) {
     el("div", { class: "bar" }, fill, limit));
 }
 
-function chargerCard(c) {
+function chargerCard(c, overrides) {
   const draw = c.draw_a && c.draw_a.length ? c.draw_a.map((x) => x.toFixed(1)).join(" / ") + " A" : "–";
   const limit = amps(c.limit_a) + (c.acknowledged_a !== null && c.acknowledged_a !== c.limit_a
     ? ` (charger holds ${amps(c.acknowledged_a)})` : "");
@@ -87,6 +88,9 @@ function chargerCard(c) {
     el("dt", {}, "car"), el("dd", {}, c.car.replace("-", " ")),
     el("dt", {}, "limit"), el("dd", { class: "limit" }, limit),
     el("dt", {}, "draw"), el("dd", { class: "draw" }, draw));
+  const overridden = overrides[c.id] && overrides[c.id].mode !== undefined;
+  if (c.mode) facts.append(el("dt", {}, "mode"), el("dd", { class: "mode" },
+    S.session && S.session.authorized ? modePicker(c, overridden) : c.mode + (overridden ? " (set on the web page or MQTT)" : "")));
   const card = el("div", { class: "charger", "data-id": c.id },
     el("div", { class: "row" }, el("span", { class: "id" }, c.id),
        el("span", { class: `badge ${c.state.replace(/ /g, "-")}` }, c.state)),
@@ -264,6 +268,24 @@ function swatch(color, kind) {
 
 // ------------------------------------------------------------------ controls
 
+function modePicker(c, overridden) {
+  const pick = el("select", { "data-id": c.id, "aria-label": `mode of ${c.id}` });
+  for (const m of S.session.modes) {
+    const o = el("option", { value: m }, m);
+    if (m === c.mode) o.selected = true;
+    pick.append(o);
+  }
+  if (overridden) pick.append(el("option", { value: "" }, "as in the config file"));
+  pick.addEventListener("change", async () => {
+    try {
+      const r = await post(`/api/chargers/${encodeURIComponent(c.id)}/mode`, { mode: pick.value || null });
+      say(`${r.id}: mode ${r.mode}`);
+    } catch (e) { say(e.message); }
+    pick.blur();  // the list follows the service again
+  });
+  return pick;
+}
+
 async function post(path, body) {
   const r = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                                 body: JSON.stringify(body), credentials: "same-origin" });
@@ -280,6 +302,7 @@ async function loadSession() {
   $("controls").hidden = !S.session.controls;
   $("login").hidden = !S.session.controls || S.session.authorized;
   $("commands").hidden = !S.session.authorized;
+  if (S.status) render(S.status);  // the mode pickers come and go with the login
 }
 
 function wireControls() {
@@ -301,7 +324,8 @@ function wireControls() {
     const paused = !(S.status && S.status.paused);
     try {
       const r = await post("/api/pause", { paused });
-      say(r.paused ? `paused: ${r.paused}` : "charging resumed");
+      say(!r.paused ? "charging resumed" : paused ? `paused: ${r.paused}`
+        : `still ${r.paused}: resume it there`);
     } catch (e) { say(e.message); await loadSession(); }
   });
   for (const b of document.querySelectorAll("#ranges button")) {
