@@ -182,7 +182,10 @@ function plot(canvas, lines, refs, yMin) {
   const tick = [20, 60, 300, 600, 900, 1800, 3600, 7200].find((s) => (t1 - t0) / s <= 4) || 7200;
   g.textAlign = "center"; g.textBaseline = "top";
   const label = tick < 60 ? clock : hhmm;
-  for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) g.fillText(label(t), x(t), H - B + 3 * dpr);
+  for (let t = Math.ceil(t0 / tick) * tick; t <= t1; t += tick) {
+    const text = label(t), half = g.measureText(text).width / 2;
+    if (x(t) - half >= L && x(t) + half <= W) g.fillText(text, x(t), H - B + 3 * dpr);  // never under the A labels
+  }
 
   const kinds = new Set();
   const w = Math.max(2, Math.round(2 * dpr));
