@@ -131,6 +131,15 @@ class ChargerConfig:
     registers: dict[str, Any] = field(default_factory=dict)  # profile = "custom" only
 
 
+def charger_fallback_a(charger: ChargerConfig, control: ControlConfig) -> float:
+    """What a charger holds when evfuse does not know better (start, meter lost) or is gone
+    (OCPP base profile, Modbus failsafe): 0 for mode "off", else control.fallback_a capped at
+    its max_a. The core assumes exactly this, so every driver programmes this and nothing else."""
+    if charger.mode == "off":
+        return 0.0
+    return min(control.fallback_a, charger.max_a)
+
+
 @dataclass(frozen=True)
 class CircuitConfig:
     id: str
@@ -459,17 +468,40 @@ def _modbus_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig) -> C
     if charger.profile != "custom":
         if registers is not None:
             r.problem(f"{path}.registers", _MISSING, 'is only allowed with profile = "custom"')
+        elif "profile" in t:
+            _within_profile(r, t, path, charger, charger_profiles.load_profile(charger.profile))
         return charger
     if registers is None:
         r.problem(f"{path}.registers", _MISSING, 'is required when profile = "custom" '
                   f"([{path.split('[')[0]}.registers] with limit = {{ address = ..., type = ... }})")
         return charger
     try:
-        charger_profiles.custom_profile(registers, f"{path}.registers")
+        profile = charger_profiles.custom_profile(registers, f"{path}.registers")
     except charger_profiles.ProfileError as e:
         r.problems.extend(f"{r.source}: {p}" for p in e.problems)
         return charger
+    _within_profile(r, t, path, charger, profile)
     return ChargerConfig(**{**charger.__dict__, "registers": dict(registers)})
+
+
+def _within_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig,
+                    profile: charger_profiles.ChargerProfile) -> None:
+    """What the device cannot do is a config error: a min_a it turns into a pause (the core
+    would believe the car charges), a max_a it refuses, a watchdog it cannot hold."""
+    takes = f"{_fmt(profile.min_a)} to {_fmt(profile.max_a)} A" if profile.max_a else f"{_fmt(profile.min_a)} A or more"
+    what = f'profile "{profile.name}" takes 0 (pause) or {takes}'
+    if charger.min_a < profile.min_a:
+        r.problem(f"{path}.min_a", t.get("min_a", charger.min_a), f"must be at least {_fmt(profile.min_a)} A: {what}")
+    if profile.max_a is not None and charger.max_a > profile.max_a:
+        r.problem(f"{path}.max_a", t.get("max_a", charger.max_a), f"must be at most {_fmt(profile.max_a)} A: {what}")
+    wd = profile.watchdog
+    if wd is not None and wd.timeout is not None:
+        if not wd.holds(charger.watchdog_s):
+            r.problem(f"{path}.watchdog_s", t.get("watchdog_s", charger.watchdog_s),
+                      f'must be {profile.watchdog_range()} for profile "{profile.name}"')
+    elif "watchdog_s" in t:
+        r.problem(f"{path}.watchdog_s", t["watchdog_s"],
+                  f'cannot be set for profile "{profile.name}": it takes {profile.watchdog_range()}')
 
 
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
@@ -550,21 +582,28 @@ def _warnings(cfg: Config) -> list[str]:
             out.append(f'charger "{c.id}": control.fallback_a ({_fmt(fallback)} A) is below its min_a '
                        f"({_fmt(c.min_a)} A): it pauses whenever the controller falls back")
     for c in cfg.chargers:
-        if c.protocol == "modbus" and not _modbus_protected(c):
+        if c.protocol != "modbus":
+            continue
+        watchdog = _modbus_profile_of(c).watchdog
+        if watchdog is None:
             out.append(f'charger "{c.id}": profile "{c.profile}" has no watchdog: it is not protected if '
                        "the Pi dies (it keeps its last limit until someone changes it)")
+        elif watchdog.optional:
+            out.append(f'charger "{c.id}": profile "{c.profile}" has a watchdog on some firmware only: '
+                       "`evfuse status` says whether this charger has one; without it, it is not protected "
+                       "if the Pi dies")
     for phase in cfg.site.phase_names:
-        total = sum(min(fallback, c.max_a) for c in cfg.chargers if phase in c.phases)
+        total = sum(charger_fallback_a(c, cfg.control) for c in cfg.chargers if phase in c.phases)
         if total > cfg.site.limit_a:
             out.append(f"phase {phase}: all chargers at control.fallback_a draw {_fmt(total)} A, more than "
                        f"the site limit {_fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
     return out
 
 
-def _modbus_protected(c: ChargerConfig) -> bool:
+def _modbus_profile_of(c: ChargerConfig) -> charger_profiles.ChargerProfile:
     if c.profile == "custom":
-        return charger_profiles.custom_profile(c.registers).protected
-    return charger_profiles.load_profile(c.profile).protected
+        return charger_profiles.custom_profile(c.registers)
+    return charger_profiles.load_profile(c.profile)
 
 
 def parse_config(data: dict, source: str = "<config>") -> Config:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -47,13 +47,20 @@ class ChargerEmulator:
     def __init__(self, profile: str | ChargerProfile = "heidelberg", *, unit_id: int | None = None,
                  registers: dict[str, Any] | None = None, hardware_max_a: float = 16.0,
                  car_max_a: float = 16.0, car_phases: int = 3, car_present: bool = True,
-                 response_s: float = 0.1, validity_s: float | None = None, device_failsafe_a: float = 6.0):
+                 response_s: float = 0.1, validity_s: float | None = None, device_failsafe_a: float = 6.0,
+                 without: tuple[str, ...] = (), limit_scale: float | None = None):
         if isinstance(profile, ChargerProfile):
             self.profile = profile
         elif profile == "custom":
             self.profile = custom_profile(registers or {})
         else:
             self.profile = load_profile(profile)
+        # Firmware variants: sections this one lacks (it answers them with an exception), and
+        # another unit of the limit register (Wallbe firmware on a Phoenix EV-CC: 0.1 A).
+        self.profile = replace(self.profile, **{name: None for name in without})
+        if limit_scale is not None:
+            limit = self.profile.limit
+            self.profile = replace(self.profile, limit=replace(limit, register=replace(limit.register, scale=limit_scale)))
         self.unit_id = self.profile.unit_id if unit_id is None else unit_id
         self.hardware_max_a = hardware_max_a
         self.car_max_a = car_max_a

@@ -27,7 +27,7 @@ TRANSPORTS = ("tcp", "rtu")
 
 REGISTER_KEYS = {"function", "address", "type", "word_order", "scale", "count"}
 SECTION_KEYS = {"limit", "enable_coil", "status", "currents", "watchdog", "failsafe", "init", "min_a",
-                "poll_interval_s"}
+                "max_a", "poll_interval_s"}
 FILE_KEYS = SECTION_KEYS | {"description", "provenance", "verified_on_hardware", "transport", "unit_id",
                             "serial", "min_gap_s"}
 
@@ -57,9 +57,20 @@ class Register:
 
 
 @dataclass(frozen=True)
+class ScaleProbe:
+    """Firmware variants that take the limit in another unit, told apart by what the limit
+    register reads before we write it: a read-back of at least `at_least` raw units means
+    the register counts in `scale` (e.g. Wallbe firmware on a Phoenix EV-CC: 0.1 A)."""
+
+    at_least: int
+    scale: float
+
+
+@dataclass(frozen=True)
 class Limit:
     register: Register
     write_function: int = 16
+    probe: ScaleProbe | None = None
 
 
 @dataclass(frozen=True)
@@ -79,20 +90,29 @@ class Watchdog:
     remaining: Register | None  # read-only seconds left before the fallback
     device_default_s: float  # the timeout when it is not programmable (until read back otherwise)
     renewed_by: str  # "write": only a limit write renews it; "any": every request does
+    min_s: float = 1.0  # the shortest timeout the device takes (programmable timeouts only)
+    limit_s: float | None = None  # the longest it takes, when less than the register could hold
+    optional: bool = False  # some firmware has it, some does not: probed before use
 
     @property
     def max_s(self) -> float:
-        """The longest timeout the register can hold, in seconds."""
+        """The longest timeout the device holds, in seconds."""
         if self.timeout is None:
             return math.inf
         bits = 16 * self.timeout.words - (1 if self.timeout.type.startswith("int") else 0)
-        return ((1 << bits) - 1) * self.timeout.scale
+        register_max = ((1 << bits) - 1) * self.timeout.scale
+        return register_max if self.limit_s is None else min(register_max, self.limit_s)
+
+    def holds(self, seconds: float) -> bool:
+        """Whether `watchdog_s = seconds` can be programmed as it is."""
+        return self.timeout is not None and self.min_s - 1e-9 <= seconds <= self.max_s + 1e-9
 
 
 @dataclass(frozen=True)
 class Failsafe:
     register: Register
     writable: bool = True  # False: configured on the device, we can only read and compare it
+    optional: bool = False  # some firmware has it, some does not: probed before use
 
 
 @dataclass(frozen=True)
@@ -116,6 +136,7 @@ class ChargerProfile:
     failsafe: Failsafe | None = None
     init: tuple[InitWrite, ...] = ()
     min_a: float = 6.0  # smallest non-zero limit the charger takes; below it means pause
+    max_a: float | None = None  # largest limit it takes (None = not documented)
     poll_interval_s: float = 1.0  # the read-back rate the charger is comfortable with
     min_gap_s: float = 0.0
     transport: str = "tcp"
@@ -126,8 +147,30 @@ class ChargerProfile:
 
     @property
     def protected(self) -> bool:
-        """The charger falls back by itself when evfuse stops talking to it."""
+        """The charger falls back by itself when evfuse stops talking to it (for an optional
+        watchdog: if the charger turns out to have it)."""
         return self.watchdog is not None
+
+    def effective_watchdog_s(self, configured_s: float) -> float | None:
+        """The watchdog timeout in force with `watchdog_s = configured_s`: the configured one
+        where it is programmable (clamped to what the device holds; check-config refuses
+        values outside), the device's own where it is fixed, None without a watchdog."""
+        wd = self.watchdog
+        if wd is None:
+            return None
+        if wd.timeout is None:
+            return wd.device_default_s
+        return min(max(configured_s, wd.min_s), wd.max_s)
+
+    def watchdog_range(self) -> str:
+        """What `watchdog_s` may be for this profile, in words, for config errors."""
+        wd = self.watchdog
+        if wd is None:
+            return "nothing: this charger has no watchdog"
+        if wd.timeout is None:
+            return (f"nothing: its validity time is set on the charger itself ({wd.device_default_s:g} s "
+                    "by default); leave watchdog_s out")
+        return f"{wd.min_s:g} to {wd.max_s:g} s"
 
 
 # --------------------------------------------------------------------------- parsing
@@ -181,6 +224,13 @@ class _Parser:
             return None
         return value
 
+    def flag(self, t: dict, key: str, path: str, default: bool) -> bool | None:
+        value = t.get(key, default)
+        if not isinstance(value, bool):
+            self.bad(f"{path}.{key}", value, "must be true or false")
+            return None
+        return value
+
     def number(self, t: dict, key: str, path: str, default: float, lo: float, hi: float) -> float:
         value = t.get(key, default)
         if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
@@ -227,9 +277,10 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
     if limit_t is None:
         p.bad(f"{path}.limit", _MISSING, "is required: the register that takes the current limit")
     else:
-        reg = p.register(limit_t, f"{path}.limit", 3, {"write_function"})
+        reg = p.register(limit_t, f"{path}.limit", 3, {"write_function", "scale_probe"})
         write_function = p.choice(limit_t, "write_function", f"{path}.limit", WRITE_FUNCTIONS, 16) \
             if isinstance(limit_t, dict) else 16
+        probe = _scale_probe(limit_t, p, f"{path}.limit") if isinstance(limit_t, dict) else None
         if reg is not None:
             if reg.function != 3:
                 p.bad(f"{path}.limit.function", reg.function, "must be 3: a limit is a holding register")
@@ -238,7 +289,7 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
             elif write_function == 6 and reg.words != 1:
                 p.bad(f"{path}.limit.write_function", 6, f"writes one register; {reg.type} needs 16")
             else:
-                out["limit"] = Limit(reg, write_function)
+                out["limit"] = Limit(reg, write_function, probe)
     if "enable_coil" in t:
         out["enable_coil"] = p.address(t, "enable_coil", path)
     status_t = p.table(t, "status", path)
@@ -259,16 +310,17 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
         out["watchdog"] = _watchdog(watchdog_t, p, f"{path}.watchdog")
     failsafe_t = p.table(t, "failsafe", path)
     if failsafe_t is not None:
-        reg = p.register(failsafe_t, f"{path}.failsafe", 3, {"writable"})
-        writable = failsafe_t.get("writable", True)
-        if not isinstance(writable, bool):
-            p.bad(f"{path}.failsafe.writable", writable, "must be true or false")
-        elif reg is not None:
-            out["failsafe"] = Failsafe(reg, writable)
+        reg = p.register(failsafe_t, f"{path}.failsafe", 3, {"writable", "optional"})
+        writable = p.flag(failsafe_t, "writable", f"{path}.failsafe", True)
+        optional = p.flag(failsafe_t, "optional", f"{path}.failsafe", False)
+        if reg is not None and writable is not None and optional is not None:
+            out["failsafe"] = Failsafe(reg, writable, optional)
     if "init" in t:
         out["init"] = _init(t["init"], p, f"{path}.init")
     if "min_a" in t:
         out["min_a"] = p.number(t, "min_a", path, 6.0, 0, 80)
+    if "max_a" in t:
+        out["max_a"] = p.number(t, "max_a", path, 80.0, 1, 80)
     if "poll_interval_s" in t:
         out["poll_interval_s"] = p.number(t, "poll_interval_s", path, 1.0, 0.05, 60)
     return out
@@ -290,8 +342,21 @@ def _status(t: dict, p: _Parser, path: str) -> Status | None:
     return None if reg is None else Status(reg, states)
 
 
+def _scale_probe(t: dict, p: _Parser, path: str) -> ScaleProbe | None:
+    probe_t = p.table(t, "scale_probe", path)
+    if probe_t is None:
+        return None
+    p.only(probe_t, f"{path}.scale_probe", {"at_least", "scale"})
+    at_least = p.number(probe_t, "at_least", f"{path}.scale_probe", 0, 1, 65535)
+    scale = p.number(probe_t, "scale", f"{path}.scale_probe", 0, 0.001, 1000)
+    if not at_least or not scale:
+        p.bad(f"{path}.scale_probe", _MISSING, "needs at_least (raw read-back) and scale (its unit)")
+        return None
+    return ScaleProbe(int(at_least), scale)
+
+
 def _watchdog(t: dict, p: _Parser, path: str) -> Watchdog | None:
-    allowed = REGISTER_KEYS | {"remaining", "device_default_s", "renewed_by"}
+    allowed = REGISTER_KEYS | {"remaining", "device_default_s", "renewed_by", "min_s", "max_s", "optional"}
     p.only(t, path, allowed)
     timeout = None
     if "address" in t:
@@ -303,9 +368,15 @@ def _watchdog(t: dict, p: _Parser, path: str) -> Watchdog | None:
               "on the charger itself)")
     default_s = p.number(t, "device_default_s", path, 0.0, 0, 86400)
     renewed_by = p.choice(t, "renewed_by", path, RENEWED_BY, required=True)
-    if renewed_by is None:
+    min_s = p.number(t, "min_s", path, 1.0, 0, 86400)
+    limit_s = p.number(t, "max_s", path, 0.0, 0, 86400) if "max_s" in t else None
+    optional = p.flag(t, "optional", path, False)
+    if timeout is None and ("min_s" in t or "max_s" in t):
+        p.bad(f"{path}.min_s" if "min_s" in t else f"{path}.max_s", _MISSING,
+              "is only for a programmable timeout (with address)")
+    if renewed_by is None or optional is None:
         return None
-    return Watchdog(timeout, remaining, default_s, renewed_by)
+    return Watchdog(timeout, remaining, default_s, renewed_by, min_s, limit_s, optional)
 
 
 def _init(entries: Any, p: _Parser, path: str) -> tuple[InitWrite, ...]:

@@ -218,7 +218,7 @@ class Link:
             forms.remove(d.form)
             forms.insert(0, d.form)
         for form in forms:
-            base = base_profile(self.version, form, self._rate, d.settings.fallback_a,
+            base = base_profile(self.version, form, self._rate, d.fallback_a,
                                 d.offset.charger_now(d.clock.wall()))
             ok, detail = await self.cp.set_profile(form.target, base)
             d.fallback_protected = ok

@@ -64,7 +64,7 @@ def offered_subprotocols(headers: Headers) -> list[str]:
 class CentralSystem:
     def __init__(self, config: Config, clock=None):
         self.config = config
-        settings = OcppSettings(ocpp=config.ocpp, fallback_a=config.control.fallback_a,
+        settings = OcppSettings(ocpp=config.ocpp, control=config.control,
                                 voltage_v=config.site.voltage_v)
         self.drivers: dict[str, OcppCharger] = {
             c.id: OcppCharger(c, settings, clock) for c in config.chargers if c.protocol == "ocpp"}
