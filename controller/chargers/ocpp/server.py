@@ -140,11 +140,10 @@ class CentralSystem:
 
     async def _serve(self, connection: ServerConnection) -> None:
         driver = self.drivers[charge_point_id(connection.request.path)]
-        cp = SUBPROTOCOLS[connection.subprotocol](driver, connection)
         old = driver.link
         if old is not None:  # the charger reconnected while its old link looked alive
             # closed in the background: a dead peer would hold us up for the close timeout
             task = asyncio.create_task(old.connection.close(1000, "replaced by a new connection"))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        await Link(driver, connection, cp).run()
+        await Link(driver, connection, SUBPROTOCOLS[connection.subprotocol]).run()

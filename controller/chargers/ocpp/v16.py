@@ -35,6 +35,7 @@ _transaction_ids = itertools.count(1)
 
 class CentralCP16(ChargePoint):
     version = "1.6"
+    awaited: str | None = None  # unique id of our request in flight (see link.py)
 
     def __init__(self, driver: OcppCharger, connection):
         super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)

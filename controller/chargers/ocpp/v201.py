@@ -36,6 +36,7 @@ CONFIG_VARIABLES = [("SmartChargingCtrlr", "RateUnit"), ("SmartChargingCtrlr", "
 
 class CentralCP201(ChargePoint):
     version = "2.0.1"
+    awaited: str | None = None  # unique id of our request in flight (see link.py)
 
     def __init__(self, driver: OcppCharger, connection):
         super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
