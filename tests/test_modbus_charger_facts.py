@@ -124,3 +124,26 @@ def test_heidelberg_state_8_is_an_error_not_charging():
     status = load_profile("heidelberg").status
     assert status.car("8") == CarState.FAULT
     assert status.car("7") == CarState.CHARGING
+
+
+async def test_status_shows_the_detected_limit_unit():
+    from controller.runtime import Controller
+    from controller.status import render, snapshot
+    from controller.sim.modbus_charger import ChargerEmulator
+
+    em = ChargerEmulator("phoenix", limit_scale=0.1)
+    port = await em.start_tcp()
+    cfg = parse_config({"site": {"fuse_a": 25}, "meter": {"host": "127.0.0.1", "port": 9},
+                        "ocpp": {"listen": "127.0.0.1:0"},
+                        "charger": [{"id": "wallbe", "protocol": "modbus", "profile": "phoenix",
+                                     "host": "127.0.0.1", "port": port, "unit_id": em.unit_id}]})
+    controller = Controller(cfg)
+    try:
+        await controller.start()
+        await wait_for(lambda: "limit_unit" in controller.drivers[0].status().notes, timeout=20)
+        snap = snapshot(controller)
+        assert snap["chargers"][0]["device"]["limit_unit"].startswith("0.1 A")
+        assert "limit unit: 0.1 A" in render(snap)
+    finally:
+        await controller.stop()
+        await em.stop()
