@@ -7,7 +7,8 @@ The same snapshot feeds the sd_notify STATUS= line and the status LED.
 
 JSON fields (version 1):
   uptime_s, cycles, paused (why all charging is paused, or null), slow_mode (bool),
-  meter: where, state ("ok" | "lost" | "no sample yet"), sample_age_s, fault, rejections
+  meter: where, state ("ok" | "lost" | "no sample yet"), sample_age_s, fault, rejections,
+         mode_fault (a meter setting that changes what its readings mean, or null)
   site: phases, fuse_a, limit_a
   phases[]: phase, load_a (meter), household_a, headroom_a, limit_a
   chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
@@ -151,6 +152,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
             "sample_age_s": None if age is None else round(age, 2),
             "fault": meter.fault.kind.value if meter.fault else None,
             "rejections": {k.value: n for k, n in meter.rejections.items()},
+            "mode_fault": meter.mode_fault,
         },
         "site": {"phases": site.phases, "fuse_a": site.fuse_a, "limit_a": site.limit_a},
         "phases": phases,
@@ -301,6 +303,8 @@ def render(snap: dict) -> str:
     lines = [f"evfuse: up {up // 3600} h {up % 3600 // 60:02d} min, {summary_line(snap)}",
              f"meter:  {m['state']} ({m['where']}{age})"
              + (f", fault: {m['fault']}" if m["fault"] else "")]
+    if m.get("mode_fault"):
+        lines.append(f"METER SETTING: {m['mode_fault']}")
     if snap["paused"]:
         lines.append(f"PAUSED: {snap['paused']} (press the button again to resume)")
     if snap["slow_mode"]:

@@ -63,6 +63,19 @@ class ReadBlock:
 
 
 @dataclass(frozen=True)
+class ModeCheck:
+    """A setting of the meter that changes what its readings mean (e.g. a mode in which
+    exported power does not read negative), read once when polling starts."""
+
+    function: int
+    address: int
+    expect: tuple[int, ...]  # raw uint16 values that are fine
+    what: str  # installer words: "application mode"
+    fix: str  # what to set, and where
+    names: dict[int, str] = field(default_factory=dict)  # raw value -> the name the manual uses
+
+
+@dataclass(frozen=True)
 class MeterProfile:
     name: str
     description: str
@@ -75,6 +88,7 @@ class MeterProfile:
     parity: str = "N"
     stopbits: int = 1
     provenance: str = ""  # where the register facts come from, and whether verified
+    checks: tuple[ModeCheck, ...] = ()
     # SunSpec: the register map is found at run time by walking the model chain.
     discovery: str = ""  # "" | "sunspec"
     sunspec_bases: tuple[int, ...] = ()
@@ -232,9 +246,11 @@ def _from_table(name: str, t: dict) -> MeterProfile:
     for s in specs:
         if not any(b.covers(s.function, s.address, s.words) for b in reads):
             problems.append(f"{where}: register {s.address} ({s.quantity} {SITE_PHASES[s.phase]}) is in no [[read]]")
+    checks = tuple(ModeCheck(c["function"], c["address"], tuple(c["expect"]), c["what"], c["fix"],
+                             {int(k): v for k, v in c.get("names", {}).items()}) for c in t.get("check", ()))
     if problems:
         raise ProfileError(problems)
-    return MeterProfile(**base, reads=reads, registers=tuple(specs))
+    return MeterProfile(**base, reads=reads, registers=tuple(specs), checks=checks)
 
 
 def resolve_sunspec(profile: MeterProfile, model_id: int, data_start: int, length: int) -> MeterProfile:
