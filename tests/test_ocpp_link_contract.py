@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import controller.chargers.ocpp as ocpp_pkg
-from controller.chargers.ocpp import v16
+from controller.chargers.ocpp import handlers
 from test_ocpp_central import make_config, site, until
 from test_ocpp_server import exchange, raw_session
 
@@ -34,12 +34,12 @@ def private_uses(path: Path) -> list[str]:
 
 
 def test_no_module_of_the_central_system_reaches_into_the_ocpp_package():
-    files = [OCPP_DIR / n for n in ("link.py", "caps.py", "v16.py", "v201.py", "server.py", "driver.py")]
+    files = [OCPP_DIR / n for n in ("link.py", "caps.py", "handlers.py", "v16.py", "v201.py", "server.py", "driver.py")]
     assert [u for f in files for u in private_uses(f)] == []
 
 
 async def test_a_late_answer_is_dropped_and_counted_and_the_session_goes_on(monkeypatch):
-    monkeypatch.setattr(v16, "CALL_TIMEOUT_S", 0.5)  # our request times out quickly
+    monkeypatch.setattr(handlers, "CALL_TIMEOUT_S", 0.5)  # our request times out quickly
     async with site(make_config()) as (central, url):
         ws = await raw_session(url)
         try:
@@ -59,3 +59,12 @@ async def test_a_late_answer_is_dropped_and_counted_and_the_session_goes_on(monk
             assert driver.status().notes["bad_frames"] == "1"
         finally:
             await ws.close()
+
+
+def test_what_both_versions_answer_alike_is_one_handler():
+    from controller.chargers.ocpp.v16 import CentralCP16
+    from controller.chargers.ocpp.v201 import CentralCP201
+    for name in ("on_heartbeat", "on_meter_values", "on_data_transfer", "on_firmware_status", "on_security_event"):
+        assert getattr(CentralCP16, name) is getattr(CentralCP201, name), name
+    assert CentralCP16.on_heartbeat._on_action == "Heartbeat"
+    assert CentralCP201.on_notify_report._on_action == "NotifyReport"

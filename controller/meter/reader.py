@@ -22,6 +22,7 @@ from controller.meter.decode import Fault, Rejection, decode, profile_problem
 from controller.meter.profile import MeterProfile, custom_profile, load_profile
 from controller.meter.sunspec import DiscoveryFailed, discover
 from controller.model import SITE_PHASES, MeterSample
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("evfuse.meter")
 
@@ -121,13 +122,8 @@ class MeterReader:
             self._task = asyncio.create_task(self._poll_forever(), name="meter reader")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._bus is not None:
             await self._bus.release()
             self._bus = None

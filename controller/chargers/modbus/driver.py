@@ -37,6 +37,7 @@ from controller.config import ChargerConfig, Config, ControlConfig, charger_fall
 from controller.meter.bus import (BusError, BusKey, ExceptionReply, LinkDown, ModbusBus, NoAnswer, SerialLine,
                                   open_bus)
 from controller.model import CarState, ChargerReading
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.modbus")
 
@@ -191,13 +192,8 @@ class ModbusCharger(ChargerDriver):
         """Stop; with fallback_a, first leave the limit there (bounded in time). The failsafe
         and watchdog stay programmed, so a charger we could not reach falls back by itself."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if fallback_a is not None and self._ready:
             self._target_a = max(0.0, min(fallback_a, self.config.max_a))
             try:

@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from controller.chargers.ocpp.driver import OcppCharger
 from controller.chargers.ocpp.profiles import (
     V201, ProfileForm, Rate, base_profile, candidate_forms, dynamic_profile)
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.ocpp")
 
@@ -116,9 +117,8 @@ class Link:
     async def stop_maintaining(self) -> None:
         self.ready = False
         task, self._maintainer = self._maintainer, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not asyncio.current_task():
+            await cancel_and_wait(task)
 
     def wake(self) -> None:
         self._wake.set()
