@@ -144,6 +144,9 @@ async def test_status_shows_the_detected_limit_unit():
         snap = snapshot(controller)
         assert snap["chargers"][0]["device"]["limit_unit"].startswith("0.1 A")
         assert "limit unit: 0.1 A" in render(snap)
+        assert snap["meter"]["mode_fault"] is None and "METER SETTING" not in render(snap)
+        snap["meter"]["mode_fault"] = 'application mode is A: set application "H"'
+        assert 'METER SETTING: application mode is A: set application "H"' in render(snap)
     finally:
         await controller.stop()
         await em.stop()

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from controller.meter.codec import WORD_ORDERS, WORDS
+from controller.meter import codec
+from controller.meter.codec import MAX_READ, WORD_ORDERS, WORDS
 from controller.model import PHASE_INDEX, SITE_PHASES
 
 QUANTITIES = ("current", "voltage", "power")
 FUNCTIONS = (3, 4)  # read holding registers, read input registers
-MAX_READ = 125  # registers one Modbus read may ask for
 CURRENT_SIGNS = ("power", "as-read")
 REGISTER_KEYS = {"quantity", "phase", "function", "address", "type", "word_order", "scale"}
 
@@ -176,19 +176,10 @@ def _show(value: Any) -> str:
 
 
 def plan_reads(registers: list[RegisterSpec] | tuple[RegisterSpec, ...]) -> tuple[ReadBlock, ...]:
-    """Fewest reads covering every register without asking for a register nobody named
-    (an unknown gap may be unimplemented and answer an exception)."""
-    spans = sorted({(r.function, r.address, r.address + r.words) for r in registers}
-                   | {(r.function, r.scale_register, r.scale_register + 1)
-                      for r in registers if r.scale_register is not None})
-    blocks: list[list[int]] = []
-    for function, start, end in spans:
-        last = blocks[-1] if blocks else None
-        if last and last[0] == function and start <= last[2] and end - last[1] <= MAX_READ:
-            last[2] = max(last[2], end)
-        else:
-            blocks.append([function, start, end])
-    return tuple(ReadBlock(f, s, e - s) for f, s, e in blocks)
+    """Fewest reads covering every register (and SunSpec scale register) of a meter."""
+    spans = [(r.function, r.address, r.address + r.words) for r in registers]
+    spans += [(r.function, r.scale_register, r.scale_register + 1) for r in registers if r.scale_register is not None]
+    return tuple(ReadBlock(*b) for b in codec.plan_reads(spans))
 
 
 # --------------------------------------------------------------------------- loading

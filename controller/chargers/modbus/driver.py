@@ -36,6 +36,7 @@ from controller.chargers.modbus.values import (decode_number, encode_amps, encod
 from controller.config import ChargerConfig, Config, ControlConfig, charger_fallback_a
 from controller.meter.bus import (BusError, BusKey, ExceptionReply, LinkDown, ModbusBus, NoAnswer, SerialLine,
                                   open_bus)
+from controller.meter.codec import plan_reads
 from controller.model import CarState, ChargerReading
 from controller.tasks import cancel_and_wait
 
@@ -46,7 +47,6 @@ OFFLINE_AFTER_FAILURES = 2  # one lost reply on a noisy RS485 line is not an out
 RETRY_MIN_S = 2.0  # while offline, try again at most this often (each try may cost a bus timeout)
 CLOSE_TIMEOUT_S = 3.0
 REQUEST_BOUND = 4  # bus timeouts one request may take at most, queueing behind others included
-MAX_READ = 125
 
 
 @dataclass(frozen=True)
@@ -76,27 +76,6 @@ def modbus_chargers(cfg: Config) -> list[ModbusCharger]:
     """One driver per `protocol = "modbus"` charger of the config (no I/O until start())."""
     settings = ModbusSettings.of(cfg)
     return [ModbusCharger(c, settings) for c in cfg.chargers if c.protocol == "modbus"]
-
-
-@dataclass(frozen=True)
-class _Block:
-    function: int
-    address: int
-    count: int
-
-
-def _plan(registers: list[Register]) -> list[_Block]:
-    """Fewest reads covering the registers without asking for one nobody named (an unknown
-    gap may be unimplemented and answer an exception)."""
-    spans = sorted({(r.function, r.address, r.address + r.words) for r in registers})
-    blocks: list[list[int]] = []
-    for function, start, end in spans:
-        last = blocks[-1] if blocks else None
-        if last and last[0] == function and start <= last[2] and end - last[1] <= MAX_READ:
-            last[2] = max(last[2], end)
-        else:
-            blocks.append([function, start, end])
-    return [_Block(f, s, e - s) for f, s, e in blocks]
 
 
 class ModbusCharger(ChargerDriver):
@@ -143,7 +122,7 @@ class ModbusCharger(ChargerDriver):
         self.watchdog_s = self.profile.effective_watchdog_s(self.config.watchdog_s)
         self.keepalive_s = self.watchdog_s / KEEPALIVE_FRACTION if self.watchdog_s is not None else None
         self.failsafe_a = self._device_amps(self.fallback_a)
-        self._reads = _plan([r for r, _ in self._readback()])
+        self._reads = plan_reads((r.function, r.address, r.address + r.words) for r, _ in self._readback())
 
     def _probes_needed(self) -> bool:
         p = self.profile
@@ -385,12 +364,12 @@ class ModbusCharger(ChargerDriver):
         sent_at = time.monotonic()
         words: dict[tuple[int, int], int] = {}
         try:
-            for b in self._reads:
-                reply = await self._request(self._bus.read_registers(self.unit, b.function, b.address, b.count),
+            for function, address, count in self._reads:
+                reply = await self._request(self._bus.read_registers(self.unit, function, address, count),
                                             renews=False)
-                if len(reply) != b.count:
-                    raise NoAnswer(f"{self.where} answered {len(reply)} registers instead of {b.count}")
-                words.update({(b.function, b.address + i): w for i, w in enumerate(reply)})
+                if len(reply) != count:
+                    raise NoAnswer(f"{self.where} answered {len(reply)} registers instead of {count}")
+                words.update({(function, address + i): w for i, w in enumerate(reply)})
         except BusError as e:
             self._failed(e, "reading back")
             return False
