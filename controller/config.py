@@ -17,6 +17,7 @@ from typing import Any
 from controller.chargers.modbus import profile as charger_profiles
 from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
+from controller.tomlcheck import MISSING, Checker, fmt, show
 
 MODES = ("standard", "solar-priority", "solar-only", "excess", "off")
 PARITIES = ("N", "E", "O")
@@ -191,16 +192,12 @@ class Config:
 # --------------------------------------------------------------------------- reading
 
 
-class _Reader:
-    """Typed access to one TOML table that records problems instead of raising."""
+class _Reader(Checker):
+    """Typed access to the config's tables; problems start with the file name."""
 
     def __init__(self, source: str, problems: list[str]):
+        super().__init__(f"{source}: ", problems)
         self.source = source
-        self.problems = problems
-
-    def problem(self, key: str, value: Any, what: str) -> None:
-        shown = "" if value is _MISSING else f" = {_show(value)}"
-        self.problems.append(f"{self.source}: {key}{shown}: {what}")
 
     def table(self, data: dict, key: str, path: str) -> dict:
         value = data.get(key, {})
@@ -208,13 +205,6 @@ class _Reader:
             self.problem(path, value, "must be a table ([" + path + "])")
             return {}
         return value
-
-    def only(self, table: dict, path: str, allowed: set[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                near = ", ".join(sorted(allowed))
-                self.problem(f"{path}.{key}" if path else key, _MISSING,
-                             f"unknown key; allowed here: {near}")
 
     def number(self, table: dict, key: str, path: str, default: Any, lo: float, hi: float,
                unit: str = "", integer: bool = False, lo_open: bool = False) -> Any:
@@ -231,8 +221,8 @@ class _Reader:
         if ok:
             ok = (value > lo if lo_open else value >= lo) and value <= hi
         if not ok:
-            low = f"above {_fmt(lo)}" if lo_open else f"from {_fmt(lo)}"
-            self.problem(f"{path}.{key}", value, f"must be {kind} {low} to {_fmt(hi)}{unit}")
+            low = f"above {fmt(lo)}" if lo_open else f"from {fmt(lo)}"
+            self.problem(f"{path}.{key}", value, f"must be {kind} {low} to {fmt(hi)}{unit}")
             return default if default is not _MISSING else None
         return value if integer else float(value)
 
@@ -260,15 +250,7 @@ class _Reader:
         return tuple(value)
 
 
-_MISSING = object()
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _show(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+_MISSING = MISSING  # also the name the scenario files' reader uses
 
 
 SERIAL_KEYS = {"transport", "host", "port", "device", "baudrate", "parity", "stopbits", "unit_id"}
@@ -304,7 +286,7 @@ def _site(r: _Reader, data: dict) -> SiteConfig:
         max_import_kw=r.number(t, "max_import_kw", "site", 0.0, 0, 10000, " kW (0 = no cap)"),
     )
     if "fuse_a" in t and site.fuse_a <= site.margin_a:
-        r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({_fmt(site.fuse_a)} A)")
+        r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({fmt(site.fuse_a)} A)")
     return site
 
 
@@ -346,7 +328,7 @@ def _meter(r: _Reader, data: dict) -> MeterConfig:
     poll = meter.poll_interval_s
     if poll is not None and poll >= meter.stale_after_s:
         r.problem("meter.poll_interval_s", poll,
-                  f"must be below meter.stale_after_s ({_fmt(meter.stale_after_s)} s)")
+                  f"must be below meter.stale_after_s ({fmt(meter.stale_after_s)} s)")
     return meter
 
 
@@ -448,7 +430,7 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig |
         watchdog_s=r.number(t, "watchdog_s", path, 15.0, 1, 600, " s"),
     )
     if charger.min_a > charger.max_a:
-        r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({_fmt(charger.max_a)} A)")
+        r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({fmt(charger.max_a)} A)")
     if protocol == "modbus" and charger.password:
         r.problem(f"{path}.password", _MISSING, 'is only for protocol = "ocpp"')
     if protocol == "modbus":
@@ -488,12 +470,12 @@ def _within_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig,
                     profile: charger_profiles.ChargerProfile) -> None:
     """What the device cannot do is a config error: a min_a it turns into a pause (the core
     would believe the car charges), a max_a it refuses, a watchdog it cannot hold."""
-    takes = f"{_fmt(profile.min_a)} to {_fmt(profile.max_a)} A" if profile.max_a else f"{_fmt(profile.min_a)} A or more"
+    takes = f"{fmt(profile.min_a)} to {fmt(profile.max_a)} A" if profile.max_a else f"{fmt(profile.min_a)} A or more"
     what = f'profile "{profile.name}" takes 0 (pause) or {takes}'
     if charger.min_a < profile.min_a:
-        r.problem(f"{path}.min_a", t.get("min_a", charger.min_a), f"must be at least {_fmt(profile.min_a)} A: {what}")
+        r.problem(f"{path}.min_a", t.get("min_a", charger.min_a), f"must be at least {fmt(profile.min_a)} A: {what}")
     if profile.max_a is not None and charger.max_a > profile.max_a:
-        r.problem(f"{path}.max_a", t.get("max_a", charger.max_a), f"must be at most {_fmt(profile.max_a)} A: {what}")
+        r.problem(f"{path}.max_a", t.get("max_a", charger.max_a), f"must be at most {fmt(profile.max_a)} A: {what}")
     wd = profile.watchdog
     if wd is not None and wd.timeout is not None:
         if not wd.holds(charger.watchdog_s):
@@ -531,7 +513,7 @@ def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[Cir
             parent=r.text(t, "parent", path, ""),
         )
         if circuit.fuse_a and circuit.fuse_a <= circuit.margin_a:
-            r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({_fmt(circuit.fuse_a)} A)")
+            r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({fmt(circuit.fuse_a)} A)")
         for member in circuit.chargers:
             if member not in known:
                 r.problem(f"{path}.chargers", member, "names no [[charger]] id; known: " + ", ".join(sorted(known)))
@@ -579,8 +561,8 @@ def _warnings(cfg: Config) -> list[str]:
     fallback = cfg.control.fallback_a
     for c in cfg.chargers:
         if 0 < fallback < c.min_a:
-            out.append(f'charger "{c.id}": control.fallback_a ({_fmt(fallback)} A) is below its min_a '
-                       f"({_fmt(c.min_a)} A): it pauses whenever the controller falls back")
+            out.append(f'charger "{c.id}": control.fallback_a ({fmt(fallback)} A) is below its min_a '
+                       f"({fmt(c.min_a)} A): it pauses whenever the controller falls back")
     for c in cfg.chargers:
         if c.protocol != "modbus":
             continue
@@ -595,8 +577,8 @@ def _warnings(cfg: Config) -> list[str]:
     for phase in cfg.site.phase_names:
         total = sum(charger_fallback_a(c, cfg.control) for c in cfg.chargers if phase in c.phases)
         if total > cfg.site.limit_a:
-            out.append(f"phase {phase}: all chargers at control.fallback_a draw {_fmt(total)} A, more than "
-                       f"the site limit {_fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
+            out.append(f"phase {phase}: all chargers at control.fallback_a draw {fmt(total)} A, more than "
+                       f"the site limit {fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from controller.meter.codec import WORD_ORDERS, WORDS
 from controller.model import CarState
+from controller.tomlcheck import MISSING, Checker, show
 
 # "ascii": `count` words of two characters each (high byte first), NULs and spaces dropped.
 TYPES = (*WORDS, "ascii")
@@ -176,58 +177,15 @@ class ChargerProfile:
 # --------------------------------------------------------------------------- parsing
 
 
-class _Parser:
-    """Collects problems, each naming the key path and what is allowed."""
-
-    def __init__(self, where: str):
-        self.where = where
-        self.problems: list[str] = []
-
-    def bad(self, path: str, value: Any, what: str) -> None:
-        shown = "" if value is _MISSING else f" = {_show(value)}"
-        self.problems.append(f"{self.where}{path}{shown}: {what}")
-
-    def only(self, t: dict, path: str, allowed: set[str]) -> None:
-        for key in t:
-            if key not in allowed:
-                self.bad(f"{path}.{key}", _MISSING, f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+class _Parser(Checker):
+    """Register sections of a profile file or a custom table (problems name the key path)."""
 
     def table(self, t: dict, key: str, path: str) -> dict | None:
         value = t.get(key)
         if value is None:
             return None
         if not isinstance(value, dict):
-            self.bad(f"{path}.{key}", value, "must be a table, e.g. { address = 261, type = \"uint16\" }")
-            return None
-        return value
-
-    def choice(self, t: dict, key: str, path: str, choices: tuple, default: Any = None,
-               required: bool = False) -> Any:
-        if key not in t:
-            if required:
-                self.bad(f"{path}.{key}", _MISSING, f"is required; one of {', '.join(map(_show, choices))}")
-            return default
-        value = t[key]
-        if isinstance(value, bool) or value not in choices:
-            self.bad(f"{path}.{key}", value, f"must be one of {', '.join(map(_show, choices))}")
-            return default
-        return value
-
-    def address(self, t: dict, key: str, path: str, required: bool = True) -> int | None:
-        value = t.get(key)
-        if value is None and not required:
-            return None
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-            shown = _MISSING if value is None else value
-            self.bad(f"{path}.{key}", shown, "must be a whole number from 0 to 65535 "
-                     "(0-based wire address; manuals listing 30001/40001 are 1-based)")
-            return None
-        return value
-
-    def flag(self, t: dict, key: str, path: str, default: bool) -> bool | None:
-        value = t.get(key, default)
-        if not isinstance(value, bool):
-            self.bad(f"{path}.{key}", value, "must be true or false")
+            self.problem(f"{path}.{key}", value, "must be a table, e.g. { address = 261, type = \"uint16\" }")
             return None
         return value
 
@@ -235,13 +193,13 @@ class _Parser:
         value = t.get(key, default)
         if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                 or not lo <= value <= hi):
-            self.bad(f"{path}.{key}", value, f"must be a number from {lo:g} to {hi:g}")
+            self.problem(f"{path}.{key}", value, f"must be a number from {lo:g} to {hi:g}")
             return default
         return float(value)
 
     def register(self, t: Any, path: str, default_function: int = 3, extra: set[str] = frozenset()) -> Register | None:
         if not isinstance(t, dict):
-            self.bad(path, t, "must be a table, e.g. { address = 261, type = \"uint16\", scale = 0.1 }")
+            self.problem(path, t, "must be a table, e.g. { address = 261, type = \"uint16\", scale = 0.1 }")
             return None
         before = len(self.problems)
         self.only(t, path, REGISTER_KEYS | extra)
@@ -251,23 +209,16 @@ class _Parser:
         word_order = self.choice(t, "word_order", path, WORD_ORDERS, "big")
         scale = t.get("scale", 1.0)
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale <= 0:
-            self.bad(f"{path}.scale", scale, "must be a positive number (SI value = raw x scale)")
+            self.problem(f"{path}.scale", scale, "must be a positive number (SI value = raw x scale)")
         count = t.get("count", 0)
         if data_type == "ascii" and (not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 16):
-            self.bad(f"{path}.count", count if "count" in t else _MISSING,
-                     'is required for type = "ascii": the number of registers, 1 to 16')
+            self.problem(f"{path}.count", count if "count" in t else MISSING,
+                         'is required for type = "ascii": the number of registers, 1 to 16')
         elif data_type != "ascii" and "count" in t:
-            self.bad(f"{path}.count", count, 'is only for type = "ascii"')
+            self.problem(f"{path}.count", count, 'is only for type = "ascii"')
         if len(self.problems) > before:
             return None
         return Register(function, address, data_type, word_order, float(scale), count if data_type == "ascii" else 0)
-
-
-_MISSING = object()
-
-
-def _show(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
@@ -275,7 +226,7 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     limit_t = t.get("limit")
     if limit_t is None:
-        p.bad(f"{path}.limit", _MISSING, "is required: the register that takes the current limit")
+        p.problem(f"{path}.limit", MISSING, "is required: the register that takes the current limit")
     else:
         reg = p.register(limit_t, f"{path}.limit", 3, {"write_function", "scale_probe"})
         write_function = p.choice(limit_t, "write_function", f"{path}.limit", WRITE_FUNCTIONS, 16) \
@@ -283,11 +234,11 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
         probe = _scale_probe(limit_t, p, f"{path}.limit") if isinstance(limit_t, dict) else None
         if reg is not None:
             if reg.function != 3:
-                p.bad(f"{path}.limit.function", reg.function, "must be 3: a limit is a holding register")
+                p.problem(f"{path}.limit.function", reg.function, "must be 3: a limit is a holding register")
             elif reg.type == "ascii":
-                p.bad(f"{path}.limit.type", reg.type, "must be a number type")
+                p.problem(f"{path}.limit.type", reg.type, "must be a number type")
             elif write_function == 6 and reg.words != 1:
-                p.bad(f"{path}.limit.write_function", 6, f"writes one register; {reg.type} needs 16")
+                p.problem(f"{path}.limit.write_function", 6, f"writes one register; {reg.type} needs 16")
             else:
                 out["limit"] = Limit(reg, write_function, probe)
     if "enable_coil" in t:
@@ -298,12 +249,12 @@ def parse_sections(t: dict, p: _Parser, path: str) -> dict[str, Any]:
     if "currents" in t:
         currents = t["currents"]
         if not isinstance(currents, list) or not 1 <= len(currents) <= 3:
-            p.bad(f"{path}.currents", currents, "must be a list of 1 to 3 registers, one per line L1, L2, L3")
+            p.problem(f"{path}.currents", currents, "must be a list of 1 to 3 registers, one per line L1, L2, L3")
         else:
             regs = [p.register(c, f"{path}.currents[{i}]") for i, c in enumerate(currents, start=1)]
             for i, r in enumerate(regs, start=1):
                 if r is not None and r.type == "ascii":
-                    p.bad(f"{path}.currents[{i}].type", r.type, "must be a number type")
+                    p.problem(f"{path}.currents[{i}].type", r.type, "must be a number type")
             out["currents"] = tuple(r for r in regs if r is not None)
     watchdog_t = p.table(t, "watchdog", path)
     if watchdog_t is not None:
@@ -330,13 +281,13 @@ def _status(t: dict, p: _Parser, path: str) -> Status | None:
     reg = p.register(t, path, 3, {"values"})
     values = t.get("values")
     if not isinstance(values, dict) or not values:
-        p.bad(f"{path}.values", _MISSING if values is None else values,
-              'is required: raw value -> car state, e.g. { "7" = "charging" }')
+        p.problem(f"{path}.values", MISSING if values is None else values,
+                  'is required: raw value -> car state, e.g. { "7" = "charging" }')
         return None
     states: dict[str, CarState] = {}
     for raw, state in values.items():
         if state not in CAR_STATES:
-            p.bad(f"{path}.values.{raw}", state, f"must be one of {', '.join(map(_show, CAR_STATES))}")
+            p.problem(f"{path}.values.{raw}", state, f"must be one of {', '.join(map(show, CAR_STATES))}")
         else:
             states[str(raw)] = CAR_STATES[state]
     return None if reg is None else Status(reg, states)
@@ -350,7 +301,7 @@ def _scale_probe(t: dict, p: _Parser, path: str) -> ScaleProbe | None:
     at_least = p.number(probe_t, "at_least", f"{path}.scale_probe", 0, 1, 65535)
     scale = p.number(probe_t, "scale", f"{path}.scale_probe", 0, 0.001, 1000)
     if not at_least or not scale:
-        p.bad(f"{path}.scale_probe", _MISSING, "needs at_least (raw read-back) and scale (its unit)")
+        p.problem(f"{path}.scale_probe", MISSING, "needs at_least (raw read-back) and scale (its unit)")
         return None
     return ScaleProbe(int(at_least), scale)
 
@@ -364,16 +315,16 @@ def _watchdog(t: dict, p: _Parser, path: str) -> Watchdog | None:
     remaining_t = p.table(t, "remaining", path)
     remaining = p.register(remaining_t, f"{path}.remaining", 3) if remaining_t is not None else None
     if "address" not in t and "device_default_s" not in t:
-        p.bad(path, _MISSING, "needs address (a writable timeout) or device_default_s (a timeout set "
-              "on the charger itself)")
+        p.problem(path, MISSING, "needs address (a writable timeout) or device_default_s (a timeout set "
+                  "on the charger itself)")
     default_s = p.number(t, "device_default_s", path, 0.0, 0, 86400)
     renewed_by = p.choice(t, "renewed_by", path, RENEWED_BY, required=True)
     min_s = p.number(t, "min_s", path, 1.0, 0, 86400)
     limit_s = p.number(t, "max_s", path, 0.0, 0, 86400) if "max_s" in t else None
     optional = p.flag(t, "optional", path, False)
     if timeout is None and ("min_s" in t or "max_s" in t):
-        p.bad(f"{path}.min_s" if "min_s" in t else f"{path}.max_s", _MISSING,
-              "is only for a programmable timeout (with address)")
+        p.problem(f"{path}.min_s" if "min_s" in t else f"{path}.max_s", MISSING,
+                  "is only for a programmable timeout (with address)")
     if renewed_by is None or optional is None:
         return None
     return Watchdog(timeout, remaining, default_s, renewed_by, min_s, limit_s, optional)
@@ -381,19 +332,19 @@ def _watchdog(t: dict, p: _Parser, path: str) -> Watchdog | None:
 
 def _init(entries: Any, p: _Parser, path: str) -> tuple[InitWrite, ...]:
     if not isinstance(entries, list):
-        p.bad(path, entries, "must be a list of { address, value, why }")
+        p.problem(path, entries, "must be a list of { address, value, why }")
         return ()
     out = []
     for i, e in enumerate(entries, start=1):
         where = f"{path}[{i}]"
         if not isinstance(e, dict):
-            p.bad(where, e, "must be a table { address, value, why }")
+            p.problem(where, e, "must be a table { address, value, why }")
             continue
         p.only(e, where, {"address", "value", "why"})
         address = p.address(e, "address", where)
         value = e.get("value")
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-            p.bad(f"{where}.value", _MISSING if value is None else value, "must be a whole number from 0 to 65535")
+            p.problem(f"{where}.value", MISSING if value is None else value, "must be a whole number from 0 to 65535")
             continue
         if address is not None:
             out.append(InitWrite(address, value, str(e.get("why", ""))))
@@ -425,7 +376,7 @@ def load_profile(name: str) -> ChargerProfile:
                 min_gap_s=float(t.get("min_gap_s", 0.0)), baudrate=serial.get("baudrate", 9600),
                 parity=serial.get("parity", "N"), stopbits=serial.get("stopbits", 1))
     if not meta["provenance"]:
-        p.bad(".provenance", _MISSING, "is required: where the register facts come from")
+        p.problem(".provenance", MISSING, "is required: where the register facts come from")
     if p.problems:
         raise ProfileError(p.problems)
     return ChargerProfile(**meta, **fields)
