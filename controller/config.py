@@ -17,19 +17,15 @@ from typing import Any
 from controller.chargers.modbus import profile as charger_profiles
 from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
-from controller.tomlcheck import MISSING, Checker, fmt, show
+from controller.tomlcheck import MISSING, Checker, Problems, fmt, show
 
 MODES = ("standard", "solar-priority", "solar-only", "excess", "off")
 PARITIES = ("N", "E", "O")
 EXAMPLE_CONFIG = Path(__file__).with_name("evfuse.example.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(Problems):
     """One or more problems in a config file; str() lists them one per line."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,14 @@ from typing import Any
 MISSING = object()  # "no value to show": a missing key, or one not worth repeating
 
 
+class Problems(Exception):
+    """One or more problems in a file; str() lists them one per line."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
 def show(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else repr(value)
 

@@ -16,7 +16,7 @@ from typing import Any
 from controller.meter import codec
 from controller.meter.codec import MAX_READ, WORD_ORDERS, WORDS
 from controller.model import PHASE_INDEX, SITE_PHASES
-from controller.tomlcheck import MISSING, Checker
+from controller.tomlcheck import MISSING, Checker, Problems
 
 QUANTITIES = ("current", "voltage", "power")
 FUNCTIONS = (3, 4)  # read holding registers, read input registers
@@ -24,12 +24,8 @@ CURRENT_SIGNS = ("power", "as-read")
 REGISTER_KEYS = {"quantity", "phase", "function", "address", "type", "word_order", "scale"}
 
 
-class ProfileError(Exception):
+class ProfileError(Problems):
     """A profile (file or custom table) is malformed; str() lists the problems."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from controller.meter.codec import WORD_ORDERS, WORDS
 from controller.model import CarState
-from controller.tomlcheck import MISSING, Checker, show
+from controller.tomlcheck import MISSING, Checker, Problems, show
 
 # "ascii": `count` words of two characters each (high byte first), NULs and spaces dropped.
 TYPES = (*WORDS, "ascii")
@@ -33,12 +33,8 @@ FILE_KEYS = SECTION_KEYS | {"description", "provenance", "verified_on_hardware",
                             "serial", "min_gap_s"}
 
 
-class ProfileError(Exception):
+class ProfileError(Problems):
     """A profile (file or custom table) is malformed; str() lists the problems."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
