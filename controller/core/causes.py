@@ -1,0 +1,61 @@
+"""Why a load has the limit it has: causes are data, rendered to words only at the edge.
+
+Behaviour never depends on the words: the core and the runtime test a cause's kind
+(`stops`, `idle`, `fallback`), never a prefix of its text.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Cause(enum.Enum):
+    # Running, limited by something.
+    SHARE = "share"                  # its share of a constraint's headroom (detail: the constraint)
+    MAX = "max"                      # at its max_a
+    MODE_CAP = "mode-cap"            # capped by its solar/excess mode (detail: the mode's words)
+    STARTING = "starting"            # starting at min_a, then ramp
+    RAMP_HOLD = "ramp-hold"          # increase waits for headroom to hold ramp_up_delay_s
+    RAMPING = "ramping"              # increasing step by step
+    WAIT_FOLLOW = "wait-follow"      # increase waits until loads on its phases followed a change
+    OVERLOAD_CUT = "overload-cut"    # fast path: cut at once (detail: constraint and excess)
+    # Stopped by the allocator (a pause of a car that wanted current: counted, restart delay).
+    SHED = "shed"                    # no room for min_a
+    OVERLOAD_PAUSE = "overload-pause"  # an overload outlived overload_pause_s
+    NET = "net"                      # an overload the model cannot explain: cut by the net
+    SURPLUS = "surplus"              # solar mode without enough surplus
+    # Stopped, waiting to restart after an allocator stop.
+    RESTART_DELAY = "restart-delay"  # restart_delay_s runs
+    RESTART_WAIT = "restart-wait"    # delay over: waits for room for min_a to hold
+    # Nothing to give, whatever the headroom (not a pause).
+    NO_CAR = "no-car"
+    CAR_FAULT = "car-fault"
+    MODE_OFF = "mode-off"
+    # The controller cannot or may not steer.
+    NO_SAMPLE = "no-sample"          # no meter sample yet: fallback
+    METER_LOST = "meter-lost"        # meter stale: min(limit, fallback)
+    USER_HOLD = "user-hold"          # paused by the user (button, MQTT, web)
+    LINK_DOWN = "link-down"          # nothing can be sent; counted at what it holds
+    NON_COMPLIANT = "non-compliant"  # draws above its limit: fixed load, told 0
+
+    @property
+    def stops(self) -> bool:
+        """A zero the allocator chose for a car that wanted current: restart rules apply."""
+        return self in _STOPS
+
+    @property
+    def waits(self) -> bool:
+        """Stopped earlier by the allocator, waiting to restart."""
+        return self in (Cause.RESTART_DELAY, Cause.RESTART_WAIT)
+
+    @property
+    def idle(self) -> bool:
+        """Zero because there is nothing to charge, not a pause."""
+        return self in (Cause.NO_CAR, Cause.CAR_FAULT, Cause.MODE_OFF)
+
+    @property
+    def fallback(self) -> bool:
+        return self in (Cause.NO_SAMPLE, Cause.METER_LOST)
+
+
+_STOPS = frozenset({Cause.SHED, Cause.OVERLOAD_PAUSE, Cause.NET, Cause.SURPLUS})
