@@ -18,16 +18,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.chargers.modbus.driver import ModbusSettings
-from controller.chargers.ocpp.driver import OcppSettings
 from controller.config import ChargerConfig, Config
 
 # Keys of a [[charger]] the link depends on; every other key is sharing, the core's alone.
 LINK_KEYS = ("protocol", "phases", "password", "profile_kind", "profile", "link", "watchdog_s", "registers")
 
 
-def ocpp_settings(cfg: Config) -> OcppSettings:
-    return OcppSettings(ocpp=cfg.ocpp, fallback_a=cfg.control.fallback_a, voltage_v=cfg.site.voltage_v)
+def ocpp_settings(cfg: Config) -> tuple:
+    """What the OCPP links are initialised with (the rest of [control] is the core's alone)."""
+    return (cfg.ocpp, cfg.control.fallback_a, cfg.site.voltage_v)
 
 
 def _link(c: ChargerConfig) -> tuple:
@@ -66,7 +65,7 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     before = {c.id: c for c in old.chargers}
     after = {c.id: c for c in new.chargers}
     kept = [i for i in after if i in before]
-    modbus_all = ModbusSettings.of(old) != ModbusSettings.of(new)
+    modbus_all = (old.control.fallback_a, old.meter.timeout_s) != (new.control.fallback_a, new.meter.timeout_s)
     relinked = tuple(i for i in kept if _link(before[i]) != _link(after[i])
                      or (after[i].protocol == "modbus" and modbus_all))
     listener = (old.ocpp.listen, old.ocpp.tls_cert, old.ocpp.tls_key) != \

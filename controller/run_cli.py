@@ -20,7 +20,7 @@ from controller.logs import setup_logging
 from controller.mqtt import MqttBridge
 from controller.notify import Notifier, install_block_hook
 from controller.runtime import Controller
-from controller.status import StatusServer, socket_path
+from controller.status import StatusServer, serving_path
 from hardware import Panel
 
 log = logging.getLogger("evfuse.run")
@@ -66,7 +66,7 @@ async def serve(path: str, config) -> int:
         return controller
 
     notifier = Notifier(current, lambda: panel.slow)
-    status = StatusServer(socket_path(), current, lambda: panel.slow)
+    status = StatusServer(serving_path(), current, lambda: panel.slow)
     try:
         await controller.start()
     except OSError as e:  # e.g. the OCPP port is taken

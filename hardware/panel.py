@@ -23,6 +23,7 @@ from pathlib import Path
 from controller.core.site import SiteModel
 from controller.status import snapshot
 from controller.statedir import state_dir
+from controller.tasks import cancel_and_wait
 from hardware.led import StatusLed, pattern_for
 
 log = logging.getLogger("evfuse.hardware")
@@ -162,12 +163,8 @@ class Panel:
             await asyncio.sleep(REFRESH_S)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self.led is not None:
             self.led.close()
         if self.button is not None:

@@ -1,4 +1,4 @@
-"""Closing a Modbus bus ends its worker even when a cancel is swallowed on the way (Python
+"""Stopping a task ends it even when a cancel is swallowed on the way (Python
 3.11's asyncio.wait_for, which pymodbus awaits every reply with, returns the reply instead of
 raising when the cancel and the reply come in the same loop turn)."""
 
@@ -37,3 +37,19 @@ async def test_release_ends_the_worker_even_if_a_cancel_is_swallowed():
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
         await server.stop()
+
+
+async def test_cancel_and_wait_repeats_a_cancel_that_was_swallowed():
+    from controller.tasks import cancel_and_wait
+
+    async def loses_one_cancel():
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            pass  # what wait_for does on 3.11 when its result came in the same turn
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(loses_one_cancel())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(task), 5)
+    assert task.cancelled()

@@ -25,6 +25,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
 from controller.config import SerialSettings
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("evfuse.bus")
 # pymodbus logs every timeout and every failed reconnect at WARNING/ERROR: at 4 polls a second
@@ -255,14 +256,7 @@ class ModbusBus:
         if self._users > 0:
             return
         _registry.pop(self.key, None)
-        # One cancel is not always enough: Python 3.11's asyncio.wait_for (inside pymodbus)
-        # returns the reply instead of raising when the cancel and the reply arrive in the same
-        # loop turn, and the worker would then wait for its next request forever (a stop, and
-        # with it leaving every charger at its fallback, would hang). Cancel until it ends.
-        worker = self._worker
-        while worker is not None and not worker.done():
-            worker.cancel()
-            await asyncio.wait([worker], timeout=0.2)
+        await cancel_and_wait(self._worker)
         while not self._queue.empty():
             *_, future = self._queue.get_nowait()
             if not future.done():

@@ -70,7 +70,7 @@ class CentralSystem:
     def __init__(self, config: Config, clock=None):
         self.config = config
         self.clock = clock
-        self.settings = OcppSettings(ocpp=config.ocpp, fallback_a=config.control.fallback_a,
+        self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
                                      voltage_v=config.site.voltage_v)
         self.drivers: dict[str, OcppCharger] = {
             c.id: OcppCharger(c, self.settings, clock) for c in config.chargers if c.protocol == "ocpp"}
@@ -99,7 +99,7 @@ class CentralSystem:
         """New [ocpp] settings, fallback or voltage: each charger's link is closed, so the
         charger reconnects and is initialised with them (its fallback profile included)."""
         self.config = config
-        self.settings = OcppSettings(ocpp=config.ocpp, fallback_a=config.control.fallback_a,
+        self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
                                      voltage_v=config.site.voltage_v)
         for driver in self.drivers.values():
             driver.settings = self.settings
@@ -188,8 +188,7 @@ class CentralSystem:
 
     async def _serve(self, connection: ServerConnection) -> None:
         driver = self.drivers[charge_point_id(connection.request.path)]
-        cp = SUBPROTOCOLS[connection.subprotocol](driver, connection)
         old = driver.link
         if old is not None:  # the charger reconnected while its old link looked alive
             self._close_in_background(old.connection, "replaced by a new connection")
-        await Link(driver, connection, cp).run()
+        await Link(driver, connection, SUBPROTOCOLS[connection.subprotocol]).run()
