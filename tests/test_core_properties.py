@@ -119,6 +119,7 @@ class Checker:
         self.paused_at: list[float | None] = [None] * len(site.chargers)
         self.raised: list[tuple[float, float]] = [(-1e9, 0.0)] * len(site.chargers)  # (at, from)
         self.online = [True] * len(site.chargers)
+        self.report_at = [-1e9] * len(site.chargers)
         self.t = 0.0
         d = decide(site, self.state, None, [ChargerReading()] * len(site.chargers), 0.0)
         self.apply(d)
@@ -136,8 +137,12 @@ class Checker:
             lines = (draw_a,) * len(spec.wiring)
             lease = None if c["lease"] is None else self.t + c["lease"]
             age = c["report_age"]
+            # The values here are the draw now: a report carrying them is never older than one
+            # the core already has (reports arrive in order), or the core would rightly ignore it.
+            at = self.t if age is None else min(self.t, max(self.t - age, self.report_at[spec.index] + 1e-3))
+            self.report_at[spec.index] = at
             r = ChargerReading(online=c["online"], car=c["car"], draw_lines_a=lines,
-                               draw_at=None if age is None else self.t - age,
+                               draw_at=None if age is None else at,
                                lease_until=lease, compliant=c["compliant"])
             readings.append(r)
             measured = list(lines_to_site(spec.wiring, lines))

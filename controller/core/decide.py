@@ -332,6 +332,8 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     be taken: while no overload is measured on its constraints, a running load keeps up to its
     share of the optimistic room, and a load whose draw is not learned may be offered it (the
     measured-headroom rule of break before make bounds every raise beside it)."""
+    if all(d.known for d in draw):
+        return  # both views are the same
     over = {i for c in constraints if c.name in overloads for i, _ in c.members}
     running = [i for i, (_, cause, _) in targets.items()
                if i not in over and memories[i].limit_a != 0 and cause in _SHARING]
@@ -345,12 +347,22 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         cap = spec.max_a if _may_offer(site, draw, i) else max(held, targets[i][0])
         wants.append(Want(i, spec.min_a, max(spec.min_a, cap), spec.weight, spec.priority))
     plan = allocate(wants, keep)
-    for i in candidates:
+    # Take the optimistic shares one load at a time, best priority first, and only as far as
+    # the optimistic room still has space beside every other target: two plans never add up.
+    targets_now = {i: t[0] for i, t in targets.items()}
+    slack = [c.capacity - sum(coef * targets_now.get(i, 0.0) for i, coef in c.members) for c in keep]
+    touch = {i: [(k, coef) for k, c in enumerate(keep) for j, coef in c.members if j == i] for i in candidates}
+    for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
         if i in plan.shed:
             continue
         amps = math.floor(plan.current[i] * 10 + 1e-6) / 10
-        if amps > targets[i][0]:
-            targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "cap"))
+        room = min((slack[k] / coef for k, coef in touch[i]), default=0.0)
+        amps = math.floor(min(amps, targets[i][0] + max(0.0, room)) * 10 + 1e-6) / 10
+        if amps <= targets[i][0] or amps < site.chargers[i].min_a:
+            continue
+        for k, coef in touch[i]:
+            slack[k] -= coef * (amps - targets[i][0])
+        targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
 _SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)

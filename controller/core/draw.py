@@ -118,8 +118,11 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
         if m is not None and at > mem.report_at:
             if at >= mem.changed_at + resp or at >= now:  # settled, or live: what it draws now
                 seen = m
-            elif mem.limit_a > mem.prev_a:  # a raise: it only rises from what it showed
+            elif mem.limit_a > mem.prev_a and at < mem.changed_at:
+                # Taken before our raise: it cannot show the rise the meter already credited.
                 seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
+            elif mem.limit_a > mem.prev_a:  # after the raise: what it drew then, rising since
+                seen = m
             else:  # a cut: it only falls from what it showed, at most to its new limit
                 cut = max(mem.limit_a, 0.0)
                 seen = (min(m[0], cut), min(m[1], cut), min(m[2], cut))
