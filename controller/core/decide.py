@@ -350,18 +350,20 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     # Take the optimistic shares one load at a time, best priority first, and only as far as
     # the optimistic room still has space beside every other target: two plans never add up.
     targets_now = {i: t[0] for i, t in targets.items()}
-    slack = [c.capacity - sum(coef * targets_now.get(i, 0.0) for i, coef in c.members) for c in keep]
+    slack = [c.capacity - sum(coef * max(targets_now.get(i, 0.0), draw[i].bound_a) for i, coef in c.members)
+             for c in keep]
     touch = {i: [(k, coef) for k, c in enumerate(keep) for j, coef in c.members if j == i] for i in candidates}
     for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
         if i in plan.shed:
             continue
         amps = math.floor(plan.current[i] * 10 + 1e-6) / 10
+        base = max(targets[i][0], draw[i].bound_a)
         room = min((slack[k] / coef for k, coef in touch[i]), default=0.0)
-        amps = math.floor(min(amps, targets[i][0] + max(0.0, room)) * 10 + 1e-6) / 10
+        amps = math.floor(min(amps, base + max(0.0, room)) * 10 + 1e-6) / 10
         if amps <= targets[i][0] or amps < site.chargers[i].min_a:
             continue
         for k, coef in touch[i]:
-            slack[k] -= coef * (amps - targets[i][0])
+            slack[k] -= coef * max(0.0, amps - base)
         targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 

@@ -42,6 +42,7 @@ class LoadMemory(NamedTuple):
     seen: Phases = ZERO  # what it certainly draws per site phase
     seen0: Phases = ZERO  # `seen` when the limit last changed
     known: bool = False  # `seen` is learned (a report, a full follow, or 0 A for response_s)
+    clean: bool = False  # the last change came after the one before had shown on the meter
     report_at: float = -math.inf  # time of the last report taken into `seen`
     paused_at: float | None = None  # the allocator stopped it here (restart delay runs)
     hold_since: float | None = None  # its target has been above its limit since
@@ -116,16 +117,15 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
         if r.car in (CarState.NO_CAR, CarState.FAULT) and m is None:
             seen = ZERO
         if m is not None and at > mem.report_at:
-            if at >= mem.changed_at + resp or at >= now:  # settled, or live: what it draws now
+            if at >= mem.changed_at or at >= now:
+                # Taken after our last change (or live): what it drew then. After a cut it can
+                # only fall further, after a raise only rise: either way no more than it showed.
                 seen = m
-            elif mem.limit_a > mem.prev_a and at < mem.changed_at:
+            elif mem.limit_a > mem.prev_a:
                 # Taken before our raise: it cannot show the rise the meter already credited.
                 seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
-            elif mem.limit_a > mem.prev_a:  # after the raise: what it drew then, rising since
-                seen = m
-            else:  # a cut: it only falls from what it showed, at most to its new limit
-                cut = max(mem.limit_a, 0.0)
-                seen = (min(m[0], cut), min(m[1], cut), min(m[2], cut))
+            # Taken before our cut: the cut is in flight; it counts at what we knew until it
+            # follows (break before make keeps its old limit reserved meanwhile).
             mem = mem._replace(report_at=at, known=True)
             reported.add(i)
         if m is None and mem.limit_a == 0 and now >= mem.changed_at + resp:
@@ -177,6 +177,10 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], before: list[Phases]
             limit = max(mem.limit_a, 0.0)
             if change > 0 and limit > mem.prev_a:
                 room = limit - mem.seen[p]
+            elif change > 0 and not mem.clean and mem.changed_at > -math.inf:
+                # A cut right after a raise: a late rise from that raise is the car's, up to
+                # the raised limit it may still follow (not household).
+                room = high_now(mem, now) - mem.seen[p]
             elif change < 0 and limit < mem.prev_a:
                 room = mem.seen[p] - limit
             else:
@@ -192,7 +196,7 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], before: list[Phases]
             s = list(mem.seen)
             s[p] += math.copysign(room * share, change)
             limit = max(mem.limit_a, 0.0)
-            if change > 0 and s[p] - mem.seen0[p] >= limit - mem.prev_a - FOLLOW_TOLERANCE_A:
+            if change > 0 and mem.clean and s[p] - mem.seen0[p] >= limit - mem.prev_a - FOLLOW_TOLERANCE_A:
                 # It rose by the whole raise, so our limit held it: it drew all of its old
                 # limit and now draws the new one (a load that starts mid-way is learned here).
                 s[p] = max(s[p], limit)

@@ -4,7 +4,7 @@ section 1, invariant 3), and the bookkeeping of what it may still follow after a
 from __future__ import annotations
 
 from controller.core.causes import Cause
-from controller.core.draw import FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now
+from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now
 from controller.core.site import ChargerSpec, SiteModel
 
 
@@ -14,10 +14,13 @@ def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: 
     car may still draw it, so the current is not free for others before it follows."""
     if new == mem.limit_a:
         return mem
+    # Only a change made once the one before had time to show on the meter can be read from it
+    # alone (a late rise from the change before would look like this one's).
+    clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
     if new >= held:
-        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen)
+        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean)
     was_above = max(mem.seen) > new + FOLLOW_TOLERANCE_A
-    return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen,
+    return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
                         high_a=max(held, high_now(mem, now)), high_until=now + response_s,
                         high_early=was_above)
 
