@@ -253,6 +253,11 @@ class _Reader:
 
 _MISSING = object()
 
+# Public names of the reader for other files in this format (the simulator's scenarios):
+# they check their own tables with the same typed access and the same error shape.
+TableReader = _Reader
+MISSING = _MISSING
+
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)

@@ -29,11 +29,20 @@ def test_every_builtin_scenario_is_covered():
     assert sorted(WINDOW_S) == builtin_names()
 
 
-@pytest.mark.parametrize("name", sorted(WINDOW_S))
-def test_no_time_above_the_fuse_beyond_the_cars_response(results, name):
+# Scenarios where the first-edition core causes time above the fuse itself (issue 10).
+FIRST_EDITION_OVER = {"small-business": "issue 10 case 2: a start granted before the cut landed"}
+
+
+def _over_marked(names):
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=FIRST_EDITION_OVER[n]))
+            if n in FIRST_EDITION_OVER else n for n in names]
+
+
+@pytest.mark.parametrize("name", _over_marked(sorted(WINDOW_S)))
+def test_no_time_above_the_fuse_is_the_controllers(results, name):
     r = results[name]
     assert r.household_fuse.seconds_above == 0  # the household alone never trips it
-    assert r.fuse.late_s == 0, r.fuse
+    assert r.fuse.controller_s == 0, r.fuse
 
 
 @pytest.mark.parametrize("name", sorted(WINDOW_S))
