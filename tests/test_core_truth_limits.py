@@ -17,7 +17,7 @@ FIRST_EDITION = pytest.mark.xfail(strict=True, reason="issue 10: fixed by the se
 
 
 @FIRST_EDITION
-@truth_settings(25)
+@truth_settings(60)
 @given(closed_loops())
 def test_no_second_above_a_limit_is_the_controllers(case):
     loop, steps = case
@@ -26,7 +26,7 @@ def test_no_second_above_a_limit_is_the_controllers(case):
     assert report.controller_s == 0, (report, loop.limit.blamed_at[:5], describe(loop))
 
 
-@truth_settings(25)
+@truth_settings(60)
 @given(closed_loops())
 def test_no_measured_overload_is_left_standing(case):
     loop, steps = case

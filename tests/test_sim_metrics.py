@@ -145,3 +145,13 @@ def test_a_stop_without_an_allocator_cause_is_counted_as_unexplained():
     for k in range(5, 15):
         ch.advance(float(k), 1.0)
     assert ch.stops == 2 and [c for _, c in ch.unexplained] == [Cause.RESTART_WAIT]
+
+
+def test_a_wrong_wiring_moves_the_true_draw_not_the_report():
+    car = CarPlan("c", arrive_s=-10, depart_s=1e9, kwh=100, phases=1, delay_s=1)
+    ch = SimCharger(one_charger("ABC"), [car], 230.0, 0.0, initial_limit_a=10.0, true_wiring="CAB")
+    ch.advance(0.0, 1.0)
+    site = [0.0, 0.0, 0.0]
+    ch.draw_on_site(site)
+    assert site == [0.0, 0.0, 10.0]  # its L1 really is on C
+    assert ch.reading(0.0).draw_lines_a == (10.0, 0.0, 0.0)  # the charger reports L1 as ever
