@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(python3-venv python3-dev gcc libsystemd-dev pkg-config)
+apt_packages+=(mosquitto)  # MQTT tests start their own broker
 
 ensure_system_packages() {
     command -v dpkg >/dev/null 2>&1 || return 0   # not Debian: trust the machine

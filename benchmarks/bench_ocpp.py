@@ -72,16 +72,16 @@ async def _charge_points(url: str, n: int, version: str, pipe) -> None:
 # --------------------------------------------------------------------------- parent: evfuse
 
 
-def watch_profile_writes(cp, written: list[float]) -> None:
+def watch_profile_writes(wire, written: list[float]) -> None:
     """Note when each SetChargingProfile frame has been handed to the socket."""
-    send = cp._send
+    send = wire.send
 
     async def timed_send(message: str) -> None:
         await send(message)
         if '"SetChargingProfile"' in message:
             written.append(time.perf_counter())
 
-    cp._send = timed_send
+    wire.send = timed_send
 
 
 async def run(n_chargers: int, rounds: int, version: str) -> list[tuple[str, float, float, int]]:
@@ -100,7 +100,7 @@ async def run(n_chargers: int, rounds: int, version: str) -> list[tuple[str, flo
 
         written: list[float] = []
         for d in drivers:
-            watch_profile_writes(d.link.cp, written)
+            watch_profile_writes(d.link.wire, written)
 
         async def round_trip(group, limit: float) -> tuple[float, float]:
             """(all frames written by evfuse, all frames received by the chargers), from t0."""

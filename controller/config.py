@@ -17,18 +17,15 @@ from typing import Any
 from controller.chargers.modbus import profile as charger_profiles
 from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
+from controller.tomlcheck import MISSING, Checker, Problems, fmt, show
 
 MODES = ("standard", "solar-priority", "solar-only", "excess", "off")
 PARITIES = ("N", "E", "O")
 EXAMPLE_CONFIG = Path(__file__).with_name("evfuse.example.toml")
 
 
-class ConfigError(Exception):
+class ConfigError(Problems):
     """One or more problems in a config file; str() lists them one per line."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -131,6 +128,15 @@ class ChargerConfig:
     registers: dict[str, Any] = field(default_factory=dict)  # profile = "custom" only
 
 
+def charger_fallback_a(charger: ChargerConfig, control: ControlConfig) -> float:
+    """What a charger holds when evfuse does not know better (start, meter lost) or is gone
+    (OCPP base profile, Modbus failsafe): 0 for mode "off", else control.fallback_a capped at
+    its max_a. The core assumes exactly this, so every driver programmes this and nothing else."""
+    if charger.mode == "off":
+        return 0.0
+    return min(control.fallback_a, charger.max_a)
+
+
 @dataclass(frozen=True)
 class CircuitConfig:
     id: str
@@ -151,6 +157,17 @@ class HardwareConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+    topic: str = "evfuse"  # base topic
+    discovery_prefix: str = "homeassistant"  # "" = no Home Assistant discovery
+
+
+@dataclass(frozen=True)
 class Config:
     site: SiteConfig
     meter: MeterConfig
@@ -159,6 +176,7 @@ class Config:
     chargers: tuple[ChargerConfig, ...]
     circuits: tuple[CircuitConfig, ...] = ()
     hardware: HardwareConfig | None = None
+    mqtt: MqttConfig | None = None
     source: str = "<config>"
     warnings: tuple[str, ...] = ()
 
@@ -182,16 +200,12 @@ class Config:
 # --------------------------------------------------------------------------- reading
 
 
-class _Reader:
-    """Typed access to one TOML table that records problems instead of raising."""
+class _Reader(Checker):
+    """Typed access to the config's tables; problems start with the file name."""
 
     def __init__(self, source: str, problems: list[str]):
+        super().__init__(f"{source}: ", problems)
         self.source = source
-        self.problems = problems
-
-    def problem(self, key: str, value: Any, what: str) -> None:
-        shown = "" if value is _MISSING else f" = {_show(value)}"
-        self.problems.append(f"{self.source}: {key}{shown}: {what}")
 
     def table(self, data: dict, key: str, path: str) -> dict:
         value = data.get(key, {})
@@ -199,13 +213,6 @@ class _Reader:
             self.problem(path, value, "must be a table ([" + path + "])")
             return {}
         return value
-
-    def only(self, table: dict, path: str, allowed: set[str]) -> None:
-        for key in table:
-            if key not in allowed:
-                near = ", ".join(sorted(allowed))
-                self.problem(f"{path}.{key}" if path else key, _MISSING,
-                             f"unknown key; allowed here: {near}")
 
     def number(self, table: dict, key: str, path: str, default: Any, lo: float, hi: float,
                unit: str = "", integer: bool = False, lo_open: bool = False) -> Any:
@@ -222,8 +229,8 @@ class _Reader:
         if ok:
             ok = (value > lo if lo_open else value >= lo) and value <= hi
         if not ok:
-            low = f"above {_fmt(lo)}" if lo_open else f"from {_fmt(lo)}"
-            self.problem(f"{path}.{key}", value, f"must be {kind} {low} to {_fmt(hi)}{unit}")
+            low = f"above {fmt(lo)}" if lo_open else f"from {fmt(lo)}"
+            self.problem(f"{path}.{key}", value, f"must be {kind} {low} to {fmt(hi)}{unit}")
             return default if default is not _MISSING else None
         return value if integer else float(value)
 
@@ -251,20 +258,11 @@ class _Reader:
         return tuple(value)
 
 
-_MISSING = object()
+_MISSING = MISSING
 
-# Public names of the reader for other files in this format (the simulator's scenarios):
-# they check their own tables with the same typed access and the same error shape.
+# The reader's public name for other files in the config's format (the simulator's scenario
+# files): the same typed access and the same error shape, without reaching into privates.
 TableReader = _Reader
-MISSING = _MISSING
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _show(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 SERIAL_KEYS = {"transport", "host", "port", "device", "baudrate", "parity", "stopbits", "unit_id"}
@@ -300,7 +298,7 @@ def _site(r: _Reader, data: dict) -> SiteConfig:
         max_import_kw=r.number(t, "max_import_kw", "site", 0.0, 0, 10000, " kW (0 = no cap)"),
     )
     if "fuse_a" in t and site.fuse_a <= site.margin_a:
-        r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({_fmt(site.fuse_a)} A)")
+        r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({fmt(site.fuse_a)} A)")
     return site
 
 
@@ -342,7 +340,7 @@ def _meter(r: _Reader, data: dict) -> MeterConfig:
     poll = meter.poll_interval_s
     if poll is not None and poll >= meter.stale_after_s:
         r.problem("meter.poll_interval_s", poll,
-                  f"must be below meter.stale_after_s ({_fmt(meter.stale_after_s)} s)")
+                  f"must be below meter.stale_after_s ({fmt(meter.stale_after_s)} s)")
     return meter
 
 
@@ -444,7 +442,7 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig |
         watchdog_s=r.number(t, "watchdog_s", path, 15.0, 1, 600, " s"),
     )
     if charger.min_a > charger.max_a:
-        r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({_fmt(charger.max_a)} A)")
+        r.problem(f"{path}.min_a", charger.min_a, f"must not exceed max_a ({fmt(charger.max_a)} A)")
     if protocol == "modbus" and charger.password:
         r.problem(f"{path}.password", _MISSING, 'is only for protocol = "ocpp"')
     if protocol == "modbus":
@@ -464,17 +462,40 @@ def _modbus_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig) -> C
     if charger.profile != "custom":
         if registers is not None:
             r.problem(f"{path}.registers", _MISSING, 'is only allowed with profile = "custom"')
+        elif "profile" in t:
+            _within_profile(r, t, path, charger, charger_profiles.load_profile(charger.profile))
         return charger
     if registers is None:
         r.problem(f"{path}.registers", _MISSING, 'is required when profile = "custom" '
                   f"([{path.split('[')[0]}.registers] with limit = {{ address = ..., type = ... }})")
         return charger
     try:
-        charger_profiles.custom_profile(registers, f"{path}.registers")
+        profile = charger_profiles.custom_profile(registers, f"{path}.registers")
     except charger_profiles.ProfileError as e:
         r.problems.extend(f"{r.source}: {p}" for p in e.problems)
         return charger
+    _within_profile(r, t, path, charger, profile)
     return ChargerConfig(**{**charger.__dict__, "registers": dict(registers)})
+
+
+def _within_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig,
+                    profile: charger_profiles.ChargerProfile) -> None:
+    """What the device cannot do is a config error: a min_a it turns into a pause (the core
+    would believe the car charges), a max_a it refuses, a watchdog it cannot hold."""
+    takes = f"{fmt(profile.min_a)} to {fmt(profile.max_a)} A" if profile.max_a else f"{fmt(profile.min_a)} A or more"
+    what = f'profile "{profile.name}" takes 0 (pause) or {takes}'
+    if charger.min_a < profile.min_a:
+        r.problem(f"{path}.min_a", t.get("min_a", charger.min_a), f"must be at least {fmt(profile.min_a)} A: {what}")
+    if profile.max_a is not None and charger.max_a > profile.max_a:
+        r.problem(f"{path}.max_a", t.get("max_a", charger.max_a), f"must be at most {fmt(profile.max_a)} A: {what}")
+    wd = profile.watchdog
+    if wd is not None and wd.timeout is not None:
+        if not wd.holds(charger.watchdog_s):
+            r.problem(f"{path}.watchdog_s", t.get("watchdog_s", charger.watchdog_s),
+                      f'must be {profile.watchdog_range()} for profile "{profile.name}"')
+    elif "watchdog_s" in t:
+        r.problem(f"{path}.watchdog_s", t["watchdog_s"],
+                  f'cannot be set for profile "{profile.name}": it takes {profile.watchdog_range()}')
 
 
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
@@ -504,7 +525,7 @@ def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[Cir
             parent=r.text(t, "parent", path, ""),
         )
         if circuit.fuse_a and circuit.fuse_a <= circuit.margin_a:
-            r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({_fmt(circuit.fuse_a)} A)")
+            r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({fmt(circuit.fuse_a)} A)")
         for member in circuit.chargers:
             if member not in known:
                 r.problem(f"{path}.chargers", member, "names no [[charger]] id; known: " + ", ".join(sorted(known)))
@@ -546,37 +567,77 @@ def _hardware(r: _Reader, data: dict) -> HardwareConfig | None:
     return hw
 
 
+def _mqtt(r: _Reader, data: dict) -> MqttConfig | None:
+    if "mqtt" not in data:
+        return None
+    t = r.table(data, "mqtt", "mqtt")
+    r.only(t, "mqtt", set(MqttConfig.__dataclass_fields__))
+    tls = t.get("tls", False)
+    if not isinstance(tls, bool):
+        r.problem("mqtt.tls", tls, "must be true or false")
+        tls = False
+    cfg = MqttConfig(
+        host=r.text(t, "host", "mqtt", _MISSING),
+        port=r.number(t, "port", "mqtt", 8883 if tls else 1883, 1, 65535, integer=True),
+        username=r.text(t, "username", "mqtt", ""),
+        password=r.text(t, "password", "mqtt", ""),
+        tls=tls,
+        topic=r.text(t, "topic", "mqtt", "evfuse"),
+        discovery_prefix=r.text(t, "discovery_prefix", "mqtt", "homeassistant"),
+    )
+    if "host" in t and not cfg.host.strip():
+        r.problem("mqtt.host", cfg.host, "must not be empty (the broker's address or name)")
+    if cfg.password and not cfg.username:
+        r.problem("mqtt.username", _MISSING, "is required with mqtt.password")
+    for key, value in (("topic", cfg.topic), ("discovery_prefix", cfg.discovery_prefix)):
+        if value and not _topic_ok(value) or key == "topic" and not value:
+            r.problem(f"mqtt.{key}", value, 'must be a topic like "evfuse" or "home/evfuse": no +, #, '
+                      "empty levels or leading/trailing /" + ("" if key == "topic" else '; "" = no discovery'))
+    return cfg
+
+
+def _topic_ok(topic: str) -> bool:
+    return not any(c in topic for c in "+#\0") and all(topic.split("/"))
+
+
 def _warnings(cfg: Config) -> list[str]:
     """Valid but risky settings an installer should see."""
     out = []
     fallback = cfg.control.fallback_a
     for c in cfg.chargers:
         if 0 < fallback < c.min_a:
-            out.append(f'charger "{c.id}": control.fallback_a ({_fmt(fallback)} A) is below its min_a '
-                       f"({_fmt(c.min_a)} A): it pauses whenever the controller falls back")
+            out.append(f'charger "{c.id}": control.fallback_a ({fmt(fallback)} A) is below its min_a '
+                       f"({fmt(c.min_a)} A): it pauses whenever the controller falls back")
     for c in cfg.chargers:
-        if c.protocol == "modbus" and not _modbus_protected(c):
+        if c.protocol != "modbus":
+            continue
+        watchdog = _modbus_profile_of(c).watchdog
+        if watchdog is None:
             out.append(f'charger "{c.id}": profile "{c.profile}" has no watchdog: it is not protected if '
                        "the Pi dies (it keeps its last limit until someone changes it)")
+        elif watchdog.optional:
+            out.append(f'charger "{c.id}": profile "{c.profile}" has a watchdog on some firmware only: '
+                       "`evfuse status` says whether this charger has one; without it, it is not protected "
+                       "if the Pi dies")
     for phase in cfg.site.phase_names:
-        total = sum(min(fallback, c.max_a) for c in cfg.chargers if phase in c.phases)
+        total = sum(charger_fallback_a(c, cfg.control) for c in cfg.chargers if phase in c.phases)
         if total > cfg.site.limit_a:
-            out.append(f"phase {phase}: all chargers at control.fallback_a draw {_fmt(total)} A, more than "
-                       f"the site limit {_fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
+            out.append(f"phase {phase}: all chargers at control.fallback_a draw {fmt(total)} A, more than "
+                       f"the site limit {fmt(cfg.site.limit_a)} A; with the meter lost only the fuse protects the site")
     return out
 
 
-def _modbus_protected(c: ChargerConfig) -> bool:
+def _modbus_profile_of(c: ChargerConfig) -> charger_profiles.ChargerProfile:
     if c.profile == "custom":
-        return charger_profiles.custom_profile(c.registers).protected
-    return charger_profiles.load_profile(c.profile).protected
+        return charger_profiles.custom_profile(c.registers)
+    return charger_profiles.load_profile(c.profile)
 
 
 def parse_config(data: dict, source: str = "<config>") -> Config:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
     r = _Reader(source, problems)
-    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware"})
+    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "mqtt"})
     site = _site(r, data)
     meter = _meter(r, data)
     control = _control(r, data)
@@ -595,10 +656,11 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
             r.problem(f"charger[{i}].id", c.id, "is used by another [[charger]]; ids must be unique")
     circuits = _circuits(r, data, chargers)
     hardware = _hardware(r, data)
+    mqtt = _mqtt(r, data)
     if problems:
         raise ConfigError(problems)
     cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
-                 circuits=tuple(circuits), hardware=hardware, source=source)
+                 circuits=tuple(circuits), hardware=hardware, mqtt=mqtt, source=source)
     return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
 
 

@@ -23,6 +23,7 @@ import time
 from systemd import daemon
 
 from controller.status import snapshot, summary_line
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("evfuse.notify")
 
@@ -90,13 +91,8 @@ class Notifier:
                 self.notify(*lines)
 
     async def stopping(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self.notify("STOPPING=1", "STATUS=stopping: leaving every charger at its fallback limit")
 
 

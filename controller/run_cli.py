@@ -1,9 +1,10 @@
 """`evfuse run --config FILE`: the service systemd starts.
 
 SIGTERM / SIGINT: every charger is left at its fallback limit, connections close, exit 0.
-SIGHUP: the config is read again; a valid one applies (limits at once, or by reconnecting
-when chargers, meter or OCPP settings changed); an invalid one is refused with the reason
-and the service keeps running on the old one.
+SIGHUP: the config is read again; a valid one applies at once, part by part (Controller.retune:
+only added, removed or relinked chargers, a changed meter or OCPP server are touched; every
+other charger keeps its link and its limit); an invalid one is refused with the reason and
+the service keeps running on the old one.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 
 from controller.config import ConfigError, load_config
 from controller.logs import setup_logging
+from controller.mqtt import MqttBridge
 from controller.notify import Notifier, install_block_hook
-from controller.runtime import Controller, retunable
-from controller.status import StatusServer, socket_path
+from controller.runtime import Controller
+from controller.status import StatusServer, serving_path
 from hardware import Panel
 
 log = logging.getLogger("evfuse.run")
@@ -46,7 +48,7 @@ def run_command(args) -> int:
 async def serve(path: str, config) -> int:
     """Run until SIGTERM/SIGINT. Around the controller: sd_notify and the systemd watchdog
     (controller/notify.py), the status socket (controller/status.py) and the LED and button
-    (hardware/). Each follows the current controller, which a reload may replace."""
+    (hardware/) and MQTT (controller/mqtt/). A reload retunes the controller in place."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     reload = asyncio.Event()
@@ -62,7 +64,7 @@ async def serve(path: str, config) -> int:
         return controller
 
     notifier = Notifier(current, lambda: panel.slow)
-    status = StatusServer(socket_path(), current, lambda: panel.slow)
+    status = StatusServer(serving_path(), current, lambda: panel.slow)
     try:
         await controller.start()
     except OSError as e:  # e.g. the OCPP port is taken
@@ -72,6 +74,7 @@ async def serve(path: str, config) -> int:
         return 1
     panel.start(current)
     await status.start()
+    bridge = await _start_mqtt(controller, current, lambda: panel.slow)
     notifier.ready()
     while not stop.is_set():
         stopping = asyncio.ensure_future(stop.wait())
@@ -81,30 +84,48 @@ async def serve(path: str, config) -> int:
         reloading.cancel()
         if reload.is_set() and not stop.is_set():
             reload.clear()
-            controller = await _reload(path, controller)
-            panel.apply(controller)
+            old = await _reload(path, controller)
+            if old is not None and old.hardware != controller.config.hardware:  # the panel anew
+                await panel.close()
+                panel = Panel.create(controller.config.hardware)
+                panel.apply(controller)
+                panel.start(current)
+            if old is not None and old.mqtt != controller.config.mqtt:  # the MQTT part anew
+                await _stop_mqtt(controller, bridge)
+                bridge = await _start_mqtt(controller, current, lambda: panel.slow)
     await notifier.stopping()
+    await _stop_mqtt(controller, bridge)
     await status.stop()
     await panel.close()
     await controller.stop()
     return 0
 
 
-async def _reload(path: str, controller: Controller) -> Controller:
+async def _reload(path: str, controller: Controller):
+    """Apply the file again; the previous config when it did, else None."""
     try:
         config = load_config(path)
     except ConfigError as e:
         log.error("config reload refused, still running on the previous config: %s",
                   "; ".join(e.problems), extra={"FAULT": "config"})
-        return controller
-    if retunable(controller.config, config):
-        controller.retune(config)
-        return controller
-    log.warning("config reload changes chargers, meter or OCPP settings: reconnecting",
-                extra={"STATE": "restarting"})
-    await controller.stop()
-    fresh = Controller(config)
-    await fresh.start()
-    return fresh
+        return None
+    for line in config.warnings:
+        log.warning("%s", line, extra={"FAULT": "config-warning"})
+    old = controller.config
+    await controller.retune(config)
+    return old
 
 
+async def _start_mqtt(controller: Controller, current, slow) -> MqttBridge | None:
+    if controller.config.mqtt is None:
+        return None
+    bridge = MqttBridge(controller.config.mqtt, current, slow)
+    controller.observers.append(bridge.changed)
+    await bridge.start()
+    return bridge
+
+
+async def _stop_mqtt(controller: Controller, bridge: MqttBridge | None) -> None:
+    if bridge is not None:
+        controller.observers.remove(bridge.changed)
+        await bridge.stop()

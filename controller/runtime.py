@@ -25,13 +25,16 @@ import time
 from dataclasses import dataclass
 
 from controller.chargers.base import ChargerDriver
-from controller.chargers.modbus.driver import modbus_chargers
+from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
+from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
-from controller.core.decide import Decision, decide, initial_state
+from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.site import SiteModel
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
+from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
+from controller.reload import ReloadPlan, plan
 
 log = logging.getLogger("evfuse.runtime")
 
@@ -48,9 +51,11 @@ class Event:
 
 class Controller:
     def __init__(self, config: Config, clock=time.monotonic):
-        self.config = config
+        self.config = config  # as the file says; the core runs on effective_config
         self.clock = clock
-        self.site = SiteModel.from_config(config)
+        self._overrides = Overrides.load(config)
+        self.cap_site = None  # e.g. the button's slow mode: SiteModel -> SiteModel, kept on rebuilds
+        self.site = SiteModel.from_config(self.effective_config)
         self.state = initial_state(self.site)
         self.central, self.drivers = build_drivers(config)
         self.meter = MeterReader(config.meter, config.site.phases, on_sample=self._on_sample)
@@ -59,13 +64,14 @@ class Controller:
         self.readings: list[ChargerReading] = []
         self.cycles = 0  # completed control cycles: the systemd watchdog feeds on this
         self.started_at = clock()
-        self.user_pause: str | None = None  # "paused by button" etc.: every charger at 0
+        self.user_pause: str | None = None  # "paused by button": every charger at 0
         self.events: collections.deque[Event] = collections.deque(maxlen=RECENT_EVENTS)
         self._last_sample: MeterSample | None = None
         self._last_cycle_at = -1e9
         self._sending: dict[str, asyncio.Task] = {}
         self._ticker: asyncio.Task | None = None
         self._faults: dict[str, str] = {}  # active fault key -> description
+        self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
 
     # ------------------------------------------------------------------ life cycle
 
@@ -105,18 +111,137 @@ class Controller:
             await self.central.stop()
         log.info("stopped: chargers left at their fallback limits", extra={"STATE": "stopped"})
 
-    def retune(self, config: Config) -> None:
-        """Apply a config that retunable() accepted: new limits take effect this cycle."""
+    async def retune(self, config: Config) -> ReloadPlan:
+        """Apply a reloaded config part by part (controller/reload.py): the new site, the
+        drivers of added and relinked chargers and the core memory of every kept one (by id)
+        are swapped in at once and decided on; only then are removed drivers retired and new
+        ones started, and the meter or OCPP server restarted if their settings changed.
+        Chargers the change does not concern keep their link and their limit."""
+        change = plan(self.config, config)
+        drivers = {d.id: d for d in self.drivers}
+        fallback = {spec.id: self.site.fallback_a(spec) for spec in self.site.chargers}
+        retiring = [drivers.pop(i) for i in change.removed + change.relinked]
+        new_central = None
+        if self.central is None and any(c.protocol == "ocpp" for c in config.chargers):
+            self.central = new_central = CentralSystem(config)
+            drivers.update((i, d) for i, d in self.central.drivers.items())
+        elif self.central is not None:
+            for i in change.removed + change.relinked:
+                if i in self.central.drivers:
+                    self.central.remove(i)
+        fresh = []
+        modbus = ModbusSettings.of(config)
+        for c in config.chargers:
+            if c.id in drivers:
+                drivers[c.id].config = c  # new sharing keys; the link stays
+            elif c.protocol == "ocpp":
+                drivers[c.id] = self.central.add(c)
+            else:
+                drivers[c.id] = ModbusCharger(c, modbus)
+            if c.id in change.added or c.id in change.relinked:
+                fresh.append(drivers[c.id])
+        for i in change.removed + change.relinked:
+            if (task := self._sending.pop(i, None)) is not None:
+                task.cancel()
+        for i in change.removed:
+            for key in (f"offline:{i}", f"compliance:{i}", f"command:{i}"):
+                self._faults.pop(key, None)
         self.config = config
-        self.site = SiteModel.from_config(config)
-        self._note("config reloaded: new limits apply now", STATE="reloaded")
+        for why in self._overrides.refit(config):
+            self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
+        self.drivers = [drivers[c.id] for c in config.chargers]
+        old_site = self.site
+        self._rebuild()
+        self.state = remap_state(old_site, self.site, self.state)
+        self._note(f"config reloaded: {change.describe()}", STATE="reloaded")
         self._cycle()
+        await self._swap_parts(change, retiring, fallback, fresh, new_central)
+        return change
+
+    async def _swap_parts(self, change: ReloadPlan, retiring, fallback, fresh, new_central) -> None:
+        """The I/O of a reload, after the core already runs on the new site."""
+        closing = [CentralSystem.retire(d, fallback[d.id]) if isinstance(d, OcppCharger)
+                   else d.close(fallback[d.id]) for d in retiring]
+        if closing:
+            done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in closing],
+                                               timeout=STOP_TIMEOUT_S)
+            for task in pending:
+                task.cancel()
+        central = self.central
+        if central is not None and not central.drivers:
+            self.central = None
+            await central.stop()
+        elif new_central is not None:
+            self.ocpp_port = await new_central.start()
+        elif central is not None and change.ocpp_listener:
+            self.ocpp_port = await central.restart(self.config)
+        elif central is not None and change.ocpp_links:
+            central.retune(self.config)
+        for driver in fresh:
+            await driver.start()
+        if change.meter:
+            await self.meter.stop()
+            self.meter = MeterReader(self.config.meter, self.config.site.phases, on_sample=self._on_sample)
+            await self.meter.start()
 
     def set_user_pause(self, reason: str | None) -> None:
         """Pause (reason) or resume (None) all charging, e.g. from the button."""
         self.user_pause = reason
         self._note(f"all charging {'paused: ' + reason if reason else 'resumed'}")
         self._cycle()
+
+    # ------------------------------------------------------------------ overrides (MQTT, web)
+
+    @property
+    def pause_reason(self) -> str | None:
+        """Why all charging is held: the button's pause, else an override's, else None.
+        Each is released where it was set (the button, or MQTT / the web page)."""
+        source = self._overrides.pause_source()
+        return self.user_pause or (pause_reason(source) if source else None)
+
+    @property
+    def effective_config(self) -> Config:
+        """The config file with the overrides in place: what the core runs on."""
+        return self._overrides.apply(self.config)
+
+    @property
+    def overrides(self) -> dict:
+        """{target: {key: value}}, e.g. {"garage": {"weight": 2.0}, "site": {"pause": True}}."""
+        return self._overrides.as_dict()
+
+    def set_override(self, target: str, key: str, value, source: str) -> None:
+        """Override one key of the config file at run time (value None clears it): a
+        charger's mode, priority, weight or max_a, or ("site", "pause", bool). Raises
+        OverrideError and changes nothing when the target, key or value is not allowed.
+        Kept in the state directory; applies from the next decision, no reconnect."""
+        if not self._overrides.set(self.config, target, key, value, source):
+            return
+        shown = "cleared" if value is None else f"= {value}"
+        fields = {"OVERRIDE": f"{key}={'' if value is None else value}", "SOURCE": source}
+        if target == SITE:  # the pause: logged like the button's
+            held = self.pause_reason  # the button's pause may still hold
+            what = (f"paused: {pause_reason(source)}" if value else
+                    f"{'resumed' if held is None else 'still ' + held} (pause from {source} released)")
+            self._note(f"all charging {what}", STATE="paused" if held else "resumed", **fields)
+        else:
+            self._note(f"{target}: {key} {shown} (override from {source})", CHARGER_ID=target, **fields)
+        self.rebuild_site()
+
+    def clear_overrides(self, source: str) -> None:
+        """Back to the config file for every key (and no override pause)."""
+        if self._overrides.clear():
+            self._note(f"every override cleared (from {source})", OVERRIDE="cleared", SOURCE=source)
+            self.rebuild_site()
+
+    def rebuild_site(self) -> None:
+        """Re-derive the core's site from config + overrides (+ cap_site) and decide at once.
+        The chargers and their order stay the same, so the core's memory stays valid."""
+        self._rebuild()
+        self._cycle()
+
+    def _rebuild(self) -> None:
+        site = SiteModel.from_config(self.effective_config)
+        self.site = self.cap_site(site) if self.cap_site else site
 
     # ------------------------------------------------------------------ the control loop
 
@@ -138,7 +263,7 @@ class Controller:
         self.readings = [driver.reading(now) for driver in self.drivers]
         previous = self.decision
         decision = decide(self.site, self.state, self._last_sample, self.readings, now,
-                          hold=self.user_pause)
+                          hold=self.pause_reason)
         self.state, self.decision = decision.state, decision
         self._report(previous, decision)
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
@@ -146,6 +271,8 @@ class Controller:
                 self._send(driver, charger.limit_a, reading.online)
         self._last_cycle_at = now
         self.cycles += 1
+        for observer in self.observers:
+            observer()
 
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline
@@ -173,10 +300,11 @@ class Controller:
     # ------------------------------------------------------------------ what an installer sees
 
     def _report(self, previous: Decision | None, decision: Decision) -> None:
-        for i, charger in enumerate(decision.chargers):
+        before = {c.id: c.limit_a for c in previous.chargers} if previous else {}  # by id: a reload reorders
+        for charger in decision.chargers:
             if not charger.changed:
                 continue
-            old = previous.chargers[i].limit_a if previous else None
+            old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
@@ -223,9 +351,6 @@ def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDri
 
 
 def retunable(old: Config, new: Config) -> bool:
-    """True when `new` only changes limits and tuning, so it can apply without reconnecting:
-    same chargers and links, same meter, same OCPP server, same fallback (which is programmed
-    into the chargers themselves)."""
-    def shape(c: Config):
-        return (c.chargers, c.meter, c.ocpp, c.control.fallback_a, c.hardware)
-    return shape(old) == shape(new)
+    """True when `new` changes nothing but limits and tuning: no link is made or dropped
+    (Controller.retune applies any valid config; this says whether it touches a link)."""
+    return plan(old, new).in_place

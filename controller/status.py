@@ -1,18 +1,21 @@
 """`evfuse status [--json]`: what the running service sees, over a unix socket.
 
-The service serves one JSON snapshot per connection on $RUNTIME_DIRECTORY/status.sock
-(systemd sets RUNTIME_DIRECTORY; /run/evfuse otherwise; EVFUSE_STATUS_SOCKET or --socket
-override it). The snapshot is built inside the event loop, so it is one consistent moment.
+The service serves one JSON snapshot per connection on status.sock in its runtime directory
+(systemd's RUNTIME_DIRECTORY; started by hand: /run/evfuse where it may make it, else a
+per-user one, see runtime_dirs(); EVFUSE_STATUS_SOCKET or --socket override it). The snapshot is built inside the event loop, so it is one consistent moment.
 The same snapshot feeds the sd_notify STATUS= line and the status LED.
 
 JSON fields (version 1):
   uptime_s, cycles, paused (why all charging is paused, or null), slow_mode (bool),
-  meter: where, state ("ok" | "lost" | "no sample yet"), sample_age_s, fault, rejections
+  meter: where, state ("ok" | "lost" | "no sample yet"), sample_age_s, fault, rejections,
+         mode_fault (a meter setting that changes what its readings mean, or null)
   site: phases, fuse_a, limit_a
   phases[]: phase, load_a (meter), household_a, headroom_a, limit_a
   chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
-              null), reason, compliant, fallback_protected
+              null), reason, compliant, fallback_protected, device (what the driver found out about
+              the device: limit_unit, failsafe, watchdog, clock_offset_s, where known)
   overloads: {constraint: excess A}, faults[], events[]: {t, text}
+  overrides: {target: {key: value}} set over MQTT or the web page ("site": {"pause": true})
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 from datetime import datetime
 
@@ -31,17 +35,55 @@ from controller.model import SITE_PHASES, CarState
 log = logging.getLogger("evfuse.status")
 
 VERSION = 1
+# What a driver found out about the device itself (firmware variants), shown under its line.
+DEVICE_NOTES = ("limit_unit", "failsafe", "watchdog", "clock_offset_s")
 SOCKET_NAME = "status.sock"
 CLIENT_TIMEOUT_S = 5.0
 
 
+SYSTEM_RUNTIME_DIR = "/run/evfuse"
+
+
+def runtime_dirs(environ=os.environ) -> list[str]:
+    """Where the status socket may live, in the order the service tries them and `evfuse
+    status` looks: systemd's RUNTIME_DIRECTORY; else /run/evfuse (made when allowed, e.g.
+    `evfuse run` started by hand as root), then a per-user one ($XDG_RUNTIME_DIR/evfuse, or
+    /tmp/evfuse-UID without it)."""
+    systemd = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if systemd:
+        return [systemd]
+    xdg = environ.get("XDG_RUNTIME_DIR", "")
+    own = os.path.join(xdg, "evfuse") if xdg else os.path.join(tempfile.gettempdir(), f"evfuse-{os.geteuid()}")
+    return [SYSTEM_RUNTIME_DIR, own]
+
+
 def socket_path(explicit: str | None = None, environ=os.environ) -> str:
+    """The socket `evfuse status` asks: the first of runtime_dirs() that has one."""
     if explicit:
         return explicit
     if environ.get("EVFUSE_STATUS_SOCKET"):
         return environ["EVFUSE_STATUS_SOCKET"]
-    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or "/run/evfuse"
-    return os.path.join(runtime, SOCKET_NAME)
+    candidates = [os.path.join(d, SOCKET_NAME) for d in runtime_dirs(environ)]
+    return next((c for c in candidates if os.path.exists(c)), candidates[0])
+
+
+def serving_path(environ=os.environ) -> str:
+    """The socket the service serves on: in the first of runtime_dirs() it may use, made if
+    missing. A per-user directory must be ours (no one else may plant a socket for us)."""
+    if environ.get("EVFUSE_STATUS_SOCKET"):
+        return environ["EVFUSE_STATUS_SOCKET"]
+    dirs = runtime_dirs(environ)
+    for i, d in enumerate(dirs):
+        per_user = i > 0
+        try:
+            os.makedirs(d, mode=0o700 if per_user else 0o755, exist_ok=True)
+            if per_user and os.stat(d).st_uid != os.geteuid():
+                continue
+        except OSError:
+            continue
+        if os.access(d, os.W_OK | os.X_OK):
+            return os.path.join(d, SOCKET_NAME)
+    return os.path.join(dirs[0], SOCKET_NAME)  # StatusServer.start says why it cannot serve
 
 
 # ---------------------------------------------------------------------- the snapshot
@@ -98,18 +140,20 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
             "draw_a": [round(x, 2) for x in draw] if draw is not None else None,
             "reason": reason, "compliant": st.compliant,
             "fallback_protected": st.fallback_protected,
+            "device": {k: st.notes[k] for k in DEVICE_NOTES if k in st.notes},
         })
     return {
         "version": VERSION,
         "uptime_s": round(now - controller.started_at, 1),
         "cycles": controller.cycles,
-        "paused": controller.user_pause,
+        "paused": controller.pause_reason,
         "slow_mode": slow_mode,
         "meter": {
             "where": meter.where, "state": meter_state,
             "sample_age_s": None if age is None else round(age, 2),
             "fault": meter.fault.kind.value if meter.fault else None,
             "rejections": {k.value: n for k, n in meter.rejections.items()},
+            "mode_fault": meter.mode_fault,
         },
         "site": {"phases": site.phases, "fuse_a": site.fuse_a, "limit_a": site.limit_a},
         "phases": phases,
@@ -117,6 +161,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         "overloads": {k: round(v, 2) for k, v in (decision.overloads if decision else {}).items()},
         "faults": controller.faults,
         "events": [{"t": e.t, "text": e.text} for e in controller.events],
+        "overrides": controller.overrides,
     }
 
 
@@ -204,8 +249,9 @@ def _answers(path: str) -> bool:
 def register(sub) -> None:
     p = sub.add_parser("status", help="show what the running service sees")
     p.add_argument("--json", action="store_true", help="machine-readable snapshot")
-    p.add_argument("--socket", help="status socket (default $EVFUSE_STATUS_SOCKET, "
-                                    "else $RUNTIME_DIRECTORY/status.sock, else /run/evfuse/status.sock)")
+    p.add_argument("--socket", help="status socket (default $EVFUSE_STATUS_SOCKET, else "
+                                    "$RUNTIME_DIRECTORY/status.sock, else /run/evfuse/status.sock, else "
+                                    "$XDG_RUNTIME_DIR/evfuse/status.sock)")
     p.set_defaults(func=status_command)
 
 
@@ -259,8 +305,11 @@ def render(snap: dict) -> str:
     lines = [f"evfuse: up {up // 3600} h {up % 3600 // 60:02d} min, {summary_line(snap)}",
              f"meter:  {m['state']} ({m['where']}{age})"
              + (f", fault: {m['fault']}" if m["fault"] else "")]
+    if m.get("mode_fault"):
+        lines.append(f"METER SETTING: {m['mode_fault']}")
     if snap["paused"]:
-        lines.append(f"PAUSED: {snap['paused']} (press the button again to resume)")
+        where = "press the button again" if "button" in snap["paused"] else "resume it there"
+        lines.append(f"PAUSED: {snap['paused']} ({where} to resume)")
     if snap["slow_mode"]:
         lines.append("SLOW MODE: every charger capped at the fallback current (long press to undo)")
     lines += ["", f"phase  load A  household A  headroom A  limit A (fuse {snap['site']['fuse_a']:g})"]
@@ -274,6 +323,13 @@ def render(snap: dict) -> str:
         flags = "" if c["compliant"] else "  NOT FOLLOWING ITS LIMIT"
         lines.append(f"{c['id']:<12} {c['protocol']:<10} {'up' if c['connected'] else 'down':<5} "
                      f"{c['state']:<12} {_a(c['limit_a']):>7}  {draw:<15} {c['reason']}{flags}")
+        device = c.get("device") or {}
+        if device:
+            lines.append(" " * 13 + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in device.items()))
+    overrides = snap.get("overrides") or {}
+    lines += ["", "overrides (MQTT / web page, over the config file): " + ("none" if not overrides else "")]
+    lines += [f"  {target}.{key} = {json.dumps(value)}"
+              for target, keys in sorted(overrides.items()) for key, value in sorted(keys.items())]
     lines += ["", "faults: " + ("none" if not snap["faults"] else "")]
     lines += [f"  {f}" for f in snap["faults"]]
     if snap["events"]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from controller.core.site import SiteModel
 from controller.status import snapshot
 from controller.statedir import state_dir
+from controller.tasks import cancel_and_wait
 from hardware.led import StatusLed, pattern_for
 
 log = logging.getLogger("evfuse.hardware")
@@ -114,8 +115,9 @@ class Panel:
                             extra={"STATE": "paused"})
             else:
                 controller.set_user_pause(PAUSE_REASON)
-        if self.slow:
-            controller.site = capped(SiteModel.from_config(controller.config))
+        if self.slow:  # kept by the controller when overrides or a reload rebuild its site
+            controller.cap_site = capped
+            controller.site = capped(SiteModel.from_config(controller.effective_config))
 
     def start(self, get_controller) -> None:
         self._get = get_controller
@@ -145,8 +147,9 @@ class Panel:
         self.slow = not self.slow
         self._save()
         controller = self._get()
-        site = SiteModel.from_config(controller.config)
-        controller.site = capped(site) if self.slow else site  # applies from the next cycle
+        site = controller.site
+        controller.cap_site = capped if self.slow else None
+        controller.rebuild_site()
         log.warning("slow mode %s by the button: every charger at most %s", "on" if self.slow else "off",
                     f"{site.control.fallback_a:g} A (or its min_a)" if self.slow else "its max_a",
                     extra={"STATE": "slow-mode" if self.slow else "normal"})
@@ -160,12 +163,8 @@ class Panel:
             await asyncio.sleep(REFRESH_S)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self.led is not None:
             self.led.close()
         if self.button is not None:

@@ -54,8 +54,10 @@ class Service:
                 f.write(self.site.config(meter_port, fuse_a=self.fuse_a, extra=self.control,
                                          ocpp_extra=self.ocpp_extra, lease_s=self.lease_s))
             self.config_path = path
+            # its own status socket: a service started by hand as root would use /run/evfuse
+            env = dict(os.environ, EVFUSE_STATUS_SOCKET=os.path.join(str(self.tmp_path), "status.sock"))
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "controller", "run", "--config", path,
+                sys.executable, "-m", "controller", "run", "--config", path, env=env,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE)
             self._reader = asyncio.create_task(self._read_log())

@@ -131,7 +131,7 @@ async def test_sighup_applies_a_valid_config_and_refuses_a_broken_one(tmp_path):
         svc.proc.send_signal(signal.SIGHUP)
         # 16 A on phase A, weights 2:1 with the small one at its 6 A floor: 10 A / 6 A.
         await svc.until(lambda: (svc.limit("big"), svc.limit("small")) == (10.0, 6.0), "the smaller fuse applied")
-        assert svc.logged("config reloaded: new limits apply now")
+        assert svc.logged("config reloaded: limits and tuning only")
         with open(svc.config_path, "w") as f:
             f.write(original.replace("fuse_a = 25", "fuse_a = 25\nfuse_amps = 30"))
         svc.proc.send_signal(signal.SIGHUP)

@@ -31,7 +31,8 @@ def test_every_builtin_profile_loads_and_says_where_its_facts_come_from():
         assert p.provenance and not p.verified_on_hardware
     assert load_profile("heidelberg").watchdog.max_s == pytest.approx(65.535)
     assert [load_profile(n).protected for n in ("alfen", "bender", "heidelberg", "phoenix")] == [
-        True, False, True, False]
+        True, True, True, False]
+    assert load_profile("bender").watchdog.optional and load_profile("bender").failsafe.optional
 
 
 def test_values_round_down_and_keep_word_order():
@@ -84,9 +85,10 @@ def test_profile_names_are_checked():
 
 
 def test_charger_without_watchdog_is_a_warning():
-    cfg = config(profile="bender")
-    assert any('charger "cp": profile "bender" has no watchdog: it is not protected if the Pi dies' in w
+    cfg = config(profile="phoenix")
+    assert any('charger "cp": profile "phoenix" has no watchdog: it is not protected if the Pi dies' in w
                for w in cfg.warnings)
+    assert any('profile "bender" has a watchdog on some firmware only' in w for w in config(profile="bender").warnings)
     assert not any("no watchdog" in w for w in config(profile="heidelberg").warnings)
 
 

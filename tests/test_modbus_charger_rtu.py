@@ -8,7 +8,7 @@ import contextlib
 import time
 
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings
-from controller.config import ChargerConfig, MeterConfig, SerialSettings
+from controller.config import ChargerConfig, ControlConfig, MeterConfig, SerialSettings
 from controller.meter.reader import MeterReader
 from controller.sim.meter_server import MeterServer
 from controller.sim.modbus_charger import ChargerEmulator, SharedBus
@@ -47,7 +47,7 @@ async def shared_bus(*devices):
 async def test_heidelberg_over_rtu_is_programmed_and_obeys():
     em = ChargerEmulator("heidelberg", unit_id=3)
     async with shared_bus(em) as link:
-        driver = ModbusCharger(heidelberg_config(link.client_path, 3), ModbusSettings(fallback_a=6.0, timeout_s=0.5),
+        driver = ModbusCharger(heidelberg_config(link.client_path, 3), ModbusSettings(control=ControlConfig(fallback_a=6.0), timeout_s=0.5),
                                poll_interval_s=0.2)
         try:
             await driver.start()
@@ -69,7 +69,7 @@ async def test_meter_keeps_its_rate_while_a_charger_shares_the_bus():
         meter = MeterReader(MeterConfig(profile="sdm630", poll_interval_s=0.25, timeout_s=0.5,
                                         link=SerialSettings(transport="rtu", device=link.client_path,
                                                             baudrate=BAUD, parity="N", unit_id=1)))
-        driver = ModbusCharger(heidelberg_config(link.client_path, 2), ModbusSettings(fallback_a=6.0, timeout_s=0.5),
+        driver = ModbusCharger(heidelberg_config(link.client_path, 2), ModbusSettings(control=ControlConfig(fallback_a=6.0), timeout_s=0.5),
                                poll_interval_s=0.2)
         await meter.start()
         try:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings
-from controller.config import ChargerConfig, SerialSettings
+from controller.config import ChargerConfig, ControlConfig, SerialSettings
 from controller.model import CarState
 from controller.sim.modbus_charger import ChargerEmulator
 
@@ -30,7 +30,7 @@ async def charger(profile: str, **emulator_kw):
     port = await em.start_tcp()
     config = ChargerConfig(id=f"cp-{profile}", protocol="modbus", profile=profile, watchdog_s=WATCHDOG_S,
                            link=SerialSettings(host="127.0.0.1", port=port, unit_id=em.unit_id))
-    driver = ModbusCharger(config, ModbusSettings(fallback_a=FALLBACK_A, timeout_s=0.3), poll_interval_s=0.1)
+    driver = ModbusCharger(config, ModbusSettings(control=ControlConfig(fallback_a=FALLBACK_A), timeout_s=0.3), poll_interval_s=0.1)
     try:
         await driver.start()
         await wait_for(lambda: online(driver))
@@ -173,7 +173,7 @@ async def test_charger_that_stops_answering_goes_offline_with_a_lease_and_recove
 
 
 async def test_charger_without_watchdog_reports_no_lease_when_offline():
-    async with charger("bender") as (em, driver):
+    async with charger("bender", without=("failsafe", "watchdog")) as (em, driver):
         em.silent = True
         await wait_for(lambda: not online(driver))
         assert driver.reading(time.monotonic()).lease_until is None  # it holds its limit for ever
@@ -197,7 +197,7 @@ async def test_server_gone_means_offline_then_back():
     port = await em.start_tcp()
     config = ChargerConfig(id="cp", protocol="modbus", profile="bender",
                            link=SerialSettings(host="127.0.0.1", port=port, unit_id=255))
-    driver = ModbusCharger(config, ModbusSettings(fallback_a=FALLBACK_A, timeout_s=0.3), poll_interval_s=0.1)
+    driver = ModbusCharger(config, ModbusSettings(control=ControlConfig(fallback_a=FALLBACK_A), timeout_s=0.3), poll_interval_s=0.1)
     try:
         await driver.start()
         await wait_for(lambda: online(driver))

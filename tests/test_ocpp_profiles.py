@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ocpp.messages import Call, _validate_payload
 
 from controller.chargers.ocpp.caps import pick_unit
-from controller.chargers.ocpp.clock import ClockOffset, format_time, parse_time
+from controller.chargers.ocpp.clock import AGREE_S, MAX_STEP_S, ROBUST_AFTER, ClockOffset, format_time, parse_time
 from controller.chargers.ocpp.compliance import ComplianceWatch
 from controller.chargers.ocpp.composite import HeldProfile, composite_limit_a, install
 from controller.chargers.ocpp.meter import parse_meter_values
@@ -247,13 +247,42 @@ def test_a_lowered_limit_restarts_the_allowance():
     assert w.observe(9.5, 6, (20,)) and not w.compliant
 
 
-def test_clock_offset_takes_the_least_delayed_sample():
+def test_clock_offset_learns_a_clock_that_really_is_off():
     offset = ClockOffset()
     assert offset.seconds == 0 and offset.charger_now(NOW) == NOW
     offset.observe(NOW + timedelta(seconds=3600 - 2), NOW)  # delayed sample
     offset.observe(NOW + timedelta(seconds=3600), NOW)
     offset.observe(None, NOW)
-    assert offset.seconds == 3600
+    assert 3598 <= offset.seconds <= 3600
+
+
+def test_one_timestamp_an_hour_ahead_moves_the_offset_by_one_step_only():
+    offset = ClockOffset()
+    for _ in range(5):
+        offset.observe(NOW + timedelta(seconds=1), NOW)
+    offset.observe(NOW + timedelta(seconds=3600), NOW)
+    assert offset.seconds <= 1 + MAX_STEP_S
+    offset.observe(NOW + timedelta(seconds=1), NOW)
+    assert offset.seconds == 1
+    first = ClockOffset()  # even as the very first timestamp of a connection
+    first.observe(NOW + timedelta(seconds=3600), NOW)
+    first.observe(NOW, NOW)
+    assert first.seconds <= 2 * MAX_STEP_S
+
+
+@settings(max_examples=300, deadline=None)
+@given(true_offset=st.floats(-7200, 7200), jitter=st.lists(st.floats(0, 2), min_size=3, max_size=30),
+       odd_at=st.integers(0, 29), odd=st.floats(-86400, 86400))
+def test_one_odd_timestamp_never_stretches_a_lease_by_more_than_two_steps(true_offset, jitter, odd_at, odd):
+    """After ROBUST_AFTER timestamps, the estimate is never ahead of the charger's true clock
+    by more than its delays plus two steps, whatever one odd timestamp says: so a lease on
+    the charger's clock never ends more than that after lease_s."""
+    offset = ClockOffset()
+    for i, delay in enumerate(jitter):
+        sample = odd if i == odd_at else true_offset - delay  # delayed samples understate it
+        offset.observe(NOW + timedelta(seconds=sample), NOW)
+        if i + 1 >= ROBUST_AFTER:
+            assert offset.seconds <= true_offset + max(2 * MAX_STEP_S, AGREE_S) + 1e-6
 
 
 @pytest.mark.parametrize("text, expected", [("2025-03-01T12:00:00Z", NOW), ("2025-03-01T12:00:00", NOW),

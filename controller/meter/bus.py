@@ -25,6 +25,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.framer import FramerType
 
 from controller.config import SerialSettings
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("evfuse.bus")
 # pymodbus logs every timeout and every failed reconnect at WARNING/ERROR: at 4 polls a second
@@ -255,12 +256,7 @@ class ModbusBus:
         if self._users > 0:
             return
         _registry.pop(self.key, None)
-        if self._worker is not None:
-            self._worker.cancel()
-            try:
-                await self._worker
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._worker)
         while not self._queue.empty():
             *_, future = self._queue.get_nowait()
             if not future.done():

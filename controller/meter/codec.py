@@ -1,7 +1,8 @@
 """Register words <-> numbers, for the word types meters use.
 
-Pure functions, shared by the decoder and the simulated meter, so a word-order mistake
-cannot hide in one of them only. Within a word the bytes are always big-endian (Modbus);
+Pure functions, shared by the decoder, the Modbus chargers and the simulated devices, so a
+word-order mistake cannot hide in one of them only; and how to read a set of registers in
+as few requests as possible. Within a word the bytes are always big-endian (Modbus);
 `word_order` says which 16-bit word comes first for 32-bit types.
 """
 
@@ -53,3 +54,20 @@ def encode(value: float, data_type: str, word_order: str = "big") -> list[int]:
         raw = n & ((1 << bits) - 1)
     words = [(raw >> (16 * i)) & 0xFFFF for i in reversed(range(WORDS[data_type]))]
     return words if word_order == "big" else list(reversed(words))
+
+
+MAX_READ = 125  # registers one Modbus read may ask for
+
+
+def plan_reads(spans) -> list[tuple[int, int, int]]:
+    """(function, first, end) register spans -> the fewest (function, address, count) reads
+    that cover them all, without asking for a register nobody named (an unknown gap may be
+    unimplemented and answer an exception). Used for meters and chargers alike."""
+    blocks: list[list[int]] = []
+    for function, start, end in sorted(set(spans)):
+        last = blocks[-1] if blocks else None
+        if last and last[0] == function and start <= last[2] and end - last[1] <= MAX_READ:
+            last[2] = max(last[2], end)
+        else:
+            blocks.append([function, start, end])
+    return [(f, s, e - s) for f, s, e in blocks]

@@ -13,22 +13,19 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from controller.meter.codec import WORD_ORDERS, WORDS
+from controller.meter import codec
+from controller.meter.codec import MAX_READ, WORD_ORDERS, WORDS
 from controller.model import PHASE_INDEX, SITE_PHASES
+from controller.tomlcheck import MISSING, Checker, Problems
 
 QUANTITIES = ("current", "voltage", "power")
 FUNCTIONS = (3, 4)  # read holding registers, read input registers
-MAX_READ = 125  # registers one Modbus read may ask for
 CURRENT_SIGNS = ("power", "as-read")
 REGISTER_KEYS = {"quantity", "phase", "function", "address", "type", "word_order", "scale"}
 
 
-class ProfileError(Exception):
+class ProfileError(Problems):
     """A profile (file or custom table) is malformed; str() lists the problems."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,19 @@ class ReadBlock:
 
 
 @dataclass(frozen=True)
+class ModeCheck:
+    """A setting of the meter that changes what its readings mean (e.g. a mode in which
+    exported power does not read negative), read once when polling starts."""
+
+    function: int
+    address: int
+    expect: tuple[int, ...]  # raw uint16 values that are fine
+    what: str  # installer words: "application mode"
+    fix: str  # what to set, and where
+    names: dict[int, str] = field(default_factory=dict)  # raw value -> the name the manual uses
+
+
+@dataclass(frozen=True)
 class MeterProfile:
     name: str
     description: str
@@ -75,6 +85,7 @@ class MeterProfile:
     parity: str = "N"
     stopbits: int = 1
     provenance: str = ""  # where the register facts come from, and whether verified
+    checks: tuple[ModeCheck, ...] = ()
     # SunSpec: the register map is found at run time by walking the model chain.
     discovery: str = ""  # "" | "sunspec"
     sunspec_bases: tuple[int, ...] = ()
@@ -91,7 +102,7 @@ def parse_registers(entries: Any, path: str, default_function: int | None = None
                     allow_scale_register: bool = False) -> tuple[list[RegisterSpec], list[str]]:
     """Validate a list of register tables. Returns the specs and the problems found,
     each problem naming the key path (``meter.registers[2].type``) and what is allowed."""
-    problems: list[str] = []
+    c = Checker()
     specs: list[RegisterSpec] = []
     if not isinstance(entries, list):
         return [], [f"{path}: must be a list of tables ([[{path}]])"]
@@ -99,56 +110,38 @@ def parse_registers(entries: Any, path: str, default_function: int | None = None
     for i, t in enumerate(entries, start=1):
         where = f"{path}[{i}]"
         if not isinstance(t, dict):
-            problems.append(f"{where}: must be a table")
+            c.problem(where, MISSING, "must be a table")
             continue
-        before = len(problems)
-        for key in t:
-            if key not in allowed:
-                problems.append(f"{where}.{key}: unknown key; allowed here: {', '.join(sorted(allowed))}")
-        spec = _register(t, where, default_function, problems)
-        if spec is not None and len(problems) == before:
+        before = len(c.problems)
+        c.only(t, where, allowed)
+        spec = _register(t, where, default_function, c)
+        if spec is not None and len(c.problems) == before:
             specs.append(spec)
     seen: dict[tuple[str, int], int] = {}
     for i, s in enumerate(specs, start=1):
         key = (s.quantity, s.phase)
         if key in seen:
-            problems.append(f"{path}[{i}]: {s.quantity} of phase {SITE_PHASES[s.phase]} is "
-                            f"already given by {path}[{seen[key]}]")
+            c.problem(f"{path}[{i}]", MISSING, f"{s.quantity} of phase {SITE_PHASES[s.phase]} is "
+                      f"already given by {path}[{seen[key]}]")
         seen.setdefault(key, i)
-    return specs, problems
+    return specs, c.problems
 
 
-def _choice(t: dict, key: str, where: str, choices: tuple, problems: list[str], default: Any = None) -> Any:
-    if key not in t:
-        if default is None:
-            problems.append(f"{where}.{key}: is required; one of {', '.join(map(_show, choices))}")
-        return default
-    if t[key] not in choices or isinstance(t[key], bool):
-        problems.append(f"{where}.{key} = {_show(t[key])}: must be one of {', '.join(map(_show, choices))}")
-        return default
-    return t[key]
-
-
-def _register(t: dict, where: str, default_function: int | None, problems: list[str]) -> RegisterSpec | None:
-    quantity = _choice(t, "quantity", where, QUANTITIES, problems)
-    phase = _choice(t, "phase", where, SITE_PHASES, problems)
-    function = _choice(t, "function", where, FUNCTIONS, problems, default_function)
-    data_type = _choice(t, "type", where, tuple(WORDS), problems)
-    word_order = _choice(t, "word_order", where, WORD_ORDERS, problems, "big")
-    address = t.get("address")
-    if not isinstance(address, int) or isinstance(address, bool) or not 0 <= address <= 65535:
-        shown = "" if address is None else f" = {_show(address)}"
-        problems.append(f"{where}.address{shown}: must be a whole number from 0 to 65535 "
-                        "(0-based wire address; manuals listing 30001/40001 are 1-based)")
-        address = None
+def _register(t: dict, where: str, default_function: int | None, c: Checker) -> RegisterSpec | None:
+    quantity = c.choice(t, "quantity", where, QUANTITIES, required=True)
+    phase = c.choice(t, "phase", where, SITE_PHASES, required=True)
+    function = c.choice(t, "function", where, FUNCTIONS, default_function, required=default_function is None)
+    data_type = c.choice(t, "type", where, tuple(WORDS), required=True)
+    word_order = c.choice(t, "word_order", where, WORD_ORDERS, "big")
+    address = c.address(t, "address", where)
     scale = t.get("scale", 1.0)
     if (not isinstance(scale, (int, float)) or isinstance(scale, bool)
             or not math.isfinite(scale) or scale == 0):
-        problems.append(f"{where}.scale = {_show(scale)}: must be a non-zero number (SI value = raw x scale)")
+        c.problem(f"{where}.scale", scale, "must be a non-zero number (SI value = raw x scale)")
         scale = None
     scale_register = t.get("scale_register")
     if scale_register is not None and (not isinstance(scale_register, int) or scale_register < 0):
-        problems.append(f"{where}.scale_register = {_show(scale_register)}: must be a register offset")
+        c.problem(f"{where}.scale_register", scale_register, "must be a register offset")
         scale_register = None
     if None in (quantity, phase, function, data_type, word_order, address, scale):
         return None
@@ -157,24 +150,11 @@ def _register(t: dict, where: str, default_function: int | None, problems: list[
                         scale=float(scale), scale_register=scale_register)
 
 
-def _show(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
-
-
 def plan_reads(registers: list[RegisterSpec] | tuple[RegisterSpec, ...]) -> tuple[ReadBlock, ...]:
-    """Fewest reads covering every register without asking for a register nobody named
-    (an unknown gap may be unimplemented and answer an exception)."""
-    spans = sorted({(r.function, r.address, r.address + r.words) for r in registers}
-                   | {(r.function, r.scale_register, r.scale_register + 1)
-                      for r in registers if r.scale_register is not None})
-    blocks: list[list[int]] = []
-    for function, start, end in spans:
-        last = blocks[-1] if blocks else None
-        if last and last[0] == function and start <= last[2] and end - last[1] <= MAX_READ:
-            last[2] = max(last[2], end)
-        else:
-            blocks.append([function, start, end])
-    return tuple(ReadBlock(f, s, e - s) for f, s, e in blocks)
+    """Fewest reads covering every register (and SunSpec scale register) of a meter."""
+    spans = [(r.function, r.address, r.address + r.words) for r in registers]
+    spans += [(r.function, r.scale_register, r.scale_register + 1) for r in registers if r.scale_register is not None]
+    return tuple(ReadBlock(*b) for b in codec.plan_reads(spans))
 
 
 # --------------------------------------------------------------------------- loading
@@ -232,9 +212,11 @@ def _from_table(name: str, t: dict) -> MeterProfile:
     for s in specs:
         if not any(b.covers(s.function, s.address, s.words) for b in reads):
             problems.append(f"{where}: register {s.address} ({s.quantity} {SITE_PHASES[s.phase]}) is in no [[read]]")
+    checks = tuple(ModeCheck(c["function"], c["address"], tuple(c["expect"]), c["what"], c["fix"],
+                             {int(k): v for k, v in c.get("names", {}).items()}) for c in t.get("check", ()))
     if problems:
         raise ProfileError(problems)
-    return MeterProfile(**base, reads=reads, registers=tuple(specs))
+    return MeterProfile(**base, reads=reads, registers=tuple(specs), checks=checks)
 
 
 def resolve_sunspec(profile: MeterProfile, model_id: int, data_start: int, length: int) -> MeterProfile:

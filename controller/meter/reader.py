@@ -22,6 +22,7 @@ from controller.meter.decode import Fault, Rejection, decode, profile_problem
 from controller.meter.profile import MeterProfile, custom_profile, load_profile
 from controller.meter.sunspec import DiscoveryFailed, discover
 from controller.model import SITE_PHASES, MeterSample
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("evfuse.meter")
 
@@ -87,6 +88,8 @@ class MeterReader:
         self._fault_since = 0.0
         self._fault_polls = 0
         self._consumer_failed = False
+        self.mode_fault: str | None = None  # a meter setting that changes what readings mean
+        self._modes_checked = not self.profile.checks
         self._bus: ModbusBus | None = None
         self._task: asyncio.Task | None = None
 
@@ -119,13 +122,8 @@ class MeterReader:
             self._task = asyncio.create_task(self._poll_forever(), name="meter reader")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._bus is not None:
             await self._bus.release()
             self._bus = None
@@ -168,6 +166,8 @@ class MeterReader:
                 self.profile = await discover(self._bus, self.unit, self.profile)
                 log.info("meter %s: found %s", self.where, self.profile.description,
                          extra={"METER": self.where, "METER_PROFILE": self.profile.description})
+            if not self._modes_checked:
+                await self._check_modes()
             replies = [await self._bus.read_registers(self.unit, b.function, b.address, b.count, Priority.METER)
                        for b in self.profile.reads]
         except NoAnswer as e:
@@ -181,6 +181,23 @@ class MeterReader:
         except DiscoveryFailed as e:
             return Rejection(Fault.DISCOVERY, str(e))
         return decode(self.profile, replies, time.monotonic(), self.site_phases, self.config.invert)
+
+    async def _check_modes(self) -> None:
+        """Read the profile's mode registers once (a timeout is retried with the next poll)."""
+        for check in self.profile.checks:
+            try:
+                raw = (await self._bus.read_registers(self.unit, check.function, check.address, 1, Priority.METER))[0]
+            except ExceptionReply:
+                log.info("meter %s: cannot read its %s (register %#x): taken as it is", self.where, check.what,
+                         check.address, extra={"METER": self.where})
+                continue
+            if raw not in check.expect:
+                shown = check.names.get(raw, str(raw))
+                self.mode_fault = f"{check.what} is {shown}: {check.fix}"
+                log.error("meter %s: %s; until then exported power may read as import", self.where,
+                          self.mode_fault, extra={"METER": self.where, "FAULT": "meter-mode",
+                                                  "FAULT_DETAIL": self.mode_fault})
+        self._modes_checked = True
 
     def _deliver(self, sample: MeterSample) -> None:
         try:

@@ -118,6 +118,11 @@ class SimChargePoint:
         else:  # a reconnect: like most chargers, tell the connector state again
             await self._cp.status_again()
 
+    @property
+    def connected(self) -> bool:
+        """The websocket to the central system is open (the central system may close it)."""
+        return self._ws is not None and self._ws.state.name == "OPEN"
+
     async def stop(self) -> None:
         """Drop the connection (the charger keeps its profiles, like a real one)."""
         for task in self._tasks:
@@ -229,7 +234,9 @@ class SimChargePoint:
                 await self.send_meter_values()
 
 
-class _Sim16(ChargePoint16):
+class _SimSession:
+    """Both versions: the session on the sim's websocket, noting when a profile frame arrives."""
+
     def __init__(self, sim: SimChargePoint):
         super().__init__(sim.id, sim._ws, response_timeout=10, logger=WIRE_LOG)
         self.sim = sim
@@ -238,6 +245,9 @@ class _Sim16(ChargePoint16):
         if '"SetChargingProfile"' in raw_msg:
             self.sim._frame_at = time.perf_counter()
         await super().route_message(raw_msg)
+
+
+class _Sim16(_SimSession, ChargePoint16):
 
     async def boot(self):
         await self.call(call16.BootNotification(charge_point_model="Sim16", charge_point_vendor="evfuse"))
@@ -297,15 +307,7 @@ class _Sim16(ChargePoint16):
         return result16.SetChargingProfile(status="Accepted" if ok else "Rejected")
 
 
-class _Sim201(ChargePoint201):
-    def __init__(self, sim: SimChargePoint):
-        super().__init__(sim.id, sim._ws, response_timeout=10, logger=WIRE_LOG)
-        self.sim = sim
-
-    async def route_message(self, raw_msg):
-        if '"SetChargingProfile"' in raw_msg:
-            self.sim._frame_at = time.perf_counter()
-        await super().route_message(raw_msg)
+class _Sim201(_SimSession, ChargePoint201):
 
     async def boot(self):
         await self.call(call201.BootNotification(

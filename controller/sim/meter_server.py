@@ -52,6 +52,8 @@ class MeterServer:
         self._fixed: dict[int, dict[int, int]] = {3: {}, 4: {}}  # words that never change
         if self.profile.discovery == "sunspec":
             self._sunspec_layout(sunspec_model)
+        for check in self.profile.checks:  # set up as the installer should (tests override it)
+            self._fixed[check.function][check.address] = check.expect[0]
         self.unit_id = unit_id
         self.current_a = [0.0, 0.0, 0.0]
         self.voltage_v = [230.0, 230.0, 230.0]

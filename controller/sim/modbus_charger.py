@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -41,19 +41,49 @@ class Write:
     values: tuple  # words, or (bool,) for a coil
 
 
-class ChargerEmulator:
+class _Served:
+    """A pymodbus server for `_devices()`, on an RTU serial device; stopped by stop()."""
+
+    _server: ModbusTcpServer | ModbusSerialServer | None = None
+
+    def _devices(self) -> SimDevice | list[SimDevice]:
+        raise NotImplementedError
+
+    def _trace_packet(self, sending: bool, packet: bytes) -> bytes:
+        raise NotImplementedError
+
+    async def start_serial(self, device: str, baudrate: int = 19200, parity: str = "N", stopbits: int = 1) -> None:
+        """Answer RTU on a serial device (in tests: the server end of a PtyLink, parity "N")."""
+        self._server = ModbusSerialServer(self._devices(), framer=FramerType.RTU, port=device, baudrate=baudrate,
+                                          parity=parity, stopbits=stopbits, trace_packet=self._trace_packet)
+        await self._server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None
+
+
+class ChargerEmulator(_Served):
     """One charger at one unit id."""
 
     def __init__(self, profile: str | ChargerProfile = "heidelberg", *, unit_id: int | None = None,
                  registers: dict[str, Any] | None = None, hardware_max_a: float = 16.0,
                  car_max_a: float = 16.0, car_phases: int = 3, car_present: bool = True,
-                 response_s: float = 0.1, validity_s: float | None = None, device_failsafe_a: float = 6.0):
+                 response_s: float = 0.1, validity_s: float | None = None, device_failsafe_a: float = 6.0,
+                 without: tuple[str, ...] = (), limit_scale: float | None = None):
         if isinstance(profile, ChargerProfile):
             self.profile = profile
         elif profile == "custom":
             self.profile = custom_profile(registers or {})
         else:
             self.profile = load_profile(profile)
+        # Firmware variants: sections this one lacks (it answers them with an exception), and
+        # another unit of the limit register (Wallbe firmware on a Phoenix EV-CC: 0.1 A).
+        self.profile = replace(self.profile, **{name: None for name in without})
+        if limit_scale is not None:
+            limit = self.profile.limit
+            self.profile = replace(self.profile, limit=replace(limit, register=replace(limit.register, scale=limit_scale)))
         self.unit_id = self.profile.unit_id if unit_id is None else unit_id
         self.hardware_max_a = hardware_max_a
         self.car_max_a = car_max_a
@@ -70,7 +100,6 @@ class ChargerEmulator:
         self.renewals: list[float] = []  # times the watchdog was renewed
         self.requests = 0
         self.power_cycles = 0
-        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._power_on()
 
     # ----------------------------------------------------------------- device state
@@ -282,25 +311,16 @@ class ChargerEmulator:
         await self._server.serve_forever(background=True)
         return self._server.transport.sockets[0].getsockname()[1]
 
-    async def start_serial(self, device: str, baudrate: int = 19200, parity: str = "N", stopbits: int = 1) -> None:
-        """Answer RTU on a serial device (in tests: the server end of a PtyLink, parity "N")."""
-        self._server = ModbusSerialServer(self.sim_device(), framer=FramerType.RTU, port=device, baudrate=baudrate,
-                                          parity=parity, stopbits=stopbits, trace_packet=self._trace_packet)
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
+    def _devices(self) -> SimDevice:
+        return self.sim_device()
 
 
-class SharedBus:
+class SharedBus(_Served):
     """Several simulated devices behind one RTU port, as on a real RS485 bus: e.g. the main
     meter (a MeterServer) and a Heidelberg charger. Each keeps its own `silent` switch."""
 
     def __init__(self, *devices: Any):
         self.devices = {self._sim_device(d).id: d for d in devices}
-        self._server: ModbusSerialServer | None = None
 
     @staticmethod
     def _sim_device(device: Any) -> SimDevice:
@@ -312,13 +332,5 @@ class SharedBus:
             return b""
         return packet
 
-    async def start_serial(self, device: str, baudrate: int = 19200, parity: str = "N", stopbits: int = 1) -> None:
-        sims = [self._sim_device(d) for d in self.devices.values()]
-        self._server = ModbusSerialServer(sims, framer=FramerType.RTU, port=device, baudrate=baudrate,
-                                          parity=parity, stopbits=stopbits, trace_packet=self._trace_packet)
-        await self._server.serve_forever(background=True)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()
-            self._server = None
+    def _devices(self) -> list[SimDevice]:
+        return [self._sim_device(d) for d in self.devices.values()]

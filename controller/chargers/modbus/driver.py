@@ -2,9 +2,10 @@
 
 One background task per charger does everything on the wire, in this order of care:
   1. programme the charger's own safety net where the profile has one (failsafe current =
-     control.fallback_a, watchdog timeout = watchdog_s, plus the profile's init writes),
-     then write the wanted limit;
-  2. renew the watchdog well inside its timeout (a third of it) by re-writing the limit;
+     the charger's fallback, config.charger_fallback_a; watchdog timeout = watchdog_s, plus
+     the profile's init writes), then write the wanted limit;
+  2. renew the watchdog well inside the timeout in force (a third of it: the programmed one,
+     or the device's own) by re-writing the limit;
   3. read back state, per-line current and the registers we programmed at the profile's
      rate; a limit or watchdog that reads differently from what we wrote means the charger
      was reset (power cut, reboot): it is programmed again at once.
@@ -25,17 +26,19 @@ import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from controller.chargers.base import ChargerDriver, DriverStatus
 from controller.chargers.modbus.profile import ChargerProfile, Register, custom_profile, load_profile
 from controller.chargers.modbus.values import (decode_number, encode_amps, encode_seconds, status_text,
                                                words_to_amps)
-from controller.config import ChargerConfig, Config
+from controller.config import ChargerConfig, Config, ControlConfig, charger_fallback_a
 from controller.meter.bus import (BusError, BusKey, ExceptionReply, LinkDown, ModbusBus, NoAnswer, SerialLine,
                                   open_bus)
+from controller.meter.codec import plan_reads
 from controller.model import CarState, ChargerReading
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.modbus")
 
@@ -44,19 +47,18 @@ OFFLINE_AFTER_FAILURES = 2  # one lost reply on a noisy RS485 line is not an out
 RETRY_MIN_S = 2.0  # while offline, try again at most this often (each try may cost a bus timeout)
 CLOSE_TIMEOUT_S = 3.0
 REQUEST_BOUND = 4  # bus timeouts one request may take at most, queueing behind others included
-MAX_READ = 125
 
 
 @dataclass(frozen=True)
 class ModbusSettings:
     """What every Modbus charger needs beyond its own [[charger]] table."""
 
-    fallback_a: float
+    control: ControlConfig
     timeout_s: float = 1.0  # answer time of one request; a port shared with the meter keeps the meter's
 
     @staticmethod
     def of(cfg: Config) -> ModbusSettings:
-        return ModbusSettings(fallback_a=cfg.control.fallback_a, timeout_s=cfg.meter.timeout_s)
+        return ModbusSettings(control=cfg.control, timeout_s=cfg.meter.timeout_s)
 
 
 def profile_for(config: ChargerConfig) -> ChargerProfile:
@@ -76,27 +78,6 @@ def modbus_chargers(cfg: Config) -> list[ModbusCharger]:
     return [ModbusCharger(c, settings) for c in cfg.chargers if c.protocol == "modbus"]
 
 
-@dataclass(frozen=True)
-class _Block:
-    function: int
-    address: int
-    count: int
-
-
-def _plan(registers: list[Register]) -> list[_Block]:
-    """Fewest reads covering the registers without asking for one nobody named (an unknown
-    gap may be unimplemented and answer an exception)."""
-    spans = sorted({(r.function, r.address, r.address + r.words) for r in registers})
-    blocks: list[list[int]] = []
-    for function, start, end in spans:
-        last = blocks[-1] if blocks else None
-        if last and last[0] == function and start <= last[2] and end - last[1] <= MAX_READ:
-            last[2] = max(last[2], end)
-        else:
-            blocks.append([function, start, end])
-    return [_Block(f, s, e - s) for f, s, e in blocks]
-
-
 class ModbusCharger(ChargerDriver):
     def __init__(self, config: ChargerConfig, settings: ModbusSettings, *,
                  profile: ChargerProfile | None = None, poll_interval_s: float | None = None):
@@ -106,14 +87,12 @@ class ModbusCharger(ChargerDriver):
         self.profile = profile or profile_for(config)
         self.unit = config.link.unit_id
         self.poll_interval_s = poll_interval_s or self.profile.poll_interval_s
-        wd = self.profile.watchdog
-        # The timeout we programme (clamped to what the register holds), or the charger's own.
-        self.watchdog_s: float | None = None
-        if wd is not None:
-            self.watchdog_s = min(config.watchdog_s, wd.max_s) if wd.timeout else wd.device_default_s
-        self.keepalive_s = config.watchdog_s / KEEPALIVE_FRACTION if wd is not None else None
-        self.failsafe_a = self._device_amps(settings.fallback_a)
-        self._reads = _plan([r for r, _ in self._readback()])
+        # What it holds by itself once we are gone: exactly what the core assumes it holds.
+        self.fallback_a = charger_fallback_a(config, settings.control)
+        # Sections only some firmware has, and the limit's unit where firmware differs, are
+        # found out once, before the first programming; until then nothing is claimed.
+        self._probed = not self._probes_needed()
+        self._derive()
         self._bus: ModbusBus | None = None
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
@@ -129,11 +108,25 @@ class ModbusCharger(ChargerDriver):
         self._failures = 0
         self._renewed_at: float | None = None  # last request that may have renewed the watchdog
         self._failsafe_ok = self.profile.failsafe is None or self.profile.failsafe.writable
+        self.notes: dict[str, str] = {}
         self._car = CarState.UNKNOWN
         self._draw: tuple[float, ...] | None = None
         self._draw_at: float | None = None  # when the read that gave _draw was sent
         self._fault = ""  # current fault episode, "" while healthy
         self.faults = {"timeout": 0, "exception": 0, "link": 0, "bad-data": 0, "reset": 0}
+
+    def _derive(self) -> None:
+        """What follows from the profile as this device has it."""
+        # The timeout in force (what we programme, or the charger's own), and the keep-alive
+        # derived from it, never from a configured value the device cannot hold.
+        self.watchdog_s = self.profile.effective_watchdog_s(self.config.watchdog_s)
+        self.keepalive_s = self.watchdog_s / KEEPALIVE_FRACTION if self.watchdog_s is not None else None
+        self.failsafe_a = self._device_amps(self.fallback_a)
+        self._reads = plan_reads((r.function, r.address, r.address + r.words) for r, _ in self._readback())
+
+    def _probes_needed(self) -> bool:
+        p = self.profile
+        return bool(p.limit.probe or (p.failsafe and p.failsafe.optional) or (p.watchdog and p.watchdog.optional))
 
     @property
     def where(self) -> str:
@@ -155,13 +148,14 @@ class ModbusCharger(ChargerDriver):
         return await self._write_limit()
 
     def status(self) -> DriverStatus:
-        notes = {"where": self.where, "profile": self.profile.description}
+        notes = {"where": self.where, "profile": self.profile.description, **self.notes}
         if self.watchdog_s is not None:
             notes["watchdog_s"] = f"{self.watchdog_s:g}"
         if self._fault:
             notes["fault"] = self._fault
         return DriverStatus(protocol=f"modbus/{self.profile.name}", connected=self._ready, limit_a=self._limit_a,
-                            fallback_protected=self.profile.protected and self._failsafe_ok, notes=notes)
+                            fallback_protected=self._probed and self.profile.protected and self._failsafe_ok,
+                            notes=notes)
 
     async def start(self) -> None:
         if self._task is not None:
@@ -170,21 +164,15 @@ class ModbusCharger(ChargerDriver):
         self._bus = open_bus(self.config.link, timeout_s=self.settings.timeout_s, line=line)
         self._bus.set_min_gap(self.unit, self.profile.min_gap_s)
         if not self.profile.protected:
-            self._event(logging.WARNING, f"profile {self.profile.name} has no watchdog: this charger is not "
-                        "protected if the Pi dies (it keeps its last limit)", FAULT="no-watchdog")
+            self._warn_unprotected()
         self._task = asyncio.create_task(self._run(), name=f"modbus charger {self.id}")
 
     async def close(self, fallback_a: float | None) -> None:
         """Stop; with fallback_a, first leave the limit there (bounded in time). The failsafe
         and watchdog stay programmed, so a charger we could not reach falls back by itself."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if fallback_a is not None and self._ready:
             self._target_a = max(0.0, min(fallback_a, self.config.max_a))
             try:
@@ -225,8 +213,62 @@ class ModbusCharger(ChargerDriver):
             pass
         self._wake.clear()
 
+    def _warn_unprotected(self) -> None:
+        self._event(logging.WARNING, f"profile {self.profile.name}: no watchdog on this charger: it is not "
+                    "protected if the Pi dies (it keeps its last limit)", FAULT="no-watchdog")
+
+    async def _probe(self) -> None:
+        """Find out what this charger's firmware has: optional failsafe and watchdog registers
+        (an exception reply means absent) and the unit of the limit register. Once per driver:
+        after our own writes, the limit's read-back would tell nothing."""
+        p = self.profile
+        found: dict[str, Any] = {}
+        for name, section, reg in (("failsafe", p.failsafe, p.failsafe and p.failsafe.register),
+                                   ("watchdog", p.watchdog, p.watchdog and p.watchdog.timeout)):
+            if section is None or not section.optional or reg is None:
+                continue
+            try:
+                await self._read(reg)
+            except ExceptionReply:
+                found[name] = None
+                self.notes[name] = "absent on this firmware"
+            else:
+                self.notes[name] = "present"
+        if "failsafe" in found and p.watchdog is not None:
+            # Without a failsafe current we know, its watchdog would fall to a current nobody
+            # assumed: claim nothing and count it at its last limit, as an unprotected one.
+            found["watchdog"] = None
+        probe = p.limit.probe
+        if probe is not None:
+            raw = (await self._read(p.limit.register))[0]
+            scale = probe.scale if raw >= probe.at_least else p.limit.register.scale
+            register = replace(p.limit.register, scale=scale)
+            found["limit"] = replace(p.limit, register=register)
+            self.notes["limit_unit"] = f"{scale:g} A (read back {raw} before the first write)"
+            self._event(logging.INFO, f"limit register counts in {scale:g} A (it read {raw}, "
+                        f"{'at least' if raw >= probe.at_least else 'below'} {probe.at_least})", REASON="probe")
+        self.profile = replace(p, **found)
+        self._probed = True
+        self._failsafe_ok = self.profile.failsafe is None or self.profile.failsafe.writable
+        self._derive()
+        if p.protected and not self.profile.protected:
+            self._warn_unprotected()
+
+    async def _read(self, reg: Register) -> list[int]:
+        reply = await self._request(self._bus.read_registers(self.unit, reg.function, reg.address, reg.words),
+                                    renews=False)
+        if len(reply) != reg.words:
+            raise NoAnswer(f"{self.where} answered {len(reply)} registers instead of {reg.words}")
+        return reply
+
     async def _programme(self) -> bool:
         """Init writes, failsafe, watchdog, limit, then one read-back. True when all answered."""
+        try:
+            if not self._probed:
+                await self._probe()
+        except BusError as e:
+            self._failed(e, "probing")
+            return False
         p = self.profile
         try:
             for w in p.init:
@@ -270,7 +312,7 @@ class ModbusCharger(ChargerDriver):
     async def _write_limit(self) -> bool:
         """Write the wanted limit now (and the enable coil where the profile pauses with it)."""
         async with self._write_lock:
-            wanted = self.settings.fallback_a if self._target_a is None else self._target_a
+            wanted = self.fallback_a if self._target_a is None else self._target_a
             amps = self._device_amps(wanted)
             reg = self.profile.limit.register
             coil = self.profile.enable_coil
@@ -322,12 +364,12 @@ class ModbusCharger(ChargerDriver):
         sent_at = time.monotonic()
         words: dict[tuple[int, int], int] = {}
         try:
-            for b in self._reads:
-                reply = await self._request(self._bus.read_registers(self.unit, b.function, b.address, b.count),
+            for function, address, count in self._reads:
+                reply = await self._request(self._bus.read_registers(self.unit, function, address, count),
                                             renews=False)
-                if len(reply) != b.count:
-                    raise NoAnswer(f"{self.where} answered {len(reply)} registers instead of {b.count}")
-                words.update({(b.function, b.address + i): w for i, w in enumerate(reply)})
+                if len(reply) != count:
+                    raise NoAnswer(f"{self.where} answered {len(reply)} registers instead of {count}")
+                words.update({(function, address + i): w for i, w in enumerate(reply)})
         except BusError as e:
             self._failed(e, "reading back")
             return False
@@ -372,8 +414,12 @@ class ModbusCharger(ChargerDriver):
         if p.watchdog is not None and p.watchdog.remaining is not None:
             remaining = decode_number(p.watchdog.remaining, values["remaining"])
             if remaining is not None and self._renewed_at is not None:
-                # The validity the charger really has: never assume less than its default.
-                self.watchdog_s = max(self.watchdog_s, remaining + read_at - self._renewed_at)
+                # The validity the charger really has (set on the device, maybe not to its
+                # default): the lease never assumes less, the keep-alive never waits longer.
+                validity = remaining + read_at - self._renewed_at
+                self.watchdog_s = max(self.watchdog_s, validity)
+                if validity >= 1.0:
+                    self.keepalive_s = min(self.keepalive_s, validity / KEEPALIVE_FRACTION)
         if lost:
             self.faults["reset"] += 1
             self._event(logging.WARNING, "charger lost its settings (" + ", ".join(lost) +
@@ -382,14 +428,14 @@ class ModbusCharger(ChargerDriver):
             self._wake.set()
 
     def _check_device_failsafe(self, failsafe: float | None) -> None:
-        ok = failsafe is not None and failsafe <= self.settings.fallback_a + 0.05
+        ok = failsafe is not None and failsafe <= self.fallback_a + 0.05
         if ok != self._failsafe_ok or failsafe is None:
             if ok:
-                self._event(logging.INFO, f"its own safe current {failsafe:g} A is within control.fallback_a")
+                self._event(logging.INFO, f"its own safe current {failsafe:g} A is within its fallback")
             else:
                 shown = "unknown" if failsafe is None else f"{failsafe:g} A"
-                self._event(logging.ERROR, f"its own safe current is {shown}, above control.fallback_a "
-                            f"({self.settings.fallback_a:g} A): set it on the charger; until then a lost link "
+                self._event(logging.ERROR, f"its own safe current is {shown}, above its fallback "
+                            f"({self.fallback_a:g} A): set it on the charger; until then a lost link "
                             "is counted at its last limit for ever", FAULT="safe-current")
         self._failsafe_ok = ok
 

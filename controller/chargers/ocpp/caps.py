@@ -18,6 +18,18 @@ WIRE_LOG = logging.getLogger("controller.chargers.ocpp.wire")
 WIRE_LOG.setLevel(logging.WARNING)
 
 
+class _NotOurFault(logging.Filter):
+    """The package logs a traceback for every request a charger gets wrong (schema, unknown
+    action); the link counts those and logs the first one itself. Our own handler bugs still
+    come through with their traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], OCPPError))
+
+
+WIRE_LOG.addFilter(_NotOurFault())
+
+
 @dataclass(frozen=True)
 class ChargerCaps:
     unit: str = "A"  # "A" | "W": the unit its schedules must use
@@ -43,6 +55,7 @@ def to_int(value) -> int | None:
 
 async def request(cp, payload, validate: bool = True) -> tuple[object | None, str]:
     """Send one request; (result, "") or (None, why) for a CALLERROR or invalid reply.
+    `cp.awaited` is the unique id of the request in flight, set by the link as it goes out.
     Timeouts and a closed connection propagate: they are link problems, not refusals.
 
     validate=False skips the JSON-schema checks, which the ocpp package runs in a thread
@@ -56,3 +69,5 @@ async def request(cp, payload, validate: bool = True) -> tuple[object | None, st
         return None, f"CALLERROR {error.code}"
     except Exception as error:  # unknown CALLERROR code, reply of the wrong shape
         return None, f"bad reply: {type(error).__name__}"
+    finally:
+        cp.awaited = None  # answered or given up: a later answer is nobody's

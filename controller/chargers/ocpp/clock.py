@@ -7,6 +7,7 @@ we estimate how far ahead (+) or behind (-) a charger is from the timestamps it 
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
@@ -41,28 +42,49 @@ def parse_time(text: str) -> datetime | None:
     return t.astimezone(timezone.utc)
 
 
+# How far one charger timestamp may move the offset estimate (upwards: towards longer leases
+# on the charger's clock), and how closely a window of estimates must agree to be taken at once.
+MAX_STEP_S = 5.0
+AGREE_S = 10.0
+AGREE_AFTER = 2  # estimates that agree before they are taken at once
+ROBUST_AFTER = 3  # estimates before a median outvotes a single odd one
+
+
 class ClockOffset:
     """Estimates charger clock minus our clock from (charger timestamp, our receive time) pairs.
 
-    A timestamp is taken some time before we receive it (sampling, buffering, transit), so
-    each pair underestimates the offset by that delay. The largest of the recent estimates is
-    the least delayed one, hence the best. Buffered values sent after an outage are simply
-    smaller and lose to fresh ones.
+    A lease on the charger's clock ends at our estimate of its clock + lease_s, so an estimate
+    too far ahead stretches the lease (after the Pi dies the limit holds that much longer), one
+    too far behind only shortens it. Hence: the median of the recent estimates (one odd
+    timestamp, or values buffered during an outage, never outvote the rest); a move upwards is
+    at most MAX_STEP_S per timestamp unless the whole window agrees (a charger whose clock really
+    is off is learned from its first AGREE_AFTER timestamps); a move downwards follows the
+    median at once as soon as ROBUST_AFTER estimates make it robust. One timestamp an hour ahead moves the estimate by MAX_STEP_S, not
+    by an hour.
     """
 
     def __init__(self, window: int = 8):
         self._recent: deque[float] = deque(maxlen=window)
+        self._seconds = 0.0
 
     def observe(self, charger_time: datetime | None, received: datetime) -> None:
-        if charger_time is not None:
-            self._recent.append((charger_time - received).total_seconds())
+        if charger_time is None:
+            return
+        self._recent.append((charger_time - received).total_seconds())
+        target = statistics.median(self._recent)
+        agreed = len(self._recent) >= AGREE_AFTER and max(self._recent) - min(self._recent) <= AGREE_S
+        if agreed or (len(self._recent) >= ROBUST_AFTER and target < self._seconds):
+            self._seconds = target
+        else:
+            self._seconds += max(-MAX_STEP_S, min(MAX_STEP_S, target - self._seconds))
 
     def reset(self) -> None:
         self._recent.clear()
+        self._seconds = 0.0
 
     @property
     def seconds(self) -> float:
-        return max(self._recent) if self._recent else 0.0
+        return self._seconds
 
     def charger_now(self, our_now: datetime) -> datetime:
-        return our_now + timedelta(seconds=self.seconds)
+        return our_now + timedelta(seconds=self._seconds)

@@ -7,7 +7,8 @@ and the time its leased profile expires.
 
 Contract with the runtime: `apply(limit)` records the desired limit and, when the charger is
 online, returns whether it accepted it. The latest desired limit is what the charger gets on
-every (re)connect and every lease renewal; before the first `apply` it is control.fallback_a.
+every (re)connect and every lease renewal; before the first `apply` it is the charger's
+fallback (config.charger_fallback_a: 0 for mode "off", else control.fallback_a capped at max_a).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from controller.chargers.ocpp.clock import ClockOffset, SystemClock, parse_time
 from controller.chargers.ocpp.compliance import ComplianceWatch
 from controller.chargers.ocpp.meter import parse_meter_values
 from controller.chargers.ocpp.profiles import ProfileForm, round_down_a
-from controller.config import ChargerConfig, OcppConfig
+from controller.config import ChargerConfig, ControlConfig, OcppConfig, charger_fallback_a
 from controller.model import CarState, ChargerReading
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class OcppSettings:
     """What every OCPP driver needs beyond its own [[charger]] table."""
 
     ocpp: OcppConfig
-    fallback_a: float
+    control: ControlConfig
     voltage_v: float
 
 
@@ -47,6 +48,8 @@ class OcppCharger(ChargerDriver):
     def __init__(self, config: ChargerConfig, settings: OcppSettings, clock=None):
         super().__init__(config)
         self.settings = settings
+        # what its base profile holds once evfuse is gone, and its limit before the first apply
+        self.fallback_a = round_down_a(charger_fallback_a(config, settings.control))
         self.clock = clock or SystemClock()
         self.offset = ClockOffset()
         self.form: ProfileForm | None = None  # the profile form this charger accepted last
@@ -117,6 +120,11 @@ class OcppCharger(ChargerDriver):
         if self.link is not None:
             await self.link.stop_maintaining()
 
+    def retune_watch(self) -> None:
+        """New compliance settings (a reload): judged afresh from now on."""
+        self._watch = ComplianceWatch(self.settings.ocpp.compliance_tolerance_a,
+                                      self.settings.ocpp.compliance_allowance_s)
+
     # ------------------------------------------------------------------ for the link
 
     @property
@@ -125,7 +133,7 @@ class OcppCharger(ChargerDriver):
 
     def wanted_limit(self) -> tuple[float, int]:
         """(limit to hold the charger at, generation of that wish)."""
-        target = self.settings.fallback_a if self._target_a is None else self._target_a
+        target = self.fallback_a if self._target_a is None else self._target_a
         return min(round_down_a(target), self.config.max_a), self._target_gen
 
     def limit_sent(self, gen: int, limit_a: float, accepted: bool, lease_until: float | None) -> None:

@@ -8,6 +8,11 @@ Two tasks per session:
   booted and just reconnected), then keeps the dynamic profile at the wanted limit: at once
   on change, and renewed at half the lease otherwise. Requests to the charger are only ever
   sent from this task, never from a handler (the ocpp package would deadlock).
+
+Only the ocpp package's public API is used: `ChargePoint(id, connection, ...)`,
+`route_message(frame)` and `call(...)`. What we add around it (our own CALLERRORs, the 1.6
+error-code spellings, counting refused frames, dropping late answers) is done on the frames
+themselves, in the receive loop and in the Wire every frame the ChargePoint sends passes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from controller.chargers.ocpp.driver import OcppCharger
 from controller.chargers.ocpp.profiles import (
     V201, ProfileForm, Rate, base_profile, candidate_forms, dynamic_profile)
+from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.ocpp")
 
@@ -39,12 +45,30 @@ FRAME_RATE = 50.0
 FRAME_BURST = 100.0
 
 
+class Wire:
+    """The connection as the ocpp ChargePoint sees it: each frame it sends goes through
+    `outgoing` first (which may rewrite it), then to the websocket."""
+
+    def __init__(self, connection, outgoing):
+        self.connection = connection
+        self.outgoing = outgoing
+
+    async def send(self, message: str) -> None:
+        await self.connection.send(self.outgoing(message))
+
+    async def recv(self) -> str:
+        return await self.connection.recv()
+
+
 class Link:
-    def __init__(self, driver: OcppCharger, connection, cp):
+    def __init__(self, driver: OcppCharger, connection, cp_class):
         self.driver = driver
         self.connection = connection
-        self.cp = cp  # CentralCP16 / CentralCP201: handlers and version-specific requests
-        self.version = cp.version
+        self.wire = Wire(connection, self._outgoing)
+        self.cp = cp_class(driver, self.wire)  # CentralCP16 / CentralCP201: handlers and requests
+        self.version = self.cp.version
+        self._answering: Call | None = None  # the charger's request being handled
+        self._answer_refused = False
         self._ready = False
         self._refused_all = False  # every profile form refused: log that once, not every retry
         self._wake = asyncio.Event()
@@ -93,9 +117,8 @@ class Link:
     async def stop_maintaining(self) -> None:
         self.ready = False
         task, self._maintainer = self._maintainer, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not asyncio.current_task():
+            await cancel_and_wait(task)
 
     def wake(self) -> None:
         self._wake.set()
@@ -117,34 +140,49 @@ class Link:
         except OCPPError:
             return await self._reject_frame(raw[1], "malformed message")
         if isinstance(msg, Call):
-            await self._handle_call(msg)
-        elif self.cp._call_lock.locked():
-            self.cp._response_queue.put_nowait(msg)  # call() is waiting for it
+            await self._answer(msg, frame)
+        elif msg.unique_id == self.cp.awaited:
+            self.cp.awaited = None
+            await self.cp.route_message(frame)  # call() is waiting for it
         else:  # a late answer to a timed-out request, or junk: nobody waits for it
             self.dropped_responses += 1
             self.driver.notes["dropped_responses"] = str(self.dropped_responses)
 
-    async def _handle_call(self, msg: Call) -> None:
+    async def _answer(self, msg: Call, frame) -> None:
         if not isinstance(msg.action, str) or not isinstance(msg.payload, dict):
             return await self._reject_frame(msg.unique_id, "malformed CALL")
+        self._answering, self._answer_refused = msg, False
         try:
-            await self.cp._handle_call(msg)
-        except OCPPError as error:  # unknown action, schema violation: tell the charger
-            self._count_bad(f"{msg.action}: {error.code}")
-            reply = msg.create_call_error(error)
-            if self.version != V201:  # the ocpp package uses 2.0.1 spellings for both
-                reply.error_code = V16_ERROR_CODES.get(reply.error_code, reply.error_code)
-            await self.cp._send(reply.to_json())
-        except ConnectionClosed:
-            raise
-        except Exception as error:  # a bug of ours must not end the session
-            log.exception("%s: handler failed", self.driver.id, extra={"CHARGER_ID": self.driver.id})
-            await self.cp._send(msg.create_call_error(error).to_json())
+            await self.cp.route_message(frame)  # the handler's answer, or its CALLERROR, goes out
+        finally:
+            self._answering = None
+        if self._answer_refused:
             return
         self._spoke.set()
         if msg.action == "BootNotification":
             self._rebooted.set()
             self._wake.set()
+
+    def _outgoing(self, message: str) -> str:
+        """Every frame the ChargePoint sends: note our requests, and look at its CALLERRORs
+        (count the charger's refused requests, and spell the codes as 1.6 does)."""
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            return message
+        if frame[0] == MessageType.Call:
+            self.cp.awaited = frame[1]  # call() sends one request at a time
+            return message
+        answering = self._answering
+        if frame[0] != MessageType.CallError or answering is None or frame[1] != answering.unique_id:
+            return message
+        self._answer_refused = True
+        if frame[2] == "InternalError":  # a bug of ours; the ocpp package logs it
+            return message
+        self._count_bad(f"{answering.action}: {frame[2]}")
+        if self.version != V201:  # the ocpp package uses 2.0.1 spellings for both
+            frame[2] = V16_ERROR_CODES.get(frame[2], frame[2])
+        return json.dumps(frame)
 
     async def _reject_frame(self, unique_id: str, why: str, type_unknown: bool = False) -> None:
         self._count_bad(why)
@@ -152,7 +190,7 @@ class Link:
             code = "MessageTypeNotSupported" if type_unknown else "RpcFrameworkError"
         else:
             code = "FormationViolation"
-        await self.cp._send(json.dumps([MessageType.CallError, unique_id, code, why, {}]))
+        await self.wire.send(json.dumps([MessageType.CallError, unique_id, code, why, {}]))
 
     def _count_bad(self, why: str) -> None:
         self.bad_frames += 1
@@ -218,7 +256,7 @@ class Link:
             forms.remove(d.form)
             forms.insert(0, d.form)
         for form in forms:
-            base = base_profile(self.version, form, self._rate, d.settings.fallback_a,
+            base = base_profile(self.version, form, self._rate, d.fallback_a,
                                 d.offset.charger_now(d.clock.wall()))
             ok, detail = await self.cp.set_profile(form.target, base)
             d.fallback_protected = ok

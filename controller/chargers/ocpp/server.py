@@ -14,6 +14,11 @@ Typical use by the runtime:
     ...
     await driver.close(config.control.fallback_a)
     await central.stop()
+
+A reload changes the central system piece by piece (Controller.retune): `add` a charger
+(it may connect at once), `remove` and `retire` one (its id refused from then on, left at its
+fallback, its link closed), `retune` the settings (every link re-initialised) or `restart` the listener;
+the links of the other chargers are not touched.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from controller.chargers.ocpp.driver import OcppCharger, OcppSettings
 from controller.chargers.ocpp.link import Link
 from controller.chargers.ocpp.v16 import CentralCP16
 from controller.chargers.ocpp.v201 import CentralCP201
-from controller.config import Config
+from controller.config import ChargerConfig, Config
 
 log = logging.getLogger("controller.chargers.ocpp")
 
@@ -64,12 +69,55 @@ def offered_subprotocols(headers: Headers) -> list[str]:
 class CentralSystem:
     def __init__(self, config: Config, clock=None):
         self.config = config
-        settings = OcppSettings(ocpp=config.ocpp, fallback_a=config.control.fallback_a,
-                                voltage_v=config.site.voltage_v)
+        self.clock = clock
+        self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
+                                     voltage_v=config.site.voltage_v)
         self.drivers: dict[str, OcppCharger] = {
-            c.id: OcppCharger(c, settings, clock) for c in config.chargers if c.protocol == "ocpp"}
+            c.id: OcppCharger(c, self.settings, clock) for c in config.chargers if c.protocol == "ocpp"}
         self._server = None
         self._closing: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------------ reload, piece by piece
+
+    def add(self, charger: ChargerConfig) -> OcppCharger:
+        """A new charger: its id is accepted from now on."""
+        driver = self.drivers[charger.id] = OcppCharger(charger, self.settings, self.clock)
+        return driver
+
+    def remove(self, charger_id: str) -> OcppCharger:
+        """Forget a charger: its id is refused from now on. The caller retires the driver."""
+        return self.drivers.pop(charger_id)
+
+    @staticmethod
+    async def retire(driver: OcppCharger, fallback_a: float | None) -> None:
+        """Leave a removed driver's charger at fallback_a (bounded), then close its link."""
+        await driver.close(fallback_a)
+        if driver.link is not None:
+            await driver.link.connection.close(1000, "removed from the evfuse configuration")
+
+    def retune(self, config: Config) -> None:
+        """New [ocpp] settings, fallback or voltage: each charger's link is closed, so the
+        charger reconnects and is initialised with them (its fallback profile included)."""
+        self.config = config
+        self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
+                                     voltage_v=config.site.voltage_v)
+        for driver in self.drivers.values():
+            driver.settings = self.settings
+            driver.retune_watch()
+            if driver.link is not None:
+                self._close_in_background(driver.link.connection, "evfuse settings changed")
+
+    async def restart(self, config: Config) -> int:
+        """A new listen address or TLS: the server is made anew on it (every link drops)."""
+        await self.stop()
+        self.retune(config)
+        return await self.start()
+
+    def _close_in_background(self, connection, why: str) -> None:
+        # a dead peer would hold us up for the close timeout
+        task = asyncio.create_task(connection.close(1000, why))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Listen on [ocpp] listen (or the given host/port; port 0 = any free one).
@@ -140,11 +188,7 @@ class CentralSystem:
 
     async def _serve(self, connection: ServerConnection) -> None:
         driver = self.drivers[charge_point_id(connection.request.path)]
-        cp = SUBPROTOCOLS[connection.subprotocol](driver, connection)
         old = driver.link
         if old is not None:  # the charger reconnected while its old link looked alive
-            # closed in the background: a dead peer would hold us up for the close timeout
-            task = asyncio.create_task(old.connection.close(1000, "replaced by a new connection"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        await Link(driver, connection, cp).run()
+            self._close_in_background(old.connection, "replaced by a new connection")
+        await Link(driver, connection, SUBPROTOCOLS[connection.subprotocol]).run()

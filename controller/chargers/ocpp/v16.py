@@ -11,10 +11,8 @@ import itertools
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 
-from controller.chargers.ocpp.caps import (
-    CALL_TIMEOUT_S, MEASURANDS, WIRE_LOG, ChargerCaps, pick_unit, request, to_int)
-from controller.chargers.ocpp.clock import format_time
-from controller.chargers.ocpp.driver import OcppCharger
+from controller.chargers.ocpp.caps import MEASURANDS, ChargerCaps, pick_unit, request, to_int
+from controller.chargers.ocpp.handlers import CentralHandlers, acknowledge
 from controller.model import CarState
 
 CAR_STATE = {
@@ -33,31 +31,15 @@ CONFIG_KEYS = ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStack
 _transaction_ids = itertools.count(1)
 
 
-class CentralCP16(ChargePoint):
+class CentralCP16(CentralHandlers, ChargePoint):
     version = "1.6"
-
-    def __init__(self, driver: OcppCharger, connection):
-        super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
-        self.driver = driver
-
-    def _id_tag_info(self, id_tag: str | None) -> dict:
-        tags = self.driver.settings.ocpp.id_tags
-        return {"status": "Accepted" if not tags or id_tag in tags else "Invalid"}
+    results = call_result
 
     # ------------------------------------------------------------------ charger -> us
 
     @on("BootNotification")
     def on_boot(self, charge_point_vendor, charge_point_model, **kwargs):
-        self.driver.notes["model"] = f"{charge_point_vendor} {charge_point_model}"
-        if kwargs.get("firmware_version"):
-            self.driver.notes["firmware"] = kwargs["firmware_version"]
-        return call_result.BootNotification(current_time=format_time(self.driver.clock.wall()),
-                                            interval=self.driver.settings.ocpp.heartbeat_s,
-                                            status="Accepted")
-
-    @on("Heartbeat")
-    def on_heartbeat(self, **kwargs):
-        return call_result.Heartbeat(current_time=format_time(self.driver.clock.wall()))
+        return self.booted(f"{charge_point_vendor} {charge_point_model}", kwargs.get("firmware_version"))
 
     @on("StatusNotification")
     def on_status(self, connector_id, status, error_code, timestamp=None, **kwargs):
@@ -68,43 +50,24 @@ class CentralCP16(ChargePoint):
 
     @on("Authorize")
     def on_authorize(self, id_tag, **kwargs):
-        return call_result.Authorize(id_tag_info=self._id_tag_info(id_tag))
+        return call_result.Authorize(id_tag_info=self.accepted(id_tag))
 
     @on("StartTransaction")
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
         self.driver.saw_timestamp(timestamp)
         tx_id = next(_transaction_ids)
         self.driver.transaction_started(str(tx_id))
-        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self._id_tag_info(id_tag))
+        return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self.accepted(id_tag))
 
     @on("StopTransaction")
     def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
         self.driver.saw_timestamp(timestamp)
         self.driver.transaction_ended()
         if kwargs.get("id_tag"):
-            return call_result.StopTransaction(id_tag_info=self._id_tag_info(kwargs["id_tag"]))
+            return call_result.StopTransaction(id_tag_info=self.accepted(kwargs["id_tag"]))
         return call_result.StopTransaction()
 
-    @on("MeterValues")
-    def on_meter_values(self, connector_id, meter_value, **kwargs):
-        self.driver.meter_values(meter_value)
-        return call_result.MeterValues()
-
-    @on("DataTransfer")
-    def on_data_transfer(self, vendor_id, **kwargs):
-        return call_result.DataTransfer(status="UnknownVendorId")
-
-    @on("FirmwareStatusNotification")
-    def on_firmware_status(self, **kwargs):
-        return call_result.FirmwareStatusNotification()
-
-    @on("DiagnosticsStatusNotification")
-    def on_diagnostics_status(self, **kwargs):
-        return call_result.DiagnosticsStatusNotification()
-
-    @on("SecurityEventNotification")
-    def on_security_event(self, **kwargs):
-        return call_result.SecurityEventNotification()
+    on_diagnostics_status = acknowledge("DiagnosticsStatusNotification")
 
     # ------------------------------------------------------------------ us -> charger
 

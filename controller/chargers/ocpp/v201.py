@@ -9,10 +9,8 @@ from __future__ import annotations
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 
-from controller.chargers.ocpp.caps import (
-    CALL_TIMEOUT_S, MEASURANDS, WIRE_LOG, ChargerCaps, pick_unit, request, to_int)
-from controller.chargers.ocpp.clock import format_time
-from controller.chargers.ocpp.driver import OcppCharger
+from controller.chargers.ocpp.caps import MEASURANDS, ChargerCaps, pick_unit, request, to_int
+from controller.chargers.ocpp.handlers import CentralHandlers, acknowledge
 from controller.model import CarState
 
 CONNECTOR_STATE = {
@@ -34,33 +32,20 @@ CONFIG_VARIABLES = [("SmartChargingCtrlr", "RateUnit"), ("SmartChargingCtrlr", "
                     ("SampledDataCtrlr", "TxUpdatedMeasurands")]
 
 
-class CentralCP201(ChargePoint):
+class CentralCP201(CentralHandlers, ChargePoint):
     version = "2.0.1"
-
-    def __init__(self, driver: OcppCharger, connection):
-        super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
-        self.driver = driver
+    results = call_result
 
     def _id_token_info(self, id_token: dict | None) -> dict:
-        tags = self.driver.settings.ocpp.id_tags
-        token = (id_token or {}).get("id_token")
-        return {"status": "Accepted" if not tags or token in tags else "Invalid"}
+        return self.accepted((id_token or {}).get("id_token"))
 
     # ------------------------------------------------------------------ station -> us
 
     @on("BootNotification")
     def on_boot(self, charging_station, reason, **kwargs):
         station = charging_station if isinstance(charging_station, dict) else {}
-        self.driver.notes["model"] = f"{station.get('vendor_name', '?')} {station.get('model', '?')}"
-        if station.get("firmware_version"):
-            self.driver.notes["firmware"] = station["firmware_version"]
-        return call_result.BootNotification(current_time=format_time(self.driver.clock.wall()),
-                                            interval=self.driver.settings.ocpp.heartbeat_s,
-                                            status="Accepted")
-
-    @on("Heartbeat")
-    def on_heartbeat(self, **kwargs):
-        return call_result.Heartbeat(current_time=format_time(self.driver.clock.wall()))
+        return self.booted(f"{station.get('vendor_name', '?')} {station.get('model', '?')}",
+                           station.get("firmware_version"))
 
     @on("StatusNotification")
     def on_status(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
@@ -93,34 +78,9 @@ class CentralCP201(ChargePoint):
             return call_result.TransactionEvent(id_token_info=self._id_token_info(kwargs["id_token"]))
         return call_result.TransactionEvent()
 
-    @on("MeterValues")
-    def on_meter_values(self, evse_id, meter_value, **kwargs):
-        self.driver.meter_values(meter_value)
-        return call_result.MeterValues()
-
-    @on("DataTransfer")
-    def on_data_transfer(self, vendor_id, **kwargs):
-        return call_result.DataTransfer(status="UnknownVendorId")
-
-    @on("FirmwareStatusNotification")
-    def on_firmware_status(self, **kwargs):
-        return call_result.FirmwareStatusNotification()
-
-    @on("SecurityEventNotification")
-    def on_security_event(self, **kwargs):
-        return call_result.SecurityEventNotification()
-
-    @on("NotifyEvent")
-    def on_notify_event(self, **kwargs):
-        return call_result.NotifyEvent()
-
-    @on("NotifyReport")
-    def on_notify_report(self, **kwargs):
-        return call_result.NotifyReport()
-
-    @on("LogStatusNotification")
-    def on_log_status(self, **kwargs):
-        return call_result.LogStatusNotification()
+    on_notify_event = acknowledge("NotifyEvent")
+    on_notify_report = acknowledge("NotifyReport")
+    on_log_status = acknowledge("LogStatusNotification")
 
     # ------------------------------------------------------------------ us -> station
 

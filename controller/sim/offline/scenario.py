@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from controller.config import MISSING, Config, ConfigError, TableReader, parse_config
+from controller.config import Config, ConfigError, TableReader, parse_config
 from controller.core.site import SiteModel
 from controller.sim.offline.cars import MEASURES, CarPlan, Link, Metering
 from controller.sim.offline.household import (APPLIANCE_KINDS, Appliance, HouseholdProfile,
                                               PvProfile)
+from controller.tomlcheck import MISSING
 
 DEFAULT_SCENARIO = "house-two-cars"
 DEFAULT_STEP_S = 0.25  # when [meter] poll_interval_s is not set
