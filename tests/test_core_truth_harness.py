@@ -53,3 +53,30 @@ def test_the_default_strategy_reaches_every_behaviour_and_keeps_the_wiring():
 def test_wrong_wiring_only_when_asked():
     _, wrong = _seen(wrong_wiring=True)
     assert wrong > 0
+
+
+def test_a_controller_that_sheds_everyone_meets_every_property():
+    """The properties can be met: a controller that sheds every car at once is never blamed for
+    time above a limit, leaves no overload standing and stops no car without a cause (only
+    after the start-up grace: the chargers hold their fallbacks before it decides)."""
+    from types import SimpleNamespace
+
+    from controller.core.causes import Cause
+
+    def shed_all(site, state, sample, readings, now):
+        first = state is None or not getattr(state, "sent", False)
+        chargers = tuple(SimpleNamespace(id=s.id, limit_a=0.0, reason="shed", cause=Cause.SHED,
+                                         changed=first) for s in site.chargers)
+        return SimpleNamespace(state=SimpleNamespace(sent=True), chargers=chargers)
+
+    @DRAW
+    @given(closed_loops())
+    def check(case):
+        loop, steps = case
+        loop.decide = shed_all
+        loop.run(steps)
+        assert loop.limit.report().controller_s == 0, (loop.limit.report(), loop)
+        assert loop.limit.report().standing_s == 0, (loop.limit.report(), loop)
+        assert not any(ch.unexplained for ch in loop.chargers), loop
+
+    check()
