@@ -145,6 +145,7 @@ def test_a_stop_without_an_allocator_cause_is_counted_as_unexplained():
     for k in range(5, 15):
         ch.advance(float(k), 1.0)
     assert ch.stops == 2 and [c for _, c in ch.unexplained] == [Cause.RESTART_WAIT]
+    assert ch.per_car == [[2, 2, 1]]  # one car: two starts, two stops, one unexplained
 
 
 def test_a_wrong_wiring_moves_the_true_draw_not_the_report():

@@ -66,6 +66,9 @@ def format_result(r: SimResult, description: str = "") -> str:
     for c in r.chargers:
         lines.append(f"{c.id[:21]:<22}{c.cars:>5}{c.energy_kwh:>12.2f}{c.starts:>8}{c.stops:>7}"
                      f"{c.unexplained_stops:>13}")
+        if len(c.per_car) > 1:  # a row per car where several came
+            for n, (starts, stops, unexplained) in enumerate(c.per_car, start=1):
+                lines.append(f"{'  car ' + str(n):<22}{'':>5}{'':>12}{starts:>8}{stops:>7}{unexplained:>13}")
     lines.append(f"{'total':<22}{'':>5}{r.ev_kwh:>12.2f}")
     f, lim, h = r.fuse, r.limit, r.household_fuse
     ratio = f"{r.oracle_ratio:.3f}" if r.oracle_ratio is not None else "n/a (oracle got nothing)"

@@ -108,6 +108,7 @@ class SimCharger:
         self.starts = 0
         self.stops = 0
         self.unexplained: list[tuple[float, object]] = []  # stops without an allocator cause
+        self.per_car: list[list[int]] = []  # per plugged car: [starts, stops, unexplained]
         self.cars_plugged = 0
         self._next_plan = 0
         self._online = True
@@ -162,13 +163,17 @@ class SimCharger:
         self.draw_a = draw
         self.need_wh -= draw * watts_per_a * dt / 3600.0
         self.energy_wh += draw * watts_per_a * dt / 3600.0
+        tally = self.per_car[-1]
         if was <= 0 < draw:
             self.starts += 1
+            tally[0] += 1
         elif draw <= 0 < was and self.need_wh > 1e-9:  # a pause, not a full battery
             self.stops += 1
+            tally[1] += 1
             cause = self.effective_origin
             if not getattr(cause, "stops", False):
                 self.unexplained.append((now, cause))
+                tally[2] += 1
 
     def _track_link(self, now: float) -> None:
         online = self.online(now)
@@ -196,6 +201,7 @@ class SimCharger:
                 if now < plan.depart_s:
                     self.car = plan
                     self.cars_plugged += 1
+                    self.per_car.append([0, 0, 0])
                     self.need_wh = plan.kwh * 1000.0
                     # The car sees what the charger offers as it plugs in, after its delay (a
                     # car plugged in before the run, arrive_s < 0, already follows it).

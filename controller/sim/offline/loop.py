@@ -49,6 +49,7 @@ class ChargerResult:
     stops: int  # the car stopped drawing while plugged in and not yet full
     cars: int  # cars that plugged in
     unexplained_stops: int = 0  # stops whose limit came from no allocator cause (Cause.stops)
+    per_car: tuple[tuple[int, int, int], ...] = ()  # per car plugged in: starts, stops, unexplained
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,8 @@ class ClosedLoop:
 
     def results(self) -> tuple[ChargerResult, ...]:
         return tuple(ChargerResult(ch.spec.id, ch.energy_wh / 1000.0, ch.starts, ch.stops,
-                                   ch.cars_plugged, len(ch.unexplained)) for ch in self.chargers)
+                                   ch.cars_plugged, len(ch.unexplained),
+                                   tuple(tuple(c) for c in ch.per_car)) for ch in self.chargers)
 
 
 def build(scn: Scenario) -> ClosedLoop:
