@@ -142,11 +142,12 @@ def test_case4_start_up_and_link_blips_stop_no_car(event):
 
 @FIXED_BY_EDITION_2
 def test_case5_a_charger_that_stops_reporting_blocks_no_start():
-    """Charger a reports every 10 s until 27 s (a refused sample interval): its last report
-    predates its last raise (its first raise comes at 15-25 s); charger b's car plugs in at 60 s; household 2 A, fuse 32: room
-    for both at 16 A. Correct: a report that never comes expires: b draws within 60 s of
-    plugging in (ramp_up_delay_s 15 + response 5 + slack). The first edition keeps b at
-    0 A "waiting for cars to follow the last raise" for as long as a is silent."""
+    """Charger a reports every 10 s until 27 s (a refused sample interval), so its last
+    report predates its last raise (the first raise comes at 15-25 s); charger b's car plugs
+    in at 60 s; household 2 A, fuse 32: room for both at 16 A. Correct: a report that never
+    comes expires: b draws within 60 s of plugging in (ramp_up_delay_s 15 + response 5 +
+    slack). The first edition keeps b at 0 A "waiting for cars to follow the last raise" for
+    as long as a is silent (here: the whole 600 s)."""
     site = site_of('[site]\nfuse_a = 32\n[control]\nramp_up_delay_s = 15\n'
                    '[[charger]]\nid = "a"\n[[charger]]\nid = "b"\n')
     loop = closed_loop(site, [(0.0, (2.0, 2.0, 2.0))],
