@@ -76,8 +76,10 @@ def step_down(seed: int) -> float:
              "".join(f'[[charger]]\nid = "c{i}"\nmax_a = 16\n' for i in range(3)))
     at = 120.0
     share = (s.limit_a - 3.0) / 3
-    metering = [Metering("lines", every := rnd.choice([10.0, 30.0, 60.0]), offset_s=round(rnd.uniform(0, every), 2))
-                for _ in range(3)]
+    metering = []
+    for _ in range(3):
+        every = rnd.choice([10.0, 30.0, 60.0])
+        metering.append(Metering("lines", every, offset_s=round(rnd.uniform(0, every), 2)))
     loop = loop_of(s, [(0.0, (20.0,) * 3), (at, (3.0,) * 3)], [rnd.uniform(0.5, 4.5) for _ in range(3)],
                    metering)
     return time_until(loop, lambda lp: all(abs(ch.draw_a - share) <= 0.1 for ch in lp.chargers), at, 600.0)

@@ -114,7 +114,8 @@ def test_case3_one_pause_that_clears_every_phase_is_the_only_one():
     assert all(d.chargers[0].limit_a >= 10.0 for t, d in out if 5.0 <= t < step_at)
     assert all(d.chargers[0].limit_a > 0 for t, d in out if t >= 5.0), \
         [(t, d.chargers[0].reason) for t, d in out if d.chargers[0].limit_a == 0][:3]
-    pauses = [t for (t, d), (_, before) in zip(out[1:], out) if d.chargers[1].limit_a == 0 < before.chargers[1].limit_a]
+    pauses = [t for (t, d), (_, before) in zip(out[1:], out)
+              if d.chargers[1].limit_a == 0 < before.chargers[1].limit_a]
     assert len(pauses) <= 1
 
 

@@ -15,7 +15,9 @@ FEATURES = {
     "not measuring": lambda lp: any(ch.metering.measures == "none" and ch.plans for ch in lp.chargers),
     "power only": lambda lp: any(ch.metering.measures == "power" and ch.plans for ch in lp.chargers),
     "reports every 60 s": lambda lp: any(ch.metering.every_s >= 60 for ch in lp.chargers),
-    "reports stop": lambda lp: any(ch.metering.stops_s < 1e9 for ch in lp.chargers),
+    "reports stop": lambda lp: any(0 < ch.metering.stops_s < 1e9 for ch in lp.chargers),
+    "never reports": lambda lp: any(ch.metering.stops_s == 0 and ch.metering.reports and ch.plans
+                                    for ch in lp.chargers),
     "link blip": lambda lp: any(ch.link.blips for ch in lp.chargers),
     "restart": lambda lp: bool(lp.restarts),
     "1-phase car on a 3-phase charger": lambda lp: any(

@@ -79,7 +79,9 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
                          kwh=draw(st.sampled_from([0.3, 1.0, 50.0])),
                          taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])))]
         every = draw(st.sampled_from([0.0, 5.0, 10.0, 60.0])) if late_reports else 0.0
-        stops = draw(st.sampled_from([math.inf, math.inf, 30.0])) if late_reports else math.inf
+        stops = math.inf  # 0 below: it never reports
+        if late_reports:
+            stops = draw(st.sampled_from([math.inf, math.inf, 30.0, 0.0]))
         metering[cid] = Metering(draw(st.sampled_from(["lines", "lines", "power", "none"])), every,
                                  offset_s=draw(st.sampled_from([0.0, 3.0])) if every else 0.0,
                                  stops_s=stops)
