@@ -258,7 +258,11 @@ class _Reader(Checker):
         return tuple(value)
 
 
-_MISSING = MISSING  # also the name the scenario files' reader uses
+_MISSING = MISSING
+
+# The reader's public name for other files in the config's format (the simulator's scenario
+# files): the same typed access and the same error shape, without reaching into privates.
+TableReader = _Reader
 
 
 SERIAL_KEYS = {"transport", "host", "port", "device", "baudrate", "parity", "stopbits", "unit_id"}
