@@ -682,7 +682,8 @@ def _fallbacks_fit_circuits(r: _Reader, cfg: Config) -> None:
             total, phase, n = worst
             most = math.floor(circuit.limit_a / n * 10) / 10
             r.problem(f"circuit[{i}].fuse_a", circuit.fuse_a,
-                      f"the {n} chargers under it hold {fmt(total)} A on phase {phase} at their fallback "
+                      f'circuit "{circuit.id}": the {n} chargers under it hold {fmt(total)} A on phase {phase} '
+                      "at their fallback "
                       f"(control.fallback_a: with the meter lost, and when evfuse is gone), more than its "
                       f"{fmt(circuit.limit_a)} A: set control.fallback_a to at most {most:g} A, or lower "
                       "those chargers' max_a")

@@ -196,8 +196,8 @@ def test_fallbacks_under_a_circuit_must_fit_it():
     """With the meter lost or evfuse gone every charger holds its fallback by itself: four
     chargers at 6 A (24 A) under a 16 A sub-breaker would trip it, so the config is refused."""
     found = problems(FOUR_UNDER_16)
-    assert found == ['site.toml: circuit[1].fuse_a = 16.0: the 4 chargers under it hold 24 A on phase A '
-                     'at their fallback (control.fallback_a: with the meter lost, and when evfuse is gone), '
+    assert found == ['site.toml: circuit[1].fuse_a = 16.0: circuit "garage-board": the 4 chargers under it '
+                     'hold 24 A on phase A at their fallback (control.fallback_a: with the meter lost, and when evfuse is gone), '
                      'more than its 16 A: set control.fallback_a to at most 4 A, or lower those chargers\' max_a']
     fixed = parse(FOUR_UNDER_16.replace("[site]", "[control]\nfallback_a = 4\n[site]"))
     assert [c.id for c in fixed.chargers] == ["bay0", "bay1", "bay2", "bay3"]

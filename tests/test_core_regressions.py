@@ -1,7 +1,6 @@
 """Issue 10, cases 1-8 of its "Why" list: each reproduced on decide() (or on the closed loop of
 controller/sim/offline where the cars' physics is the point), asserting the correct
-behaviour in numbers. They fail on the first-edition core and are marked xfail(strict) until
-the second edition passes them (then the marks go)."""
+behaviour in numbers. Each failed on the first-edition core."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from controller.model import CarState, ChargerReading, MeterSample
 from controller.sim.offline.cars import Link, Metering
 from truth_kit import NOT_MEASURED, car, closed_loop, site_of, trace
 
-FIXED_BY_EDITION_2 = pytest.mark.xfail(strict=True, reason="issue 10: fixed by the second-edition core")
 FAST_RAMP = "[control]\nramp_up_delay_s = 0\nramp_up_step_a = 80\nramp_up_interval_s = 0.001\n"
 EPS = 1e-6
 
@@ -33,7 +31,6 @@ def _run(site, readings_at, meter_at, seconds, step=0.25, state=None, t0=0.0):
     return out, state
 
 
-@FIXED_BY_EDITION_2
 def test_case1_a_non_measuring_charger_frees_no_current_it_does_not_have():
     """Car a: limit 16 A, draws 6 A, its charger reports no currents. Household 10 A, fuse 25,
     margin 1 (limit 24 A), one phase. Car b plugs in. Correct: a's unused 10 A is not free
@@ -59,7 +56,6 @@ def test_case1_a_non_measuring_charger_frees_no_current_it_does_not_have():
             assert planned <= 24.0 + EPS, (t, [(c.limit_a, c.reason) for c in d.chargers])
 
 
-@FIXED_BY_EDITION_2
 def test_case2_freed_current_waits_until_the_cut_load_followed():
     """Break before make. Household 8 A per phase, fuse 25, margin 1 (limit 24 A); car a
     (responds in 4.5 s) charges at 16 A; car b (responds in 1 s) plugs in at 60 s. Correct:
@@ -77,7 +73,6 @@ def test_case2_freed_current_waits_until_the_cut_load_followed():
     assert loop.limit.report().controller_s == 0.0
 
 
-@FIXED_BY_EDITION_2
 def test_case3_one_pause_that_clears_every_phase_is_the_only_one():
     """A 3-phase household step of +4 A with two slow 3-phase cars (they respond after 4.5 s,
     overload_pause_s is 3): a (priority 1) and b (priority 2) draw 11 A each on a 3 x 25 A
@@ -119,7 +114,6 @@ def test_case3_one_pause_that_clears_every_phase_is_the_only_one():
     assert len(pauses) <= 1
 
 
-@FIXED_BY_EDITION_2
 @pytest.mark.parametrize("event", ["start", "blip"])
 def test_case4_start_up_and_link_blips_stop_no_car(event):
     """One measuring charger (reports every 10 s), household 2 A, fuse 25: plenty of room.
@@ -141,7 +135,6 @@ def test_case4_start_up_and_link_blips_stop_no_car(event):
     assert any(s["draw"]["a"] == 16.0 for s in steps if at < s["t"] <= at + 60.0)
 
 
-@FIXED_BY_EDITION_2
 def test_case5_a_charger_that_stops_reporting_blocks_no_start():
     """Charger a reports every 10 s until 27 s (a refused sample interval), so its last
     report predates its last raise (the first raise comes at 15-25 s); charger b's car plugs
@@ -180,7 +173,6 @@ chargers = ["c1", "c2", "c3", "c4"]
 """
 
 
-@FIXED_BY_EDITION_2
 def test_case6_check_config_refuses_fallbacks_that_do_not_fit_their_circuit():
     """Four chargers with fallback_a 6 A under a 16 A circuit would draw 24 A when the
     meter is lost. Correct: the config is refused (ConfigError) with a problem that names the
@@ -190,7 +182,6 @@ def test_case6_check_config_refuses_fallbacks_that_do_not_fit_their_circuit():
     assert any("board" in p and "fallback" in p for p in err.value.problems), err.value.problems
 
 
-@FIXED_BY_EDITION_2
 def test_case6_blind_never_raises():
     """Meter lost (stale 10 s): every charger goes to min(its limit now, its fallback).
     Charger a was shed at 0 A (no room beside b), b charges at 10 A; fallback 6 A.
@@ -212,7 +203,6 @@ def test_case6_blind_never_raises():
     assert got == {"a": 0.0, "b": 6.0}, [(c.id, c.limit_a, c.reason) for c in blind.chargers]
 
 
-@FIXED_BY_EDITION_2
 def test_case7_an_offline_charger_counts_at_the_limit_it_acknowledged():
     """Circuit 22 A over a and b (neither measures); a charges at 16 A (acknowledged). b's
     car plugs in: the core cuts a 16 -> 11 A, and that command is lost with the link (a goes
@@ -242,7 +232,6 @@ def test_case7_an_offline_charger_counts_at_the_limit_it_acknowledged():
             assert d.chargers[1].limit_a <= 22.0 - 16.0 + EPS, (t, d.chargers[1])
 
 
-@FIXED_BY_EDITION_2
 def test_case8_a_ramp_is_not_gated_by_the_report_interval():
     """One charger reporting per line only every 60 s; ramp_up_delay_s 15, ramp_up_step_a 4,
     ramp_up_interval_s 5, response_s 5; the car (1 s response) plugs in at 0 s drawing the

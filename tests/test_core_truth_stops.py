@@ -13,7 +13,6 @@ from truth_strategies import closed_loops, describe, truth_settings
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: fixed by the second-edition core")
 @truth_settings(60)
 @given(closed_loops())
 def test_every_stop_has_an_allocator_cause(case):

@@ -31,13 +31,14 @@ def test_every_builtin_scenario_is_covered():
 
 
 # Scenarios where the first-edition core causes time above the fuse itself (issue 10).
-FIRST_EDITION_OVER = {"small-business": "issue 10 case 2: a start granted before the cut landed",
-                      "new-user-house": "issue 10 cases 1 and 2: unused allowance and freed current"}
-FIRST_EDITION_STANDING = {"new-user-house": "issue 10: an overload outlives the pause"}
+# Open residuals (issues 10 and 11), not strict: each runs every time and says XPASS once fixed.
+FIRST_EDITION_OVER = {"new-user-house": "issue 10 residual: under a second above the fuse, not yet analysed"}
+FIRST_EDITION_STANDING = {"new-user-house": "issue 11: a 1-phase car on a 3-phase charger is paused for "
+                                            "a phase it does not draw on (phases as measured, the net)"}
 
 
 def _over_marked(names, known=FIRST_EDITION_OVER):
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=known[n]))
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=known[n]))
             if n in known else n for n in names]
 
 

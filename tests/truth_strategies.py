@@ -38,7 +38,7 @@ def truth_settings(default_examples: int):
 
 @st.composite
 def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips: bool = True,
-                 late_reports: bool = True):
+                 late_reports: bool = True, taper: bool = True):
     """(loop, steps): a ClosedLoop over a random site and how many DT steps to run it."""
     n_phases = draw(st.integers(1, 3))
     names = "ABC"[:n_phases]
@@ -52,7 +52,7 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
              f"restart_delay_s = {draw(st.sampled_from([30, 120]))}",
              "response_s = 5",
              f"overload_pause_s = {draw(st.sampled_from([3, 6]))}",
-             f"fallback_a = {draw(st.sampled_from([6, 6, 10]))}",
+             f"fallback_a = {(fallback := draw(st.sampled_from([6, 6, 10])))}",
              "[ocpp]", "lease_s = 120"]
     ids = [f"c{i}" for i in range(n)]
     wiring = {}
@@ -64,7 +64,9 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
                   f"priority = {draw(st.integers(1, 2))}"]
     if n > 1 and draw(st.booleans()):
         members = [c for c in ids if draw(st.booleans())] or ids[:1]
-        lines += ["[[circuit]]", 'id = "k0"', f"fuse_a = {draw(st.integers(16, 40))}",
+        # check-config refuses a circuit its chargers' fallbacks would overload
+        least = max(16, math.ceil(fallback * len(members)))
+        lines += ["[[circuit]]", 'id = "k0"', f"fuse_a = {draw(st.integers(least, max(least, 40)))}",
                   "chargers = [" + ", ".join(f'"{c}"' for c in members) + "]"]
     site = site_of("\n".join(lines))
     duration = draw(st.sampled_from([240.0, 480.0]))
@@ -77,7 +79,7 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
                          phases=draw(st.sampled_from([1, 3])),
                          max_a=draw(st.sampled_from([6.0, 10.0, 16.0, 32.0])),
                          kwh=draw(st.sampled_from([0.3, 1.0, 50.0])),
-                         taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])))]
+                         taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])) if taper else 0.0)]
         every = draw(st.sampled_from([0.0, 5.0, 10.0, 60.0])) if late_reports else 0.0
         stops = math.inf  # 0 below: it never reports
         if late_reports:

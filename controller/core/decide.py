@@ -94,6 +94,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
+    if overloads:  # the cut is sized without crediting any raise still in flight
+        household = _household(site, meter, [d.lo_doubt for d in draw])
+        constraints, overloads = _constraints(site, draw, household, meter)
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
@@ -130,11 +133,17 @@ def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReadin
     memories = list(state.loads)
     for spec, r, m in zip(site.chargers, readings, state.loads):
         if r.online and m.offline:
-            held = max(m.limit_a, site.fallback_a(spec), high_now(m, now))
+            # Back within its lease it still holds the limit it acknowledged; after it (or not
+            # knowing) it may hold its own fallback.
+            within = m.lease_until is not None and now < m.lease_until
+            acked = r.acked_a if r.acked_a is not None else 0.0
+            held = max(m.limit_a, acked, high_now(m, now), 0.0 if within else site.fallback_a(spec))
             memories[spec.index] = m._replace(offline=False, limit_a=UNKNOWN, high_a=held,
-                                              high_until=now + site.control.response_s)
-        elif not r.online and not m.offline:
-            memories[spec.index] = m._replace(offline=True)
+                                              high_until=now + site.control.response_s,
+                                              own_fallback=not within, lease_until=None)
+        elif not r.online:
+            if not m.offline or m.lease_until != r.lease_until:
+                memories[spec.index] = m._replace(offline=True, lease_until=r.lease_until)
     return memories
 
 
@@ -335,16 +344,20 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     if all(d.known for d in draw):
         return  # both views are the same
     over = {i for c in constraints if c.name in overloads for i, _ in c.members}
+    # Only a limit it holds can be kept: the one we sent, or after a start or a reconnect past
+    # its lease the fallback it holds by itself (back within its lease, its bound is only an
+    # upper bound of what it holds: keeping that could be a raise).
     running = [i for i, (_, cause, _) in targets.items()
-               if i not in over and memories[i].limit_a != 0 and cause in _SHARING]
+               if i not in over and cause in _SHARING and
+               (memories[i].limit_a > 0 or memories[i].limit_a == UNKNOWN and memories[i].own_fallback)]
     candidates = [i for i in running
-                  if targets[i][0] < _held(memories[i], draw[i]) or _may_offer(site, draw, i)]
+                  if targets[i][0] < _held(memories[i], draw[i]) or _may_offer(site, memories, draw, i)]
     if not candidates:
         return
     wants = []
     for i in running:
         spec, held = site.chargers[i], _held(memories[i], draw[i])
-        cap = spec.max_a if _may_offer(site, draw, i) else max(held, targets[i][0])
+        cap = spec.max_a if _may_offer(site, memories, draw, i) else max(held, targets[i][0])
         wants.append(Want(i, spec.min_a, max(spec.min_a, cap), spec.weight, spec.priority))
     plan = allocate(wants, keep)
     # Take the optimistic shares one load at a time, best priority first, and only as far as
@@ -370,9 +383,12 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
 _SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)
 
 
-def _may_offer(site: SiteModel, draw: list[Draw], i: int) -> bool:
-    """A standard-mode load whose draw is not learned may be offered its optimistic share."""
-    return not draw[i].known and site.chargers[i].mode == "standard"
+def _may_offer(site: SiteModel, memories: list[LoadMemory], draw: list[Draw], i: int) -> bool:
+    """A standard-mode load with no evidence of its draw may be offered its optimistic share
+    once: the raise shows on the meter if its car follows, and then its draw is known. One
+    that was raised and still shows nothing is not following: it is offered nothing more."""
+    mem = memories[i]
+    return not draw[i].known and site.chargers[i].mode == "standard" and not mem.limit_a > mem.prev_a
 
 
 def _held(mem: LoadMemory, d: Draw) -> float:

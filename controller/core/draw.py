@@ -49,6 +49,8 @@ class LoadMemory(NamedTuple):
     surplus_since: float | None = None
     short_since: float | None = None
     offline: bool = False  # link was down at the last decision
+    lease_until: float | None = None  # while offline: when the limit it holds expires (None: unknown)
+    own_fallback: bool = True  # after a reconnect it may hold its own fallback (lease over or unknown)
     cause: Cause | None = None  # why it has its limit (last decision)
 
 
@@ -59,6 +61,7 @@ class Draw:
     bound_a: float  # the bound per phase it draws on (hi without measurement above it)
     known: bool  # lo is learned; False: nothing says what it draws (lo may be far below)
     lo_keep: Phases  # lo, or for a load whose draw is not learned its bound: the optimistic view
+    lo_doubt: Phases  # lo without what the meter credited it since our last raise (no report yet)
     fixed: Cause | None  # LINK_DOWN / NON_COMPLIANT: takes no orders, its hi is fixed load
 
 
@@ -79,6 +82,16 @@ def measured(spec: ChargerSpec, r: ChargerReading, site: SiteModel) -> Phases | 
     return None
 
 
+def _within_power(spec: ChargerSpec, seen: Phases, amps: float) -> Phases:
+    """A power-only charger on several phases: its currents add up to W / V, split unknown.
+    What the meter credited it cannot add up to more than that."""
+    total = sum(seen[p] for p in spec.phase_idx)
+    if total <= amps + 1e-9:
+        return seen
+    scale = amps / total
+    return (seen[0] * scale, seen[1] * scale, seen[2] * scale)
+
+
 def high_now(mem: LoadMemory, now: float) -> float:
     return mem.high_a if now < mem.high_until else 0.0
 
@@ -93,7 +106,7 @@ def bound_of(spec: ChargerSpec, r: ChargerReading, mem: LoadMemory, site: SiteMo
             return max(held, 0.0), Cause.LINK_DOWN
         own = site.fallback_a(spec)
         return (own if r.lease_until is not None else max(held, own)), Cause.LINK_DOWN
-    if mem.limit_a == UNKNOWN:  # reconnected or just started: it may hold its own fallback
+    if mem.limit_a == UNKNOWN and mem.own_fallback:  # started, or back after its lease ended
         held = max(held, site.fallback_a(spec))
     return max(held, 0.0), (None if r.compliant else Cause.NON_COMPLIANT)
 
@@ -130,6 +143,8 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             reported.add(i)
         if m is None and mem.limit_a == 0 and now >= mem.changed_at + resp:
             seen, mem = ZERO, mem._replace(known=True)  # told 0 long enough: it draws nothing
+        if m is None and r.power_w is not None and site.voltage_v > 0 and r.online:
+            seen = _within_power(spec, seen, max(0.0, r.power_w) / site.voltage_v)
         bound, fixed = bound_of(spec, r, mem, site, now)
         if not r.online:  # still drawing what it drew, at most what it holds
             seen = m if m is not None else tuple(min(x, bound) for x in seen)
@@ -145,8 +160,19 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             hi = [max(h, x) for h, x in zip(hi, m)]
         hi_t = (hi[0], hi[1], hi[2])
         lo = tuple(min(s, h) for s, h in zip(mem.seen, hi_t))
-        result.append(Draw(lo=lo, hi=hi_t, bound_a=bound, fixed=fixed, known=mem.known,
-                           lo_keep=lo if mem.known else hi_t))
+        # Any evidence of its draw (a report, or the meter following our change) is a lower
+        # bound the plan uses; a load with none at all (started or reconnected mid-charge,
+        # never measured) is 'not known': nothing is taken from it on a guess (decide.py).
+        known = mem.known or max(mem.seen) > 0
+        # While a raise of ours is in flight, what the meter rose by was credited to this load;
+        # a household step at that moment would be credited too. With an overload measured,
+        # that credit is doubted: the cut is sized as if the raise had not shown yet.
+        window = site.control.response_s + ATTRIBUTION_SLACK_S
+        doubt = lo
+        if mem.limit_a > mem.prev_a and now <= mem.changed_at + window and mem.report_at < mem.changed_at:
+            doubt = tuple(min(x, y) for x, y in zip(lo, mem.seen0))
+        result.append(Draw(lo=lo, hi=hi_t, bound_a=bound, fixed=fixed, known=known,
+                           lo_keep=lo if known else hi_t, lo_doubt=doubt))
         if mem.high_early and now < mem.high_until and _fell(spec, mem):
             memories[spec.index] = mem._replace(high_until=now, high_early=False)
     return result
@@ -202,3 +228,4 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], before: list[Phases]
                 s[p] = max(s[p], limit)
                 mem = mem._replace(known=True)
             memories[i] = mem._replace(seen=(s[0], s[1], s[2]))
+

@@ -18,9 +18,11 @@ def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: 
     # alone (a late rise from the change before would look like this one's).
     clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
     if new >= held:
-        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean)
+        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                            own_fallback=True)
     was_above = max(mem.seen) > new + FOLLOW_TOLERANCE_A
     return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                        own_fallback=True,
                         high_a=max(held, high_now(mem, now)), high_until=now + response_s,
                         high_early=was_above)
 

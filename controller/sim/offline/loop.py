@@ -104,9 +104,14 @@ class ClosedLoop:
         grace = self.max_response_s + dt
         stand = site.control.overload_pause_s + max(site.control.response_s, self.max_response_s) + 2 * dt
         circuit_limits = [c.limit_a for c in site.circuits for _ in site.phase_range]
-        self.fuse = OverWatch([site.fuse_a] * site.phases, dt, grace, stand, excuse_until=grace)
+        # At the start (and after a restart) the chargers hold their fallbacks (invariant 7)
+        # before anything is known of what their cars draw; the core keeps a running charger
+        # rather than stop it on a worst-case guess, so an overload the fallbacks cause is the
+        # fast path's to remove: the cars' response to the fallback and to that cut is excused.
+        self._restart_grace = 2 * grace
+        self.fuse = OverWatch([site.fuse_a] * site.phases, dt, grace, stand, excuse_until=2 * grace)
         self.limit = OverWatch([site.limit_a] * site.phases + circuit_limits, dt, grace, stand,
-                               excuse_until=grace)
+                               excuse_until=2 * grace)
         self.alone = OverWatch([site.fuse_a] * site.phases, dt)
         self.in_flight: deque[tuple[float, int, float, object]] = deque()
         self.state = initial_state(site)
@@ -126,6 +131,10 @@ class ClosedLoop:
             self.restarts.popleft()
             self.state = initial_state(site)
             self.restarted += 1
+            # A fresh process knows nothing the chargers hold: as at the start (above).
+            # (Resuming from the state directory would remove this window: not built yet.)
+            for watch in (self.fuse, self.limit):
+                watch.excuse_until = max(watch.excuse_until, now + self._restart_grace)
             for ch in self.chargers:
                 ch.forget()
         while self.in_flight and self.in_flight[0][0] <= now:

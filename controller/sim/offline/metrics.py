@@ -87,7 +87,11 @@ class OverWatch:
             rise = 0.0
             if h is not None:
                 rise = h - self._hist[k][0][1] if window < math.inf else math.inf
+            # Only cars the controller can still cut make an excursion its fault: one whose link
+            # is down holds what it held (counted at that in the plan) and takes no order now.
             ev_here = ev[k] if ev is not None else math.inf
+            if controllable is not None:
+                ev_here = min(ev_here, controllable[k])
             if t >= self.excuse_until and min(amps - max(0.0, rise), limit + ev_here) > limit + EPS:
                 blamed = True
             self._over_runs[k] += 1
