@@ -276,7 +276,11 @@ class _Reader(Checker):
         return tuple(value)
 
 
-_MISSING = MISSING  # also the name the scenario files' reader uses
+_MISSING = MISSING
+
+# The reader's public name for other files in the config's format (the simulator's scenario
+# files): the same typed access and the same error shape, without reaching into privates.
+TableReader = _Reader
 
 
 SERIAL_KEYS = {"transport", "host", "port", "device", "baudrate", "parity", "stopbits", "unit_id"}
@@ -695,7 +699,32 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         raise ConfigError(problems)
     cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
                  circuits=tuple(circuits), hardware=hardware, mqtt=mqtt, web=web, source=source)
+    _fallbacks_fit_circuits(r, cfg)
+    if problems:
+        raise ConfigError(problems)
     return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
+
+
+def _fallbacks_fit_circuits(r: _Reader, cfg: Config) -> None:
+    """What the chargers under a circuit hold by themselves (their fallback: with the meter
+    lost, and when evfuse is gone) must fit the circuit: nobody is there to share it then."""
+    for i, circuit in enumerate(cfg.circuits, start=1):
+        under = [c for c in cfg.chargers if any(x.id == circuit.id for x in cfg.circuit_chain(c.id))]
+        worst = None  # (total, phase, chargers on it)
+        for phase in cfg.site.phase_names:
+            on = [c for c in under if phase in c.phases]
+            total = sum(charger_fallback_a(c, cfg.control) for c in on)
+            if total > circuit.limit_a + 1e-9 and (worst is None or total > worst[0]):
+                worst = (total, phase, len(on))
+        if worst is not None:
+            total, phase, n = worst
+            most = math.floor(circuit.limit_a / n * 10) / 10
+            r.problem(f"circuit[{i}].fuse_a", circuit.fuse_a,
+                      f'circuit "{circuit.id}": the {n} chargers under it hold {fmt(total)} A on phase {phase} '
+                      "at their fallback "
+                      f"(control.fallback_a: with the meter lost, and when evfuse is gone), more than its "
+                      f"{fmt(circuit.limit_a)} A: set control.fallback_a to at most {most:g} A, or lower "
+                      "those chargers' max_a")
 
 
 def load_config(path: str | Path) -> Config:

@@ -29,6 +29,7 @@ from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, mod
 from controller.chargers.ocpp import CentralSystem
 from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
+from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.site import SiteModel
 from controller.meter.reader import MeterReader
@@ -83,6 +84,7 @@ class Controller:
         # reader polling once a second finds those it has not seen even when several came.
         self.fault_starts: collections.deque[FaultStart] = collections.deque(maxlen=64)
         self.fault_count = 0
+        self._overloaded: set[str] = set()  # constraints with an overload fault open
         self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
 
     # ------------------------------------------------------------------ life cycle
@@ -320,14 +322,16 @@ class Controller:
             was = "?" if old is None else f"{old:.1f}"
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
-                       REASON=charger.reason)
-        lost = decision.fallback if decision.fallback and self._last_sample is not None else None
-        self._fault("meter", lost and f"meter lost: every charger at fallback ({lost})",
+                       REASON=charger.reason, CAUSE=charger.cause.value)
+        lost = decision.fallback is Cause.METER_LOST and self._last_sample is not None
+        why = decision.chargers[0].reason if lost and decision.chargers else "meter lost"
+        self._fault("meter", lost and f"meter lost: every charger at fallback ({why})",
                     level=logging.ERROR)
-        for name in set(decision.overloads) | {k[9:] for k in self._faults if k.startswith("overload:")}:
+        for name in set(decision.overloads) | self._overloaded:
             excess = decision.overloads.get(name)
             self._fault(f"overload:{name}", excess and f"overload on {name}: {excess:.1f} A over the limit",
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
+        self._overloaded = set(decision.overloads)
         for spec, reading in zip(self.site.chargers, self.readings):
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)

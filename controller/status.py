@@ -31,6 +31,7 @@ import tempfile
 import time
 from datetime import datetime
 
+from controller.core.causes import Cause
 from controller.model import SITE_PHASES, CarState
 
 log = logging.getLogger("evfuse.status")
@@ -89,7 +90,7 @@ def serving_path(environ=os.environ) -> str:
 
 # ---------------------------------------------------------------------- the snapshot
 
-def charger_state(online: bool, car: CarState, limit_a: float, reason: str, fallback: bool) -> str:
+def charger_state(online: bool, car: CarState, limit_a: float, cause: Cause | None, fallback: bool) -> str:
     """One word an installer understands; the reason says the rest."""
     if not online:
         return "offline"
@@ -101,9 +102,9 @@ def charger_state(online: bool, car: CarState, limit_a: float, reason: str, fall
         return "paused"
     if fallback:
         return "fallback"
-    if reason.startswith("overload"):
+    if cause is Cause.OVERLOAD_CUT:
         return "overload cut"
-    if "headroom" in reason or reason.startswith(("ramping", "starting at min_a")):
+    if cause in (Cause.SHARE, Cause.RAMPING, Cause.STARTING, Cause.RAMP_HOLD, Cause.WAIT_FOLLOW):
         return "limited"
     return "charging" if car is CarState.CHARGING else "ready"
 
@@ -130,16 +131,17 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         planned = decision.chargers[i] if decision else None
         limit = planned.limit_a if planned else None
         reason = planned.reason if planned else ""
+        cause = planned.cause if planned else None
         online = reading.online if reading else st.connected
         car = reading.car if reading else CarState.UNKNOWN
         draw = reading.draw_lines_a if reading else None
         chargers.append({
             "id": driver.id, "protocol": st.protocol, "connected": st.connected,
-            "state": charger_state(online, car, limit or 0.0, reason,
+            "state": charger_state(online, car, limit or 0.0, cause,
                                    bool(decision and decision.fallback)),
             "car": car.value, "limit_a": limit, "acknowledged_a": st.limit_a,
             "draw_a": [round(x, 2) for x in draw] if draw is not None else None,
-            "reason": reason, "compliant": st.compliant,
+            "reason": reason, "cause": cause.value if cause else None, "compliant": st.compliant,
             "fallback_protected": st.fallback_protected,
             "device": {k: st.notes[k] for k in DEVICE_NOTES if k in st.notes},
             "mode": site.chargers[i].mode if i < len(site.chargers) else None,  # overrides included

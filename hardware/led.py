@@ -35,7 +35,7 @@ def pattern_for(snap: dict) -> str:
         return "double"
     if snap["paused"]:
         return "paused"
-    if snap["slow_mode"] or any(c["state"] == "limited" or c["reason"].startswith("shed")
+    if snap["slow_mode"] or any(c["state"] == "limited" or c.get("cause") == "shed"
                                 for c in snap["chargers"]):
         return "slow"
     return "steady"

@@ -181,3 +181,26 @@ def test_check_config_unreadable_and_invalid_toml(tmp_path, capsys):
     broken.write_text("[site\n")
     assert main(["check-config", str(broken)]) == 1
     assert "not valid TOML" in capsys.readouterr().err
+
+
+FOUR_UNDER_16 = MINIMAL.replace('[[charger]]\nid = "garage"\n', "") + "".join(
+    f'[[charger]]\nid = "bay{n}"\nphases = "A"\n' for n in range(4)) + """
+[[circuit]]
+id = "garage-board"
+fuse_a = 16
+chargers = ["bay0", "bay1", "bay2", "bay3"]
+"""
+
+
+def test_fallbacks_under_a_circuit_must_fit_it():
+    """With the meter lost or evfuse gone every charger holds its fallback by itself: four
+    chargers at 6 A (24 A) under a 16 A sub-breaker would trip it, so the config is refused."""
+    found = problems(FOUR_UNDER_16)
+    assert found == ['site.toml: circuit[1].fuse_a = 16.0: circuit "garage-board": the 4 chargers under it '
+                     'hold 24 A on phase A at their fallback (control.fallback_a: with the meter lost, and when evfuse is gone), '
+                     'more than its 16 A: set control.fallback_a to at most 4 A, or lower those chargers\' max_a']
+    fixed = parse(FOUR_UNDER_16.replace("[site]", "[control]\nfallback_a = 4\n[site]"))
+    assert [c.id for c in fixed.chargers] == ["bay0", "bay1", "bay2", "bay3"]
+    off = parse(FOUR_UNDER_16.replace('id = "bay3"\n', 'id = "bay3"\nmode = "off"\n')
+                .replace('id = "bay2"\n', 'id = "bay2"\nmode = "off"\n'))  # off holds 0: 12 A fits
+    assert len(off.chargers) == 4

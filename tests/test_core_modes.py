@@ -30,7 +30,7 @@ class SolarLoop:
     def __init__(self, mode):
         self.site = make_site(SITE.format(mode=mode), fast_ramp=False)
         self.state = decide(self.site, initial_state(self.site), None, [ChargerReading()], 0).state
-        self.limit = self.state.chargers[0].limit_a
+        self.limit = self.state.loads[0].limit_a
 
     def run(self, net_household_a, t0, t1, step=1.0):
         """Household minus PV per phase (negative = exporting before the car) from t0 to t1."""

@@ -1,5 +1,6 @@
 """Fast path, slow path, restart delay, fallback and overload persistence, sample by sample."""
 
+from controller.core.causes import Cause
 from controller.core.decide import decide, initial_state
 from controller.model import CarState, ChargerReading, MeterSample
 
@@ -47,7 +48,7 @@ def at_16(loop, t=0.0):
     loop.step(t, None)
     now = t + 1
     while True:
-        limit = loop.state.chargers[0].limit_a
+        limit = loop.state.loads[0].limit_a
         d = loop.step(now, (5 + limit,) * 3, measured(limit))
         if d.chargers[0].limit_a == 16:
             return now
@@ -66,7 +67,7 @@ def test_ramp_up_waits_for_held_headroom_then_steps():
     loop.step(0, None)
     seen = []
     for t in range(1, 40):
-        d = loop.step(t, (5 + loop.state.chargers[0].limit_a,) * 3)
+        d = loop.step(t, (5 + loop.state.loads[0].limit_a,) * 3)
         seen.append((t, d.chargers[0].limit_a))
     # held 15 s from t=1, then +4 A every 5 s: 6 -> 10 at t=16, 14 at t=21, 16 at t=26
     assert [x for x in seen if x[0] in (15, 16, 20, 21, 25, 26, 39)] == \
@@ -149,7 +150,8 @@ def test_meter_stale_sends_every_charger_to_fallback_and_ramps_back():
     d = loop.step(t + 3.0, (21, 21, 21), measured(16), sample_t=t)  # exactly stale_after_s old
     assert limits(d) == {"car": 16.0} and d.fallback is None
     d = loop.step(t + 3.3, (21, 21, 21), measured(16), sample_t=t)
-    assert d.fallback == "meter lost 3 s: fallback" and limits(d) == {"car": 6.0}
+    assert d.fallback is Cause.METER_LOST and limits(d) == {"car": 6.0}
+    assert d.chargers[0].reason == "meter lost 3 s: fallback"
     d = loop.step(t + 10, (11, 11, 11), measured(6))
     assert d.fallback is None and limits(d) == {"car": 6.0}
     assert d.chargers[0].reason.startswith("ramp-up hold")
@@ -159,7 +161,7 @@ def test_dead_band_holds_small_increases_but_never_decreases():
     loop = Loop(make_site(ONE_CHARGER.replace("max_a = 16", "max_a = 32"), fast_ramp=True))
     loop.step(0, None)
     for t in range(1, 30):
-        limit = loop.state.chargers[0].limit_a
+        limit = loop.state.loads[0].limit_a
         d = loop.step(t, (10 + limit,) * 3, measured(limit))
     assert limits(d) == {"car": 14.0}
     d = loop.step(31, (9.7 + 14,) * 3, measured(14))  # 0.3 A more room: not sent
@@ -183,14 +185,15 @@ max_a = 16
     loop = Loop(site)
     loop.step(0, None)
     for t in range(1, 20):
-        lim = [c.limit_a for c in loop.state.chargers]
+        lim = [c.limit_a for c in loop.state.loads]
         both = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(x,) * 3) for x in lim]
         d = loop.step(t, (sum(lim),) * 3, readings=both)
     assert limits(d) == {"online": 12.5, "gone": 12.5}
     down = [both[0], ChargerReading(online=False, draw_lines_a=(12.5,) * 3, lease_until=80)]
     d = loop.step(30, (25,) * 3, readings=down)
     assert limits(d) == {"online": 12.5, "gone": 12.5} and not d.chargers[1].changed
-    assert d.chargers[1].reason.startswith("link down: counted at its last limit 12.5 A")
+    assert d.chargers[1].cause is Cause.LINK_DOWN
+    assert d.chargers[1].reason == "link down: counted at 12.5 A for 50 s more, then its fallback"
     d = loop.step(81, (25,) * 3, readings=down)  # lease over: it is on its own 6 A fallback
     assert d.chargers[1].reason == "link down: counted at 6 A (its own fallback)"
     for t in range(82, 100):
@@ -200,12 +203,14 @@ max_a = 16
     assert limits(d)["online"] == 19.0
 
 
-def test_charger_coming_back_online_gets_a_fresh_command():
+def test_charger_coming_back_online_gets_a_fresh_command_and_keeps_charging():
+    """A link blip is no stop (invariant 9): the limit goes out again at once, at the share the
+    car had, instead of restarting it from min_a."""
     loop = Loop(make_site(ONE_CHARGER))
     at_16(loop)
     loop.step(200, (21,) * 3, ChargerReading(online=False, lease_until=300))
     d = loop.step(201, (21,) * 3, measured(16))
-    assert d.chargers[0].changed and limits(d) == {"car": 6.0}
+    assert d.chargers[0].changed and limits(d) == {"car": 16.0}
 
 
 def test_non_compliant_charger_is_paused_and_its_draw_is_fixed_load():
@@ -308,5 +313,9 @@ phases = "B"
     loop.step(1, (2, 2, 2), readings=offline)
     connected = [ChargerReading(car=CarState.CHARGING)] * 3
     d = loop.step(2, (2 + 12, 2 + 18, 2 + 12), readings=connected)
-    assert d.household_a == (2.0, 2.0, 2.0)
-    assert limits(d) == {"a": 6.0, "b": 6.0, "c": 6.0}
+    # Nothing says what they draw: the household may be the whole meter (an upper bound) ...
+    assert d.household_a == (14.0, 20.0, 14.0)
+    got = limits(d)
+    assert min(got.values()) >= 6.0  # nobody shed
+    # Their draw is not learned yet: raises beside them fit the measured headroom of phase B.
+    assert sum(x - 6.0 for x in got.values()) <= 24 - 20 + 1e-9

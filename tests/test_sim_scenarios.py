@@ -16,6 +16,7 @@ WINDOW_S = {  # simulated seconds per scenario in these tests
     "small-business": 3 * 3600,  # 07:00-10:00: every car arrives
     "solar-day": 3 * 3600,  # 09:00-12:00 at 0.5 s: every solar mode runs
     "apartment-garage-20": 2 * 3600,  # 16:00-18:00 at 1 s: half the garage arrives
+    "new-user-house": 3 * 3600,  # 17:00-20:00: cooking peak, both blips, a restart
 }
 
 
@@ -29,11 +30,43 @@ def test_every_builtin_scenario_is_covered():
     assert sorted(WINDOW_S) == builtin_names()
 
 
-@pytest.mark.parametrize("name", sorted(WINDOW_S))
-def test_no_time_above_the_fuse_beyond_the_cars_response(results, name):
+# Scenarios where the first-edition core causes time above the fuse itself (issue 10).
+# Open residuals (issues 10 and 11), not strict: each runs every time and says XPASS once fixed.
+FIRST_EDITION_OVER = {"new-user-house": "issue 10 residual: under a second above the fuse, not yet analysed"}
+FIRST_EDITION_STANDING = {"new-user-house": "issue 11: a 1-phase car on a 3-phase charger is paused for "
+                                            "a phase it does not draw on (phases as measured, the net)"}
+
+
+def _over_marked(names, known=FIRST_EDITION_OVER):
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=known[n]))
+            if n in known else n for n in names]
+
+
+@pytest.mark.parametrize("name", _over_marked(sorted(WINDOW_S)))
+def test_no_time_above_the_fuse_is_the_controllers(results, name):
     r = results[name]
     assert r.household_fuse.seconds_above == 0  # the household alone never trips it
-    assert r.fuse.late_s == 0, r.fuse
+    assert r.fuse.controller_s == 0, r.fuse
+
+
+@pytest.mark.parametrize("name", _over_marked(sorted(WINDOW_S), FIRST_EDITION_STANDING))
+def test_no_measured_overload_is_left_standing(results, name):
+    assert results[name].limit.standing_s == 0, results[name].limit
+
+
+@pytest.mark.parametrize("name", sorted(WINDOW_S))
+def test_every_stop_has_an_allocator_cause(results, name):
+    assert all(c.unexplained_stops == 0 for c in results[name].chargers), results[name].chargers
+
+
+def test_the_new_user_house_has_every_awkward_behaviour(results):
+    scn = load_scenario("new-user-house")
+    assert {m.measures for m in scn.metering.values()} == {"none", "power"}
+    assert scn.metering["wifi"].every_s == 60 and scn.metering["wifi"].stops_s < scn.duration_s
+    assert scn.restarts_s and scn.links["wifi"].blips and scn.links["wifi"].lease_s == 120
+    assert any(c.taper_kwh > 0 for c in scn.cars) and any(c.max_a < 16 for c in scn.cars)
+    assert max(c.delay_s for c in scn.cars) >= 4.5
+    assert results["new-user-house"].restarts == 1  # 19:30 inside the tested window
 
 
 @pytest.mark.parametrize("name", sorted(WINDOW_S))
@@ -93,6 +126,13 @@ def test_a_scenario_file_by_path_runs(tmp_path):
     (GOOD.replace('charger = "garage"\narrive', 'charger = "garag"\narrive'), "scenario.car[1].charger"),
     (GOOD + '[scenario.metering]\ngarage = "sometimes"\n', "scenario.metering.garage"),
     (GOOD + '[[scenario.appliance]]\nkind = "toaster"\n', "scenario.appliance[1].kind"),
+    (GOOD + '[scenario.metering]\ngarage = { measures = "amps" }\n', "scenario.metering.garage.measures"),
+    (GOOD + '[scenario.metering]\ngarage = { every = 5 }\n', "scenario.metering.garage.every"),
+    (GOOD + '[[scenario.blip]]\ncharger = "garag"\nat_h = 0.1\n', "scenario.blip[1].charger"),
+    (GOOD + '[[scenario.blip]]\ncharger = "garage"\n', "scenario.blip[1].at_h"),
+    (GOOD.replace("duration_s = 600", 'duration_s = 600\nrestart_h = "soon"'), "scenario.restart_h"),
+    (GOOD + '[scenario.wiring]\ngarage = "AB"\n', "scenario.wiring.garage"),
+    (GOOD.replace("kwh = 5", "kwh = 5\ntaper_kwh = -1"), "scenario.car[1].taper_kwh"),
 ])
 def test_a_bad_key_names_the_file_and_the_key(tmp_path, bad, key):
     path = write(tmp_path, bad)

@@ -59,3 +59,35 @@ class Cause(enum.Enum):
 
 
 _STOPS = frozenset({Cause.SHED, Cause.OVERLOAD_PAUSE, Cause.NET, Cause.SURPLUS})
+
+
+_WORDS = {
+    Cause.SHARE: "{} headroom",
+    Cause.MAX: "max_a",
+    Cause.MODE_CAP: "{}",
+    Cause.STARTING: "starting at min_a, then ramp",
+    Cause.RAMP_HOLD: "ramp-up hold: waiting for the headroom to hold",
+    Cause.RAMPING: "ramping up",
+    Cause.WAIT_FOLLOW: "increase waits until the cut loads on {} follow",
+    Cause.OVERLOAD_CUT: "overload cut: {}",
+    Cause.SHED: "shed: no room for min_a ({})",
+    Cause.OVERLOAD_PAUSE: "overload on {}: paused",
+    Cause.NET: "overload the model cannot explain on {}: cut",
+    Cause.SURPLUS: "{}",
+    Cause.RESTART_DELAY: "restart delay {}",
+    Cause.RESTART_WAIT: "{}",
+    Cause.NO_CAR: "no car",
+    Cause.CAR_FAULT: "charger reports a fault",
+    Cause.MODE_OFF: "mode off",
+    Cause.NO_SAMPLE: "no meter sample yet: fallback",
+    Cause.METER_LOST: "meter lost {}: fallback",
+    Cause.USER_HOLD: "{}",
+    Cause.LINK_DOWN: "link down: {}",
+    Cause.NON_COMPLIANT: "non-compliant: draws above its limit, counted as fixed load; paused",
+}
+
+
+def words(cause: Cause, detail: str = "") -> str:
+    """The reason in an installer's words (logs, status, the demo, MQTT)."""
+    text = _WORDS[cause]
+    return text.format(detail) if "{}" in text else text

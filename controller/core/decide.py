@@ -1,151 +1,262 @@
 """One control decision per meter sample: the whole safety and sharing policy, as a pure
-function of the site, the previous state, the sample, the chargers' readings and the time.
+function of the site, the previous state, the sample, the loads' readings and the time.
 
     decision = decide(site, state, sample, readings, now)
 
-Order of work (DESIGN.md section 1):
- 1. Meter stale or not seen yet -> every charger to control.fallback_a (invariants 5, 7).
- 2. Estimate what every charger draws on each site phase: its own measurement where it has
-    one, else the highest limit it may still be following (a car has control.response_s to
-    obey a decrease, so a cut is not counted as done before then: no double cut). Household
-    load = meter - EV draw, never below zero (EV draw above the meter reading is impossible).
- 3. Chargers that do not take orders (link down, non-compliant) are fixed load: their draw,
-    or the limit they hold until their lease ends, or fallback_a after that.
- 4. Capacity of every constraint (site phase, circuit phase, import cap) minus household and
-    fixed load; modes set caps; allocate() shares it, shedding below min_a one charger at a
-    time (invariants 1, 4). A measured overload shrinks the capacity by exactly the excess,
-    so the cut is sized from the measurement.
- 5. Decreases go out at once. Increases wait for headroom to hold ramp_up_delay_s, then rise
-    by ramp_up_step_a per ramp_up_interval_s; increases under dead_band_a are not sent; a
-    charger the controller paused stays paused for restart_delay_s and restarts only with
-    room for min_a + restart_hysteresis_a (invariant 3).
- 6. An overload still measured overload_pause_s after it began pauses the lowest-priority
-    chargers on it until their draw covers the excess (invariant 2).
+It runs as named passes (DESIGN.md section 1), each readable on its own:
+ 1. links      a load whose link came back may hold anything: its next limit always goes out.
+ 2. blind      no valid sample (start, meter stale): min(limit now, fallback), never a raise.
+ 3. draw       per load, the most it may draw and the least it draws (controller/core/draw.py);
+               household = meter - least, so the plan counts every load at its bound.
+ 4. room       capacity of every constraint (site phase, circuit phase, import cap) left for the
+               loads that take orders; measured overloads by name.
+ 5. targets    who wants current up to how much (modes, restart delays), shared by allocate().
+ 6. steps      decreases at once, increases gently (controller/core/ramp.py).
+ 7. break before make: an increase fits beside every cut load counted at what it may still
+               draw; increases that do not wait until the cut loads follow.
+ 8. persistent overloads outliving overload_pause_s pause loads on them, one pause counting
+               for every constraint it relieves.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
+from controller.core.causes import Cause, words
+from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floors_fit
+from controller.core.ramp import commanded, step
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
-from controller.model import CarState, ChargerReading, MeterSample, Phases
+from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
 
-UNKNOWN = -1.0  # limit not known (start, reconnect): the next decision always sends one
-FOLLOW_TOLERANCE_A = 1.0  # a car drawing within this of its limit is using all of it
-
-
-class ChargerMemory(NamedTuple):
-    """What the core remembers per charger between decisions (a NamedTuple: cheap to copy,
-    which matters with a thousand chargers deciding four times a second)."""
-
-    limit_a: float = UNKNOWN  # last limit commanded
-    inflight_a: float = 0.0  # highest limit the car may still follow after a decrease ...
-    inflight_until: float = -math.inf  # ... until this time
-    paused_at: float | None = None  # the controller paused it here (restart delay runs)
-    hold_since: float | None = None  # target above limit since
-    last_step_at: float = -math.inf
-    surplus_since: float | None = None
-    short_since: float | None = None
-    offline: bool = False  # link was down at the last decision
-    from_fallback: bool = False  # its limit was set by a fallback, not by sharing
-    raised_at: float = -math.inf  # last time its limit went up ...
-    raised_from: float = 0.0  # ... and from what
+EPS = 1e-6
 
 
 @dataclass(frozen=True)
 class CoreState:
-    chargers: tuple[ChargerMemory, ...]
+    loads: tuple[LoadMemory, ...]
     over_since: dict[str, float] = field(default_factory=dict)  # constraint -> overload start
+    meter_prev: Phases | None = None  # the last valid sample's currents
 
 
 def initial_state(site: SiteModel) -> CoreState:
-    return CoreState(chargers=tuple(ChargerMemory() for _ in site.chargers))
+    return CoreState(loads=tuple(LoadMemory() for _ in site.chargers))
 
 
 def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
-    """The state for a reloaded site: every charger kept by id keeps its memory (its limit,
+    """The state for a reloaded site: every load kept by id keeps its memory (its limit,
     timers, what it may still draw), so a reload disturbs nothing it does not concern; an
-    added charger starts as unknown (its first decision sends a limit)."""
-    by_id = {spec.id: mem for spec, mem in zip(old.chargers, state.chargers)}
-    return CoreState(chargers=tuple(by_id.get(spec.id, ChargerMemory()) for spec in new.chargers),
-                     over_since=dict(state.over_since))
+    added load starts as unknown (its first decision sends a limit)."""
+    by_id = {spec.id: mem for spec, mem in zip(old.chargers, state.loads)}
+    return CoreState(loads=tuple(by_id.get(spec.id, LoadMemory()) for spec in new.chargers),
+                     over_since=dict(state.over_since), meter_prev=state.meter_prev)
 
 
 @dataclass(frozen=True, slots=True)
 class ChargerDecision:
     id: str
     limit_a: float
-    reason: str
+    cause: Cause
     changed: bool  # a command must be sent
+    detail: str = ""  # what the cause refers to ("phase A", "circuit x phase B over by 2.0 A")
+
+    @property
+    def reason(self) -> str:
+        return words(self.cause, self.detail)
 
 
 @dataclass(frozen=True)
 class Decision:
     state: CoreState
     chargers: tuple[ChargerDecision, ...]
-    fallback: str | None = None  # why every charger is at fallback_a, else None
-    household_a: Phases = (0.0, 0.0, 0.0)
-    headroom_a: Phases = (0.0, 0.0, 0.0)  # per phase left at the site after this plan
+    fallback: Cause | None = None  # NO_SAMPLE / METER_LOST when every load is at fallback
+    household_a: Phases = ZERO
+    headroom_a: Phases = ZERO  # per phase left at the site after this plan
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
-    draw_a: tuple[Phases, ...] = ()  # per charger: the draw per site phase the plan assumed
+    draw_a: tuple[Phases, ...] = ()  # per load: the most it may draw, as the plan counted it
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
            readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
-    """One decision. `hold` (e.g. "paused by button") stops every charger, whatever else."""
-    state = _track_links(site, state, readings, now)  # every path: notice a reconnect at once
+    """One decision. `hold` (e.g. "paused by button") stops every load, whatever else."""
+    memories = _track_links(site, state, readings, now)
     if hold:
-        return _hold(site, state, now, hold)
+        return _hold(site, memories, state, now, hold)
     if sample is None:
-        return _fallback(site, state, now, "no meter sample yet: fallback")
+        return _blind(site, memories, state, now, Cause.NO_SAMPLE, "")
     age = now - sample.t
     if age > site.stale_after_s:
-        return _fallback(site, state, now, f"meter lost {age:.0f} s: fallback")
+        return _blind(site, memories, state, now, Cause.METER_LOST, f"{age:.0f} s")
 
-    ctl = site.control
-    est, fixed, following = _estimates(site, state, readings, now)
-    # Phases where a car has not yet reported following our last raise or cut: raising there
-    # would stack a change on an estimate; wait for the report.
-    unsettled = {p for i in following for p in site.chargers[i].phase_idx}
     meter = sample.current_a
-    household = tuple(
-        max(0.0, meter[p] - sum(e[p] for e in est)) if p < site.phases else 0.0 for p in range(3))
-    constraints, overloads = _constraints(site, est, fixed, household, meter)
+    draw = draws(site, memories, readings, meter, state.meter_prev, now)
+    household = _household(site, meter, [d.lo for d in draw])
+    constraints, overloads = _constraints(site, draw, household, meter)
+    if overloads:  # the cut is sized without crediting any raise still in flight
+        household = _household(site, meter, [d.lo_doubt for d in draw])
+        constraints, overloads = _constraints(site, draw, household, meter)
+    # The same room if every load whose draw is not learned drew all it may: the most a running
+    # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
+    keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
+    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now)
+    _keep_running(site, memories, draw, targets, constraints, keep, overloads)
 
-    # Who wants current, and up to how much.
-    targets: dict[int, tuple[float, str]] = {}
+    before = list(memories)
+    decisions: list[ChargerDecision] = []
+    for spec, r, d in zip(site.chargers, readings, draw):
+        decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
+    _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
+    _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
+
+    planned = [0.0, 0.0, 0.0]
+    for spec, d, dec in zip(site.chargers, draw, decisions):
+        for p in spec.phase_idx:
+            planned[p] += d.hi[p] if d.fixed else max(dec.limit_a, d.hi[p])
+    headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
+                     for p in range(3))
+    return Decision(
+        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter),
+        chargers=tuple(decisions), household_a=household, headroom_a=headroom,
+        overloads=overloads, draw_a=tuple(d.hi for d in draw),
+    )
+
+
+# ---------------------------------------------------------------------- pass 1: links
+
+def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReading],
+                 now: float) -> list[LoadMemory]:
+    """A load whose link came back may hold anything: its limit becomes UNKNOWN (so the next
+    limit goes out) and until then it counts at the most it may hold."""
+    memories = list(state.loads)
+    for spec, r, m in zip(site.chargers, readings, state.loads):
+        if r.online and m.offline:
+            # Back within its lease it still holds the limit it acknowledged; after it (or not
+            # knowing) it may hold its own fallback.
+            within = m.lease_until is not None and now < m.lease_until
+            acked = r.acked_a if r.acked_a is not None else 0.0
+            held = max(m.limit_a, acked, high_now(m, now), 0.0 if within else site.fallback_a(spec))
+            memories[spec.index] = m._replace(offline=False, limit_a=UNKNOWN, high_a=held,
+                                              high_until=now + site.control.response_s,
+                                              own_fallback=not within, lease_until=None)
+        elif not r.online:
+            if not m.offline or m.lease_until != r.lease_until:
+                memories[spec.index] = m._replace(offline=True, lease_until=r.lease_until)
+    return memories
+
+
+# ---------------------------------------------------------------------- pass 2: hold and blind
+
+def _hold(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
+          why: str) -> Decision:
+    """The user stopped all charging: 0 everywhere; resuming later is no restart (no delay)."""
+    out, mems = [], []
+    for spec, m in zip(site.chargers, memories):
+        held = max(m.limit_a, 0.0)
+        new = commanded(m._replace(paused_at=None, hold_since=None, cause=Cause.USER_HOLD),
+                        held, 0.0, now, site.control.response_s)
+        mems.append(new)
+        out.append(ChargerDecision(spec.id, 0.0, Cause.USER_HOLD, m.limit_a != 0, why))
+    return Decision(state=CoreState(loads=tuple(mems), meter_prev=state.meter_prev), chargers=tuple(out))
+
+
+def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
+           cause: Cause, detail: str) -> Decision:
+    """No valid sample: every load to min(its limit now, its fallback) — blind, the controller
+    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
+    out, mems = [], []
+    for spec, m in zip(site.chargers, memories):
+        fallback = site.fallback_a(spec)
+        limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
+        why = Cause.MODE_OFF if spec.mode == "off" else cause
+        held = max(m.limit_a, 0.0)
+        new = commanded(m._replace(hold_since=None, cause=why), held, limit, now, site.control.response_s)
+        mems.append(new)
+        out.append(ChargerDecision(spec.id, limit, why, limit != m.limit_a, detail))
+    return Decision(state=CoreState(loads=tuple(mems), over_since={}, meter_prev=None),
+                    chargers=tuple(out), fallback=cause)
+
+
+# ---------------------------------------------------------------------- pass 4: room
+
+def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
+    """Meter minus what the loads certainly draw: never below what the household really is."""
+    return tuple(max(0.0, meter[p] - sum(x[p] for x in least)) if p < site.phases else 0.0
+                 for p in range(3))
+
+
+def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
+                 meter: Phases) -> tuple[list[Constraint], dict[str, float]]:
+    """Capacity left for the loads that take orders, and measured overloads by name."""
+    constraints: list[Constraint] = []
+    overloads: dict[str, float] = {}
+    for p in site.phase_range:
+        name = f"phase {phase_name(p)}"
+        inside = site.phase_members[p]
+        fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
+        members = tuple((i, 1.0) for i in inside if not draw[i].fixed)
+        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members, (p,)))
+        if meter[p] > site.limit_a:
+            overloads[name] = meter[p] - site.limit_a
+    for circuit, by_phase in zip(site.circuits, site.circuit_phase_members):
+        for p in site.phase_range:
+            inside = by_phase[p]
+            if not inside:
+                continue
+            name = f"circuit {circuit.id} phase {phase_name(p)}"
+            fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
+            members = tuple((i, 1.0) for i in inside if not draw[i].fixed)
+            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members, (p,)))
+            drawn = sum(draw[i].lo[p] for i in inside)
+            if drawn > circuit.limit_a:
+                overloads[name] = drawn - circuit.limit_a
+    if site.max_import_w > 0:
+        volts = site.voltage_v
+        fixed_w = sum(sum(draw[s.index].hi) for s in site.chargers if draw[s.index].fixed) * volts
+        members = tuple((s.index, volts * s.n_phases) for s in site.chargers if not draw[s.index].fixed)
+        constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
+                                      members, tuple(site.phase_range)))
+        import_w = sum(meter[p] for p in site.phase_range) * volts
+        if import_w > site.max_import_w:
+            overloads["max import"] = (import_w - site.max_import_w) / volts
+    return constraints, overloads
+
+
+# ---------------------------------------------------------------------- pass 5: targets
+
+Target = tuple[float, Cause, str]
+
+
+def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
+             draw: list[Draw], constraints: list[Constraint], overloads: dict[str, float],
+             meter: Phases, now: float) -> dict[int, Target]:
+    """Per load that takes orders: the current it should have and why."""
+    ctl = site.control
+    targets: dict[int, Target] = {}
     wants: list[Want] = []
-    caps_reason: dict[int, str] = {}
+    mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
-    memories = list(state.chargers)
     delays: dict[int, float] = {}
-    for spec, r, mem in zip(site.chargers, readings, state.chargers):
+    for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
         i = spec.index
-        if fixed[i]:
+        if d.fixed:
             continue
-        why = _idle_reason(spec, r)
-        if why:
-            targets[i] = (0.0, why)
+        idle = _idle(spec, r)
+        if idle:
+            targets[i] = (0.0, idle, "")
             continue
-        if mem.limit_a <= 0 and mem.paused_at is not None:
+        if mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
             left = ctl.restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
-        if mem.limit_a <= 0 and unsettled.intersection(spec.phase_idx):
-            # It cannot start before the cars there report: do not let it push others out.
-            targets[i] = (0.0, "waiting for cars to follow the last raise")
-            continue
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
-            running = mem.limit_a > 0 and not mem.from_fallback  # fallback is no solar start
-            solar_in.append(SolarInput(spec, running, sum(est[i]) * site.voltage_v,
+            running = mem.limit_a > 0 and not (mem.cause is not None and mem.cause.fallback)
+            solar_in.append(SolarInput(spec, running, sum(d.lo) * site.voltage_v,
                                        mem.surplus_since, mem.short_since))
         elif i in delays:
-            targets[i] = (0.0, f"restart delay {delays[i]:.0f} s")
+            targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
         else:
             wants.append(_want(spec, mem, spec.max_a, ctl.restart_hysteresis_a))
     if solar_in:
@@ -156,331 +267,239 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                 memories[i] = memories[i]._replace(surplus_since=cap.surplus_since,
                                                    short_since=cap.short_since)
             if cap.cap <= 0:
-                targets[i] = (0.0, cap.reason)
+                targets[i] = (0.0, Cause.SURPLUS, cap.reason)
             elif i in delays:
-                targets[i] = (0.0, f"restart delay {delays[i]:.0f} s")
+                targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
             else:
-                caps_reason[i] = cap.reason
-                wants.append(_want(s.spec, memories[i], min(cap.cap, s.spec.max_a),
-                                   ctl.restart_hysteresis_a))
+                mode_detail[i] = cap.reason
+                wants.append(_want(s.spec, memories[i], min(cap.cap, s.spec.max_a), ctl.restart_hysteresis_a))
 
-    # A charger the controller paused restarts only once room for its floor has held for
-    # ramp_up_delay_s, like any increase; until then it stays out of the sharing, so it
-    # cannot push a running charger out for a start that may never come.
+    # A load the allocator paused restarts only once room for its floor has held for
+    # ramp_up_delay_s; until then it stays out of the sharing, so it cannot push a running
+    # load out for a start that may never come.
     waiting = [w for w in wants if not _restart_ready(memories[w.index], now, ctl.ramp_up_delay_s)]
     wants = [w for w in wants if w not in waiting]
     plan = allocate(wants, constraints)
-    holding: dict[int, float | None] = {}
     running = [w for w in wants if w.index not in plan.shed]
     for w in waiting:
         mem = memories[w.index]
         if floors_fit(running, constraints, w):
-            holding[w.index] = since = mem.hold_since if mem.hold_since is not None else now
+            since = mem.hold_since if mem.hold_since is not None else now
+            memories[w.index] = mem._replace(hold_since=since)
             left = ctl.ramp_up_delay_s - (now - since)
-            targets[w.index] = (0.0, f"restart when the room holds {left:.0f} s")
+            targets[w.index] = (0.0, Cause.RESTART_WAIT, f"restart when the room holds {left:.0f} s")
         else:
-            holding[w.index] = None
-            targets[w.index] = (0.0, f"restart delay over, no room for min_a (priority {w.priority})")
+            memories[w.index] = mem._replace(hold_since=None)
+            targets[w.index] = (0.0, Cause.RESTART_WAIT,
+                                f"restart delay over, no room for min_a (priority {w.priority})")
     for w in wants:
         i = w.index
         if i in plan.shed:
-            targets[i] = (0.0, f"shed: no room for min_a (priority {w.priority})")
+            targets[i] = (0.0, Cause.SHED, f"priority {w.priority}")
             continue
         amps = max(w.lo, math.floor(plan.current[i] * 10 + 1e-6) / 10)
         by = plan.limited_by.get(i, "cap")
         if by == "cap":
-            reason = caps_reason.get(i, "max_a")
+            targets[i] = (amps, Cause.MODE_CAP, mode_detail[i]) if i in mode_detail else (amps, Cause.MAX, "")
         elif by in overloads:
-            reason = f"overload cut: {by} over by {overloads[by]:.1f} A"
+            targets[i] = (amps, Cause.OVERLOAD_CUT, f"{by} over by {overloads[by]:.1f} A")
         else:
-            reason = f"{by} headroom"
-        targets[i] = (amps, reason)
-
-    decisions: list[ChargerDecision | None] = [None] * len(site.chargers)
-    for spec, mem in zip(site.chargers, memories):
-        i = spec.index
-        if fixed[i] and readings[i].online:  # non-compliant: pause it, its draw is fixed load
-            new = mem if mem.limit_a == 0 else _commanded(
-                mem._replace(paused_at=now, hold_since=None), mem.limit_a, 0.0, now, site.control.response_s)
-            memories[i] = new
-            decisions[i] = ChargerDecision(spec.id, 0.0, fixed[i] + "; paused", mem.limit_a != 0)
-            continue
-        if fixed[i]:  # link down: nothing can be sent
-            decisions[i] = ChargerDecision(spec.id, max(mem.limit_a, 0.0), fixed[i], False)
-            continue
-        target, reason = targets[i]
-        settled = not unsettled.intersection(spec.phase_idx)
-        limit, memories[i], reason = _step(spec, memories[i], target, reason, site, now, settled)
-        if i in holding and memories[i].hold_since != holding[i]:
-            memories[i] = memories[i]._replace(hold_since=holding[i])
-        decisions[i] = ChargerDecision(spec.id, limit, reason, limit != mem.limit_a)
-
-    _pause_persistent(site, constraints, over_since, overloads, est, decisions, memories, now)
-    memories = [m._replace(from_fallback=False) if m.from_fallback else m for m in memories]
-    planned = [0.0, 0.0, 0.0]
-    for spec, d in zip(site.chargers, decisions):
-        for p in spec.phase_idx:
-            planned[p] += d.limit_a if not fixed[spec.index] else est[spec.index][p]
-    headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
-                     for p in range(3))
-    return Decision(
-        state=CoreState(chargers=tuple(memories), over_since=over_since),
-        chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(est),
-    )
+            targets[i] = (amps, Cause.SHARE, by)
+    return targets
 
 
-def _hold(site: SiteModel, state: CoreState, now: float, why: str) -> Decision:
-    """The user stopped all charging: 0 everywhere; resuming later is no restart (no delay)."""
-    memories = tuple(_commanded(m._replace(paused_at=None, hold_since=None), m.limit_a, 0.0, now,
-                                site.control.response_s) for m in state.chargers)
-    decisions = tuple(ChargerDecision(spec.id, 0.0, why, m.limit_a != 0)
-                      for spec, m in zip(site.chargers, state.chargers))
-    return Decision(state=CoreState(chargers=memories), chargers=decisions)
-
-
-def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReading],
-                 now: float) -> CoreState:
-    """A charger whose link came back may hold anything: make the next limit go out, and until
-    it reports, count its car at what it may still draw (its last limit or its own fallback)."""
-    if all(r.online != m.offline for r, m in zip(readings, state.chargers)):
-        return state
-    memories = []
-    for spec, r, m in zip(site.chargers, readings, state.chargers):
-        if r.online == m.offline and r.online:
-            held = max(m.limit_a, site.fallback_a(spec), m.inflight_a if now < m.inflight_until else 0.0)
-            m = m._replace(offline=False, limit_a=UNKNOWN, inflight_a=held,
-                           inflight_until=now + site.control.response_s)
-        elif r.online == m.offline:
-            m = m._replace(offline=True)
-        memories.append(m)
-    return replace(state, chargers=tuple(memories))
-
-
-def _fallback(site: SiteModel, state: CoreState, now: float, why: str) -> Decision:
-    decisions, memories = [], []
-    for spec, mem in zip(site.chargers, state.chargers):
-        limit = site.fallback_a(spec)
-        reason = why if spec.mode != "off" else "mode off"
-        fresh = ChargerMemory(inflight_a=mem.inflight_a, inflight_until=mem.inflight_until,
-                              offline=mem.offline, from_fallback=True)
-        memories.append(_commanded(fresh, mem.limit_a, limit, now, site.control.response_s))
-        decisions.append(ChargerDecision(spec.id, limit, reason, limit != mem.limit_a))
-    return Decision(state=CoreState(chargers=tuple(memories)), chargers=tuple(decisions), fallback=why)
-
-
-def _estimates(site: SiteModel, state: CoreState, readings: list[ChargerReading],
-               now: float) -> tuple[list[Phases], list[str], set[int]]:
-    """Per charger: estimated draw per site phase, why it is fixed load ('' = it is not), and
-    the chargers whose report predates the car following our last change (no raises on their
-    phases until they report again)."""
-    est: list[Phases] = []
-    fixed: list[str] = []
-    following: set[int] = set()
-    for spec, r, mem in zip(site.chargers, readings, state.chargers):
-        measured = None
-        if r.draw_lines_a is not None:
-            m = [0.0, 0.0, 0.0]
-            for amps, p in zip(r.draw_lines_a, spec.line_phase):
-                if amps > 0:  # a negative line current is a sensor quirk, not negative load
-                    m[p] += amps
-            measured = (m[0], m[1], m[2])
-        limit = max(mem.limit_a, 0.0)
-        if not r.online:
-            fallback = site.fallback_a(spec)
-            if r.lease_until is not None and now < r.lease_until:
-                held = _on(spec, limit)
-                if measured is not None:  # a car above its limit keeps doing so
-                    held = tuple(map(max, held, measured))
-                fixed.append(f"link down: counted at its last limit {limit:g} A for "
-                             f"{r.lease_until - now:.0f} s more, then fallback")
-            else:  # lease ended (or never known): the charger is on its own fallback
-                held = _on(spec, max(limit, fallback) if r.lease_until is None else fallback)
-                fixed.append(f"link down: counted at {max(held):g} A (its own fallback)")
-            est.append(held)
-            continue
-        if not r.compliant:
-            est.append(measured if measured is not None else _on(spec, limit))
-            fixed.append("non-compliant: draws above its limit, counted as fixed load")
-            continue
-        fixed.append("")
-        if measured is not None:
-            if r.draw_at is not None and now < mem.inflight_until and max(measured) > limit + FOLLOW_TOLERANCE_A:
-                following.add(spec.index)  # cut, and its report has not shown it yet: unsettled
-            if mem.limit_a >= 0:
-                # A compliant car draws at most what it is allowed: its limit, or the old one
-                # while it still has time to follow a cut. A report from before a cut would
-                # otherwise hide the cut as a household drop, and invite a raise.
-                allowed = max(limit, mem.inflight_a) if now < mem.inflight_until else limit
-                measured = tuple(min(m, allowed) for m in measured)
-            if r.draw_at is not None and r.draw_at < mem.raised_at + site.control.response_s \
-                    and limit > 0 and max(measured) >= mem.raised_from - FOLLOW_TOLERANCE_A:
-                # Measured before the car could follow our last raise, while it used all it
-                # had: it follows the raise (the meter already shows it), so count the new
-                # limit until a report from after the car's response time. Counting the stale draw would book the car's rise as household load
-                # and cut the charger right back: an endless ramp-and-cut oscillation.
-                measured = tuple(max(m, limit) if p in spec.phase_idx else m
-                                 for p, m in enumerate(measured))
-                following.add(spec.index)
-            est.append(measured)
-        elif r.car in (CarState.NO_CAR, CarState.FAULT):
-            est.append((0.0, 0.0, 0.0))
-        else:
-            if now < mem.inflight_until:
-                limit = max(limit, mem.inflight_a)
-            est.append(_on(spec, limit))
-    return est, fixed, following
-
-
-def _on(spec: ChargerSpec, amps: float) -> Phases:
-    out = [0.0, 0.0, 0.0]
-    for p in spec.phase_idx:
-        out[p] = amps
-    return (out[0], out[1], out[2])
-
-
-def _constraints(site: SiteModel, est: list[Phases], fixed: list[str], household: Phases,
-                 meter: Phases) -> tuple[list[Constraint], dict[str, float]]:
-    """Capacity left for the chargers that take orders, and measured overloads by name."""
-    constraints: list[Constraint] = []
-    overloads: dict[str, float] = {}
-    free = [s for s in site.chargers if not fixed[s.index]]
-    for p in site.phase_range:
-        name = f"phase {phase_name(p)}"
-        inside = site.phase_members[p]
-        fixed_a = sum(est[i][p] for i in inside if fixed[i])
-        members = tuple((i, 1.0) for i in inside if not fixed[i])
-        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members, (p,)))
-        if meter[p] > site.limit_a:
-            overloads[name] = meter[p] - site.limit_a
-    for circuit, by_phase in zip(site.circuits, site.circuit_phase_members):
-        for p in site.phase_range:
-            inside = by_phase[p]
-            if not inside:
-                continue
-            name = f"circuit {circuit.id} phase {phase_name(p)}"
-            fixed_a = sum(est[i][p] for i in inside if fixed[i])
-            members = tuple((i, 1.0) for i in inside if not fixed[i])
-            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members, (p,)))
-            drawn = sum(est[i][p] for i in inside)
-            if drawn > circuit.limit_a:
-                overloads[name] = drawn - circuit.limit_a
-    if site.max_import_w > 0:
-        volts = site.voltage_v
-        fixed_w = sum(sum(est[s.index]) for s in site.chargers if fixed[s.index]) * volts
-        members = tuple((s.index, volts * s.n_phases) for s in free)
-        constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
-                                      members, tuple(site.phase_range)))
-        import_w = sum(meter[p] for p in site.phase_range) * volts
-        if import_w > site.max_import_w:
-            overloads["max import"] = (import_w - site.max_import_w) / volts
-    return constraints, overloads
-
-
-def _idle_reason(spec: ChargerSpec, r: ChargerReading) -> str:
-    """Why a charger that takes orders gets nothing whatever the headroom, or ''."""
+def _idle(spec: ChargerSpec, r: ChargerReading) -> Cause | None:
+    """Why a load that takes orders gets nothing whatever the headroom, or None."""
     if spec.mode == "off":
-        return "mode off"
+        return Cause.MODE_OFF
     if r.car is CarState.FAULT:
-        return "charger reports a fault"
+        return Cause.CAR_FAULT
     if r.car is CarState.NO_CAR:
-        return "no car"
-    return ""
+        return Cause.NO_CAR
+    return None
 
 
-def _restart_ready(mem: ChargerMemory, now: float, hold_s: float) -> bool:
-    """False for a charger the controller paused whose room has not held hold_s yet."""
+def _restart_ready(mem: LoadMemory, now: float, hold_s: float) -> bool:
+    """False for a load the allocator paused whose room has not held hold_s yet."""
     if mem.limit_a > 0 or mem.paused_at is None or hold_s <= 0:
         return True
     return mem.hold_since is not None and now - mem.hold_since >= hold_s
 
 
-def _want(spec: ChargerSpec, mem: ChargerMemory, cap: float, hysteresis: float) -> Want:
+def _want(spec: ChargerSpec, mem: LoadMemory, cap: float, hysteresis: float) -> Want:
     lo = spec.min_a
-    if mem.limit_a <= 0 and mem.paused_at is not None:  # restart after a controller pause
+    if mem.limit_a <= 0 and mem.paused_at is not None:  # restart after an allocator stop
         lo = min(spec.min_a + hysteresis, cap)
-    return Want(spec.index, lo, max(lo, cap), spec.weight, spec.priority, running=mem.limit_a > 0)
+    return Want(spec.index, lo, max(lo, cap), spec.weight, spec.priority, running=mem.limit_a != 0)
 
 
-def _step(spec: ChargerSpec, mem: ChargerMemory, target: float, reason: str,
-          site: SiteModel, now: float, settled: bool) -> tuple[float, ChargerMemory, str]:
-    """Apply ramp, dead band and pause bookkeeping to one charger's target. `settled` is False
-    while a car on one of its phases has not reported following a raise: no increase then."""
-    ctl = site.control
-    current = mem.limit_a
-    if target > current >= spec.min_a and not settled:
-        return current, mem, "waiting for cars to follow the last raise"
-    if target <= 0:
-        if not _is_pause(reason):  # no car, mode off, fault: nothing to protect the car from
-            paused = None
-        else:
-            # UNKNOWN (reconnected) may be charging too: stopping it is a pause as well.
-            paused = now if current != 0 else mem.paused_at
-        if current == 0 and paused == mem.paused_at and mem.hold_since is None:
-            return 0.0, mem, reason
-        new = _commanded(mem._replace(paused_at=paused, hold_since=None), current, 0.0, now, ctl.response_s)
-        return 0.0, new, reason
-    if current < spec.min_a:  # start, restart, unknown, or a fallback below min_a: go to min_a
-        start = min(target, spec.min_a)
-        new = _commanded(mem._replace(paused_at=None, hold_since=None, last_step_at=now,
-                                      raised_at=now, raised_from=max(current, 0.0)),
-                         current, start, now, ctl.response_s)
-        return start, new, reason if start == target else f"starting at min_a, then ramp ({reason})"
-    if target < current:
-        new = _commanded(mem._replace(hold_since=None), current, target, now, ctl.response_s)
-        return target, new, reason
-    if target - current < max(ctl.dead_band_a, 1e-9):
-        return current, mem if mem.hold_since is None else mem._replace(hold_since=None), reason
-    since = mem.hold_since if mem.hold_since is not None else now
-    held = now - since
-    holding = mem if mem.hold_since == since else mem._replace(hold_since=since)
-    if held < ctl.ramp_up_delay_s:
-        return current, holding, f"ramp-up hold {ctl.ramp_up_delay_s - held:.0f} s"
-    if now - mem.last_step_at < ctl.ramp_up_interval_s:
-        return current, holding, "ramping up"
-    new_limit = min(target, current + ctl.ramp_up_step_a)
-    return new_limit, mem._replace(limit_a=new_limit, hold_since=since, last_step_at=now,
-                                   raised_at=now, raised_from=current), \
-        reason if new_limit == target else "ramping up"
+def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
+                  targets: dict[int, Target], constraints: list[Constraint], keep: list[Constraint],
+                  overloads: dict[str, float]) -> None:
+    """The plan counts a load whose draw is not learned as drawing nothing it is not seen to
+    draw (household may be that high). That is right for what may be given, not for what must
+    be taken: while no overload is measured on its constraints, a running load keeps up to its
+    share of the optimistic room, and a load whose draw is not learned may be offered it (the
+    measured-headroom rule of break before make bounds every raise beside it)."""
+    if all(d.known for d in draw):
+        return  # both views are the same
+    over = {i for c in constraints if c.name in overloads for i, _ in c.members}
+    # Only a limit it holds can be kept: the one we sent, or after a start or a reconnect past
+    # its lease the fallback it holds by itself (back within its lease, its bound is only an
+    # upper bound of what it holds: keeping that could be a raise).
+    running = [i for i, (_, cause, _) in targets.items()
+               if i not in over and cause in _SHARING and
+               (memories[i].limit_a > 0 or memories[i].limit_a == UNKNOWN and memories[i].own_fallback)]
+    candidates = [i for i in running
+                  if targets[i][0] < _held(memories[i], draw[i]) or _may_offer(site, memories, draw, i)]
+    if not candidates:
+        return
+    wants = []
+    for i in running:
+        spec, held = site.chargers[i], _held(memories[i], draw[i])
+        cap = spec.max_a if _may_offer(site, memories, draw, i) else max(held, targets[i][0])
+        wants.append(Want(i, spec.min_a, max(spec.min_a, cap), spec.weight, spec.priority))
+    plan = allocate(wants, keep)
+    # Take the optimistic shares one load at a time, best priority first, and only as far as
+    # the optimistic room still has space beside every other target: two plans never add up.
+    targets_now = {i: t[0] for i, t in targets.items()}
+    slack = [c.capacity - sum(coef * max(targets_now.get(i, 0.0), draw[i].bound_a) for i, coef in c.members)
+             for c in keep]
+    touch = {i: [(k, coef) for k, c in enumerate(keep) for j, coef in c.members if j == i] for i in candidates}
+    for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
+        if i in plan.shed:
+            continue
+        amps = math.floor(plan.current[i] * 10 + 1e-6) / 10
+        base = max(targets[i][0], draw[i].bound_a)
+        room = min((slack[k] / coef for k, coef in touch[i]), default=0.0)
+        amps = math.floor(min(amps, base + max(0.0, room)) * 10 + 1e-6) / 10
+        if amps <= targets[i][0] or amps < site.chargers[i].min_a:
+            continue
+        for k, coef in touch[i]:
+            slack[k] -= coef * max(0.0, amps - base)
+        targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
-def _is_pause(reason: str) -> bool:
-    """A zero the controller chose (restart delay applies), not one the situation imposes."""
-    return reason.startswith(("shed", "surplus", "overload", "waiting for", "restart"))
+_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)
 
 
-def _commanded(mem: ChargerMemory, old: float, new: float, now: float, response_s: float) -> ChargerMemory:
-    """Record a new commanded limit; a decrease keeps the old one 'in flight' for response_s."""
-    if new == old:
-        return mem if mem.limit_a == new else mem._replace(limit_a=new)
-    if new < old:
-        still = mem.inflight_a if now < mem.inflight_until else 0.0
-        return mem._replace(limit_a=new, inflight_a=max(old, still), inflight_until=now + response_s)
-    return mem._replace(limit_a=new)
+def _may_offer(site: SiteModel, memories: list[LoadMemory], draw: list[Draw], i: int) -> bool:
+    """A standard-mode load with no evidence of its draw may be offered its optimistic share
+    once: the raise shows on the meter if its car follows, and then its draw is known. One
+    that was raised and still shows nothing is not following: it is offered nothing more."""
+    mem = memories[i]
+    return not draw[i].known and site.chargers[i].mode == "standard" and not mem.limit_a > mem.prev_a
 
+
+def _held(mem: LoadMemory, d: Draw) -> float:
+    return d.bound_a if mem.limit_a == UNKNOWN else max(mem.limit_a, 0.0)
+
+
+# ---------------------------------------------------------------------- pass 6: steps
+
+def _decide_one(spec: ChargerSpec, r: ChargerReading, d: Draw, memories: list[LoadMemory],
+                targets: dict[int, Target], site: SiteModel, now: float) -> ChargerDecision:
+    i, mem = spec.index, memories[spec.index]
+    if d.fixed is Cause.NON_COMPLIANT:  # it takes no orders: tell it 0, count its draw as fixed
+        paused = now if mem.limit_a != 0 else mem.paused_at  # a car it stops waits restart_delay_s
+        new = commanded(mem._replace(hold_since=None, paused_at=paused, cause=d.fixed), d.bound_a, 0.0,
+                        now, site.control.response_s)
+        memories[i] = new
+        return ChargerDecision(spec.id, 0.0, d.fixed, mem.limit_a != 0)
+    if d.fixed is Cause.LINK_DOWN:  # nothing can be sent
+        memories[i] = mem._replace(cause=d.fixed)
+        return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
+                               _link_detail(r, d, now))
+    target, cause, detail = targets[i]
+    limit, memories[i], cause = step(spec, mem, d.bound_a, target, cause, site, now)
+    if cause is not targets[i][1]:
+        detail = ""
+    return ChargerDecision(spec.id, limit, cause, limit != mem.limit_a, detail)
+
+
+def _link_detail(r: ChargerReading, d: Draw, now: float) -> str:
+    if r.lease_until is not None and now < r.lease_until:
+        return f"counted at {d.bound_a:g} A for {r.lease_until - now:.0f} s more, then its fallback"
+    return f"counted at {d.bound_a:g} A (its own fallback)"
+
+
+# ---------------------------------------------------------------------- pass 7: break before make
+
+def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: list[Draw],
+                       meter: Phases, before: list[LoadMemory], decisions: list[ChargerDecision],
+                       memories: list[LoadMemory], now: float) -> None:
+    """Every load counts at the most of its new limit and what it may still draw; where that
+    exceeds a constraint, the increases on it (lowest priority first) wait: current a cut frees
+    goes to others only once the cut load followed or its response time has passed. On a site
+    phase with a load whose draw is not learned yet, increases also fit the measured headroom:
+    that load's unused allowance looks like household headroom and is not ours to give."""
+    for k, con in enumerate(constraints):
+        usage = sum(coef * max(decisions[i].limit_a, draw[i].bound_a) for i, coef in con.members)
+        excess = usage - con.capacity
+        if k < site.phases and any(not draw[i].known for i, _ in con.members):
+            p = con.phases[0]
+            raised_by = sum(max(0.0, decisions[i].limit_a - draw[i].bound_a) for i, _ in con.members)
+            excess = max(excess, raised_by - (site.limit_a - meter[p]))
+        if excess <= EPS:
+            continue
+        raised = [i for i, _ in con.members if decisions[i].limit_a > draw[i].bound_a + EPS]
+        raised.sort(key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight,
+                                   draw[i].bound_a <= 0, i), reverse=True)
+        coef_of = dict(con.members)
+        with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
+        for i in raised:
+            if excess <= EPS:
+                break
+            # A load whose draw is not learned is in the household estimate too: for its own
+            # raise that counts it twice, so it may use its own unseen draw (the measured
+            # headroom still bounds it); nobody else may.
+            own = sum(draw[i].lo_keep[p] - draw[i].lo[p] for p in con.phases) if with_household else 0.0
+            own *= coef_of[i] / max(1, site.chargers[i].n_phases) if k >= site.phases else 1.0
+            local = excess - own
+            if local <= EPS:
+                continue
+            spec, dec, bound = site.chargers[i], decisions[i], draw[i].bound_a
+            keep = max(bound, dec.limit_a - local / coef_of[i])
+            if keep < spec.min_a:  # a start waits; a running load keeps what it has (never a stop)
+                keep = bound
+            keep = math.floor(keep * 10 + 1e-6) / 10
+            excess -= (dec.limit_a - max(keep, bound)) * coef_of[i]
+            limit, memories[i], cause = step(spec, before[i], bound, keep, Cause.WAIT_FOLLOW, site, now)
+            decisions[i] = ChargerDecision(spec.id, limit, Cause.WAIT_FOLLOW,
+                                           limit != before[i].limit_a, con.name)
+
+
+# ---------------------------------------------------------------------- pass 8: persistent overloads
 
 def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since: dict[str, float],
-                      overloads: dict[str, float], est: list[Phases], decisions: list, memories: list,
-                      now: float) -> None:
-    """Pause lowest-priority chargers on an overload that outlived overload_pause_s. The
-    constraint's members are the chargers that take orders (fixed load is not in them)."""
+                      overloads: dict[str, float], draw: list[Draw], decisions: list[ChargerDecision],
+                      memories: list[LoadMemory], now: float) -> None:
+    """Pause lowest-priority loads on an overload that outlived overload_pause_s. A pause
+    relieves every constraint its load is on: the excess left on each is kept across them,
+    so one pause that clears several overloads counts for all (no extra victims)."""
     ctl = site.control
     by_name = {c.name: c for c in constraints}
-    for name, since in over_since.items():
-        if now - since < ctl.overload_pause_s:
-            continue
-        members = {i for i, _ in by_name[name].members}
-        phases = by_name[name].phases
+    due = [n for n, since in over_since.items() if now - since >= ctl.overload_pause_s]
+    if not due:
+        return
+    left = {n: overloads[n] for n in due}
+    for name in due:
+        con = by_name[name]
+        members = {i for i, _ in con.members}
         running = [s for s in site.chargers if s.index in members and decisions[s.index].limit_a > 0]
         running.sort(key=lambda s: (s.priority, -s.weight, s.index), reverse=True)
-        excess = overloads[name]
         for spec in running:
-            if excess <= 0:
+            if left[name] <= EPS:
                 break
             i = spec.index
-            excess -= sum(est[i][p] for p in phases if p in spec.phase_idx)
-            reason = f"overload on {name} for {now - since:.0f} s: paused"
-            memories[i] = _commanded(memories[i]._replace(paused_at=now, hold_since=None),
-                                     memories[i].limit_a, 0.0, now, ctl.response_s)
-            decisions[i] = ChargerDecision(spec.id, 0.0, reason, True)
+            # What pausing it frees: its measured draw, or its bound when nothing says it draws.
+            frees = draw[i].lo if sum(draw[i].lo) > EPS else draw[i].hi
+            for other in due:
+                if any(j == i for j, _ in by_name[other].members):
+                    left[other] -= sum(frees[p] for p in by_name[other].phases if p in spec.phase_idx)
+            memories[i] = commanded(memories[i]._replace(paused_at=now, hold_since=None,
+                                                         cause=Cause.OVERLOAD_PAUSE),
+                                    max(memories[i].limit_a, 0.0), 0.0, now, ctl.response_s)
+            detail = f"{name} for {now - over_since[name]:.0f} s"
+            decisions[i] = ChargerDecision(spec.id, 0.0, Cause.OVERLOAD_PAUSE, True, detail)
         over_since[name] = now

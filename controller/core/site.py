@@ -1,15 +1,44 @@
 """The static shape of a site, derived once from the config: what the core needs per charger
-and per circuit, in index-addressed form so a decision does no lookups by name."""
+and per circuit, in index-addressed form so a decision does no lookups by name.
+
+The core's own plain input types: nothing here imports the config parser or any device
+profile. `SiteModel.from_config` reads a parsed config by its attribute names only.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from controller.config import Config, ControlConfig
 from controller.model import PHASE_INDEX, SITE_PHASES
 
+if TYPE_CHECKING:  # annotations only: the core never imports the config parser
+    from controller.config import Config
+
 SOLAR_MODES = ("solar-priority", "solar-only", "excess")
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """The tuning the core uses ([control] in the config; defaults are the config's)."""
+
+    ramp_up_delay_s: float = 15.0
+    ramp_up_step_a: float = 4.0
+    ramp_up_interval_s: float = 5.0
+    restart_delay_s: float = 120.0
+    restart_hysteresis_a: float = 1.0
+    fallback_a: float = 6.0
+    response_s: float = 5.0
+    overload_pause_s: float = 6.0
+    dead_band_a: float = 0.5
+    solar_start_delay_s: float = 60.0
+    solar_stop_grace_s: float = 300.0
+    excess_threshold_w: float = 500.0
+
+    @classmethod
+    def of(cls, control) -> "Control":
+        return cls(**{f.name: getattr(control, f.name) for f in fields(cls)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +75,7 @@ class SiteModel:
     voltage_v: float
     max_import_w: float  # 0 = no cap
     stale_after_s: float
-    control: ControlConfig
+    control: Control
     chargers: tuple[ChargerSpec, ...]
     circuits: tuple[CircuitSpec, ...] = ()
 
@@ -72,7 +101,7 @@ class SiteModel:
         return min(self.control.fallback_a, spec.max_a)
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "SiteModel":
+    def from_config(cls, cfg: "Config") -> "SiteModel":
         circuit_pos = {c.id: i for i, c in enumerate(cfg.circuits)}
         chargers = []
         members: dict[int, list[int]] = {i: [] for i in range(len(cfg.circuits))}
@@ -92,7 +121,7 @@ class SiteModel:
         return cls(
             phases=cfg.site.phases, limit_a=cfg.site.limit_a, fuse_a=cfg.site.fuse_a,
             voltage_v=cfg.site.voltage_v, max_import_w=cfg.site.max_import_kw * 1000.0,
-            stale_after_s=cfg.meter.stale_after_s, control=cfg.control,
+            stale_after_s=cfg.meter.stale_after_s, control=Control.of(cfg.control),
             chargers=tuple(chargers), circuits=circuits,
         )
 

@@ -58,23 +58,34 @@ def format_result(r: SimResult, description: str = "") -> str:
     lines = [f"scenario {r.scenario}, seed {r.seed}"]
     if description:
         lines.append(description)
+    restarts = f", {r.restarts} controller restart(s)" if r.restarts else ""
     lines += [f"{hours} h {minutes:02d} min simulated in {r.step_s:g} s steps: "
-              f"{r.steps} decisions, {r.commands} limits sent", "",
-              f"{'charger':<24}{'cars':>6}{'energy kWh':>12}{'starts':>8}{'stops':>7}"]
+              f"{r.steps} decisions, {r.commands} limits sent{restarts}", "",
+              f"{'charger':<22}{'cars':>5}{'energy kWh':>12}{'starts':>8}{'stops':>7}"
+              f"{'unexplained':>13}"]
     for c in r.chargers:
-        lines.append(f"{c.id[:23]:<24}{c.cars:>6}{c.energy_kwh:>12.2f}{c.starts:>8}{c.stops:>7}")
-    lines.append(f"{'total':<24}{'':>6}{r.ev_kwh:>12.2f}")
-    f, h = r.fuse, r.household_fuse
+        lines.append(f"{c.id[:21]:<22}{c.cars:>5}{c.energy_kwh:>12.2f}{c.starts:>8}{c.stops:>7}"
+                     f"{c.unexplained_stops:>13}")
+        if len(c.per_car) > 1:  # a row per car where several came
+            for n, (starts, stops, unexplained) in enumerate(c.per_car, start=1):
+                lines.append(f"{'  car ' + str(n):<22}{'':>5}{'':>12}{starts:>8}{stops:>7}{unexplained:>13}")
+    lines.append(f"{'total':<22}{'':>5}{r.ev_kwh:>12.2f}")
+    f, lim, h = r.fuse, r.limit, r.household_fuse
     ratio = f"{r.oracle_ratio:.3f}" if r.oracle_ratio is not None else "n/a (oracle got nothing)"
     lines += [
         "",
-        "site: meter above the main fuse on any phase",
+        "true currents against the main fuse (any phase)",
         f"  time above the fuse       {f.seconds_above:9.2f} s in {f.excursions} excursion(s)",
-        f"  ampere-seconds above      {f.amp_seconds:9.1f} A s",
-        f"  longest excursion         {f.longest_s:9.2f} s (car response + link: "
+        f"  caused by the controller  {f.controller_s:9.2f} s (must be 0: the rest is household"
+        " rises",
+        f"                                      within the cars' response "
         f"{r.max_response_s:g} s + one {r.step_s:g} s sample)",
-        f"  late (beyond response)    {f.late_s:9.2f} s",
+        f"  ampere-seconds above      {f.amp_seconds:9.1f} A s, longest {f.longest_s:.2f} s",
         f"  household alone above     {h.seconds_above:9.2f} s (no charger control can help)",
+        "true currents against the limits (fuse_a - margin_a, every circuit)",
+        f"  time above a limit        {lim.seconds_above:9.2f} s, caused by the controller "
+        f"{lim.controller_s:.2f} s",
+        f"  overload left standing    {lim.standing_s:9.2f} s (beyond overload_pause_s + response)",
         f"  EV energy / oracle        {r.ev_kwh:9.2f} / {r.oracle_kwh:.2f} kWh = {ratio}",
     ]
     return "\n".join(lines)

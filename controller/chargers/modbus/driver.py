@@ -139,7 +139,7 @@ class ModbusCharger(ChargerDriver):
         if not self._ready and self.watchdog_s is not None and self._renewed_at is not None and self._failsafe_ok:
             lease = self._renewed_at + self.watchdog_s
         return ChargerReading(online=self._ready, car=self._car, draw_lines_a=self._draw, draw_at=self._draw_at,
-                              lease_until=lease)
+                              lease_until=lease, acked_a=self._limit_a)
 
     async def apply(self, limit_a: float) -> bool:
         self._target_a = max(0.0, min(limit_a, self.config.max_a))

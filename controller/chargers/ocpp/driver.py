@@ -66,6 +66,7 @@ class OcppCharger(ChargerDriver):
         self._lease_until: float | None = None
         self._draw: tuple[float, ...] | None = None
         self._draw_at: float | None = None  # monotonic time of the last MeterValues with currents
+        self._power_w: float | None = None  # Power.Active.Import, for a charger that reports no currents
         self._car = CarState.UNKNOWN
         self.tx_id: str | None = None
         self.tx_started_mono: float | None = None
@@ -79,7 +80,8 @@ class OcppCharger(ChargerDriver):
         online = self.link is not None and self.link.ready
         return ChargerReading(online=online, car=self._car, draw_lines_a=self._draw, draw_at=self._draw_at,
                               lease_until=None if online else self._lease_until,
-                              compliant=self._watch.compliant)
+                              compliant=self._watch.compliant, acked_a=self._limit_a,
+                              power_w=self._power_w if self._draw is None else None)
 
     async def apply(self, limit_a: float) -> bool:
         limit = min(round_down_a(limit_a), self.config.max_a)
@@ -200,6 +202,9 @@ class OcppCharger(ChargerDriver):
         if report.offered_a is not None:
             self.notes["offered_a"] = f"{report.offered_a:g}"
         if report.lines_a is None:
+            if report.power_w is not None and self._draw is None:
+                self._power_w = report.power_w  # the core uses it where the wiring says how
+                self._draw_at = self.clock.monotonic()
             return
         self._draw = report.lines_a
         self._draw_at = self.clock.monotonic()

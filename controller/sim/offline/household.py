@@ -209,3 +209,22 @@ class Household:
             shade = min(1.0, max(0.0, shade + rng.gauss(0, pv.cloudiness * 0.3) - 0.1 * shade))
             out.append(1.0 - 0.8 * shade)
         return out
+
+
+class StepHousehold:
+    """A household load that steps between fixed levels: [(from_s, (A, B, C)), ...] sorted by
+    time, each level holding until the next (tests and benchmarks use it); no PV."""
+
+    def __init__(self, steps: list[tuple[float, Phases]]):
+        self._times = [t for t, _ in steps]
+        self._levels = [tuple(float(x) for x in level) for _, level in steps]
+
+    def load_at(self, t: float) -> Phases:
+        k = bisect.bisect_right(self._times, t) - 1
+        return self._levels[k] if k >= 0 else (0.0, 0.0, 0.0)  # type: ignore[return-value]
+
+    def pv_at(self, t: float) -> Phases:
+        return (0.0, 0.0, 0.0)
+
+    def __repr__(self) -> str:
+        return f"StepHousehold({list(zip(self._times, self._levels))})"

@@ -1,30 +1,38 @@
-"""Time above the main fuse, measured on the simulated meter samples.
+"""Time above a limit, measured on the TRUE currents of a simulated site (never on the core's
+estimates), and who is to blame for it.
 
-A sample is above the fuse when any phase's current exceeds site.fuse_a (not the control
-limit fuse_a - margin_a: the margin is ours, the fuse is physics). Each sample stands for the
-step of dt seconds that follows it, so:
+A watch covers a list of constraints (site phases against fuse_a or fuse_a - margin_a,
+circuit phases against their limit). Each sample stands for the step of dt seconds that
+follows it:
 
-  seconds_above     dt x number of samples above the fuse
-  amp_seconds       sum over samples and phases of (current - fuse_a) x dt
-  longest_s         dt x the longest run of consecutive samples above the fuse
-  excursions        number of such runs
-  late_s            dt x samples above the fuse that come `grace_s` or more after the
-                    latest trigger: the start of the excursion, or a rise of the household
-                    load (net of PV) by RISE_A or more on any phase during it
+  seconds_above   dt x samples with any constraint above its limit
+  amp_seconds     sum over samples and constraints of (current - limit) x dt
+  longest_s       dt x the longest run of consecutive samples above
+  excursions      number of such runs
+  controller_s    dt x samples where some constraint is above its limit for a reason other
+                  than a recent household rise (see below): the controller's doing
+  standing_s      dt x samples where a constraint has been above its limit for longer than
+                  `stand_s` while a car the controller could still cut draws on it
 
-No controller can undo an overload faster than the cars follow a new limit: an excursion
-may last the cars' response delay + the link latency + one sample after whatever caused it.
-When a second cause (a kettle switched on while the cars are still obeying the first cut)
-arrives inside an excursion, the excursion may rightly last longer; late_s counts only what
-outlasts the response to the latest cause, so it is 0 for a controller that reacts at once.
+Blame. No controller can undo an overload faster than the cars follow a new limit, so a
+household rise (net of PV) excuses what it adds for `grace_s` (link latency + the slowest
+car's response + one meter poll). The excuse is counterfactual and per constraint: a sample
+is the controller's when the current minus the household's rise over the last grace_s is
+still above the limit, while cars draw there. So a kettle switched on during an excursion the
+controller caused excuses the kettle's amperes, not the controller's; an excursion that
+started without any household rise (freed current granted before a cut took effect, a car
+counted below what it may draw) is the controller's from its first sample. Circuits carry no
+household load: every sample above a circuit's limit is the controller's. The first grace_s
+of a run are nobody's: the chargers hold whatever they held before the controller started.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
-RISE_A = 1.0  # a household step this large during an excursion is a new cause (drift is not)
+EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -33,53 +41,83 @@ class FuseReport:
     amp_seconds: float
     longest_s: float
     excursions: int
-    late_s: float
+    controller_s: float  # above the limit for the controller's reasons (must be 0)
+    standing_s: float = 0.0  # overloads left standing while a controllable car draws
 
 
-class FuseWatch:
-    def __init__(self, fuse_a: float, dt: float, grace_s: float = math.inf):
-        self.fuse_a = fuse_a
+class OverWatch:
+    def __init__(self, limits: list[float], dt: float, grace_s: float = math.inf,
+                 stand_s: float = math.inf, excuse_until: float = -math.inf):
+        self.limits = limits
+        # Before the controller's first decision took effect the chargers hold what they held
+        # (their fallbacks): no controller is to blame for that (invariant 7, check-config's job).
+        self.excuse_until = excuse_until
         self.dt = dt
         self.grace_s = grace_s
-        self._samples_above = 0
+        self.stand_s = stand_s
+        # Household history per constraint: a monotonic deque of (t, h) over the last grace_s
+        # + one sample (the sample before a rise must still be in the window to show it).
+        self._hist: list[deque[tuple[float, float]]] = [deque() for _ in limits]
+        self._over_runs = [0] * len(limits)
+        self._samples = self._run = self._longest = 0
         self._amp_seconds = 0.0
-        self._run = 0
-        self._longest = 0
-        self._excursions = 0
-        self._late = 0
-        self._since_trigger = 0  # samples since the latest trigger, inside an excursion
-        self._household: tuple[float, float, float] | None = None
+        self._excursions = self._controller = self._standing = 0
+        self.blamed_at: list[float] = []  # times of the controller's samples (first 100)
 
-    def add(self, current_a: tuple[float, float, float],
-            household_a: tuple[float, float, float] | None = None) -> None:
-        """One meter sample; household_a (net of PV) lets a household rise restart the grace."""
-        rose = False
-        if household_a is not None:
-            before = self._household
-            rose = before is not None and any(h - b >= RISE_A for h, b in zip(household_a, before))
-            self._household = household_a
-        fuse = self.fuse_a
-        a, b, c = current_a
-        if a <= fuse and b <= fuse and c <= fuse:
+    def add(self, t: float, currents: list[float], households: list[float | None] | None = None,
+            ev: list[float] | None = None, controllable: list[float] | None = None) -> None:
+        """One sample: per constraint its true current, its household part (None: none, e.g. a
+        circuit), the EV draw on it, and the draw of cars the controller can still cut."""
+        window = self.grace_s + self.dt + EPS
+        above = blamed = standing = False
+        for k, (amps, limit) in enumerate(zip(currents, self.limits)):
+            h = households[k] if households is not None else None
+            if h is not None and window < math.inf:
+                hist = self._hist[k]
+                while hist and hist[-1][1] >= h:
+                    hist.pop()
+                hist.append((t, h))
+                while hist[0][0] < t - window:
+                    hist.popleft()
+            if amps <= limit + EPS:
+                self._over_runs[k] = 0
+                continue
+            above = True
+            self._amp_seconds += (amps - limit) * self.dt
+            rise = 0.0
+            if h is not None:
+                rise = h - self._hist[k][0][1] if window < math.inf else math.inf
+            # Only cars the controller can still cut make an excursion its fault: one whose link
+            # is down holds what it held (counted at that in the plan) and takes no order now.
+            ev_here = ev[k] if ev is not None else math.inf
+            if controllable is not None:
+                ev_here = min(ev_here, controllable[k])
+            if t >= self.excuse_until and min(amps - max(0.0, rise), limit + ev_here) > limit + EPS:
+                blamed = True
+            self._over_runs[k] += 1
+            if controllable is not None and controllable[k] > EPS and \
+                    self._over_runs[k] * self.dt > self.stand_s + EPS:
+                standing = True
+        if not above:
             self._run = 0
             return
-        self._samples_above += 1
-        self._amp_seconds += sum(x - fuse for x in current_a if x > fuse) * self.dt
+        self._samples += 1
         if self._run == 0:
             self._excursions += 1
-        if self._run == 0 or rose:
-            self._since_trigger = 0
-        if self._since_trigger * self.dt >= self.grace_s - 1e-9:
-            self._late += 1
         self._run += 1
-        self._since_trigger += 1
         self._longest = max(self._longest, self._run)
+        if blamed:
+            self._controller += 1
+            if len(self.blamed_at) < 100:
+                self.blamed_at.append(t)
+        self._standing += standing
 
     def report(self) -> FuseReport:
         return FuseReport(
-            seconds_above=self._samples_above * self.dt,
+            seconds_above=self._samples * self.dt,
             amp_seconds=self._amp_seconds,
             longest_s=self._longest * self.dt,
             excursions=self._excursions,
-            late_s=self._late * self.dt,
+            controller_s=self._controller * self.dt,
+            standing_s=self._standing * self.dt,
         )

@@ -10,17 +10,19 @@ Built-in scenarios are the .toml files in controller/sim/scenarios, named by fil
 
 from __future__ import annotations
 
+import math
 import random
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from controller.config import _MISSING, Config, ConfigError, _Reader, parse_config
+from controller.config import Config, ConfigError, TableReader, parse_config
 from controller.core.site import SiteModel
-from controller.sim.offline.cars import CarPlan
+from controller.sim.offline.cars import MEASURES, CarPlan, Link, Metering
 from controller.sim.offline.household import (APPLIANCE_KINDS, Appliance, HouseholdProfile,
                                               PvProfile)
+from controller.tomlcheck import MISSING
 
 DEFAULT_SCENARIO = "house-two-cars"
 DEFAULT_STEP_S = 0.25  # when [meter] poll_interval_s is not set
@@ -42,7 +44,10 @@ class Scenario:
     household: HouseholdProfile
     pv: PvProfile | None
     cars: tuple[CarPlan, ...]
-    metering: dict[str, float | None]  # charger id -> seconds between readings (0 live, None not measured)
+    metering: dict[str, Metering]  # charger id -> how it reports its draw
+    links: dict[str, Link] = field(default_factory=dict)  # charger id -> lease and link blips
+    restarts_s: tuple[float, ...] = ()  # controller restarts, seconds since t = 0
+    wiring: dict[str, str] = field(default_factory=dict)  # charger id -> true wiring, if not `phases`
 
     def with_overrides(self, duration_s: float | None = None, seed: int | None = None) -> "Scenario":
         out = self
@@ -85,9 +90,9 @@ def parse_scenario(text: str, source: str, name: str) -> Scenario:
     except ConfigError as e:
         problems += e.problems
         config = None
-    r = _Reader(source, problems)
+    r = TableReader(source, problems)
     if not isinstance(raw, dict):
-        r.problem("scenario", _MISSING if raw is None else raw,
+        r.problem("scenario", MISSING if raw is None else raw,
                   "is required: a [scenario] table (see docs/simulate.md)")
         raise ConfigError(problems)
     scenario = _scenario(r, raw, config, source, name)
@@ -96,9 +101,10 @@ def parse_scenario(text: str, source: str, name: str) -> Scenario:
     return scenario
 
 
-def _scenario(r: _Reader, t: dict, config: Config | None, source: str, name: str) -> Scenario | None:
+def _scenario(r: TableReader, t: dict, config: Config | None, source: str, name: str) -> Scenario | None:
     r.only(t, "scenario", {"description", "start_h", "duration_s", "seed", "link_latency_s",
-                           "household", "appliance", "pv", "car", "metering"})
+                           "household", "appliance", "pv", "car", "metering", "blip", "restart_h",
+                           "wiring"})
     start_h = r.number(t, "start_h", "scenario", 0.0, 0, 24 * 7, " h")
     duration = r.number(t, "duration_s", "scenario", 86400.0, 0, MAX_DURATION_S, " s", lo_open=True)
     seed = r.number(t, "seed", "scenario", 1, 0, 2**63, integer=True)
@@ -109,17 +115,21 @@ def _scenario(r: _Reader, t: dict, config: Config | None, source: str, name: str
     pv = _pv(r, t, phases)
     known = [c.id for c in config.chargers] if config else []
     cars = _cars(r, t, start_h, known, seed)
-    metering = _metering(r, t, known)
+    metering = _metering(r, t, known, start_h, seed)
+    lease_s = config.ocpp.lease_s if config else 120.0
+    links = _blips(r, t, known, start_h, lease_s)
+    restarts = tuple((h - start_h) * 3600.0 for h in _hours(r, t, "restart_h", "scenario"))
+    wiring = _wiring(r, t, config)
     if config is None or r.problems:
         return None
     step = config.meter.poll_interval_s or DEFAULT_STEP_S
     return Scenario(name=name, source=source, description=description, config=config,
                     site=SiteModel.from_config(config), start_h=start_h, duration_s=duration,
                     seed=seed, step_s=step, link_latency_s=latency, household=household, pv=pv,
-                    cars=cars, metering=metering)
+                    cars=cars, metering=metering, links=links, restarts_s=restarts, wiring=wiring)
 
 
-def _household(r: _Reader, t: dict, site_phases: str) -> HouseholdProfile:
+def _household(r: TableReader, t: dict, site_phases: str) -> HouseholdProfile:
     h = r.table(t, "household", "scenario.household")
     r.only(h, "scenario.household", {"base_a", "drift_a"})
     raw = t.get("appliance", [])
@@ -151,13 +161,13 @@ def _household(r: _Reader, t: dict, site_phases: str) -> HouseholdProfile:
         appliances=tuple(appliances))
 
 
-def _pv(r: _Reader, t: dict, site_phases: str) -> PvProfile | None:
+def _pv(r: TableReader, t: dict, site_phases: str) -> PvProfile | None:
     if "pv" not in t:
         return None
     p = r.table(t, "pv", "scenario.pv")
     r.only(p, "scenario.pv", {"kwp", "phases", "sunrise_h", "sunset_h", "cloudiness"})
     pv = PvProfile(
-        kwp=r.number(p, "kwp", "scenario.pv", _MISSING, 0, 1000, " kW") or 0.0,
+        kwp=r.number(p, "kwp", "scenario.pv", MISSING, 0, 1000, " kW") or 0.0,
         phases=_phases(r, p, "scenario.pv", site_phases, site_phases),
         sunrise_h=r.number(p, "sunrise_h", "scenario.pv", 6.0, 0, 24, " h"),
         sunset_h=r.number(p, "sunset_h", "scenario.pv", 20.0, 0, 24, " h"),
@@ -167,7 +177,7 @@ def _pv(r: _Reader, t: dict, site_phases: str) -> PvProfile | None:
     return pv
 
 
-def _phases(r: _Reader, t: dict, path: str, default: str, site_phases: str) -> str:
+def _phases(r: TableReader, t: dict, path: str, default: str, site_phases: str) -> str:
     value = r.text(t, "phases", path, default)
     if not value or len(set(value)) != len(value) or not set(value) <= set(site_phases):
         r.problem(f"{path}.phases", value, f"must be distinct phases of this site ({site_phases})")
@@ -175,7 +185,7 @@ def _phases(r: _Reader, t: dict, path: str, default: str, site_phases: str) -> s
     return value
 
 
-def _cars(r: _Reader, t: dict, start_h: float, chargers: list[str], seed: int) -> tuple[CarPlan, ...]:
+def _cars(r: TableReader, t: dict, start_h: float, chargers: list[str], seed: int) -> tuple[CarPlan, ...]:
     raw = t.get("car", [])
     if not isinstance(raw, list):
         r.problem("scenario.car", raw, "must be an array of tables ([[scenario.car]])")
@@ -186,7 +196,8 @@ def _cars(r: _Reader, t: dict, start_h: float, chargers: list[str], seed: int) -
         if not isinstance(c, dict):
             r.problem(path, c, "must be a table ([[scenario.car]])")
             continue
-        r.only(c, path, {"charger", "arrive_h", "depart_h", "kwh", "phases", "max_a", "delay_s"})
+        r.only(c, path, {"charger", "arrive_h", "depart_h", "kwh", "phases", "max_a", "delay_s",
+                         "taper_kwh"})
         charger = r.text(c, "charger", path, chargers[0] if len(chargers) == 1 else None)
         if charger is None:
             r.problem(f"{path}.charger", None, "is required when the site has several chargers")
@@ -200,12 +211,13 @@ def _cars(r: _Reader, t: dict, start_h: float, chargers: list[str], seed: int) -
         if phases == 2:
             r.problem(f"{path}.phases", phases, "must be 1 or 3")
         # A car's response delay (IEC 61851-1: up to 5 s) drawn from the seed unless given.
-        delay_default = round(random.Random(f"{seed}-car-{n}").uniform(1.0, 5.0), 2)
+        delay_default = round(random.Random(f"{seed}-car-{n}").uniform(0.5, 5.0), 2)
         cars.append(CarPlan(
             charger=charger or "", arrive_s=(arrive - start_h) * 3600.0, depart_s=(depart - start_h) * 3600.0,
             kwh=r.number(c, "kwh", path, 30.0, 0, 500, " kWh", lo_open=True),
             phases=phases, max_a=r.number(c, "max_a", path, 16.0, 1, 80, " A"),
-            delay_s=r.number(c, "delay_s", path, delay_default, 0, 30, " s")))
+            delay_s=r.number(c, "delay_s", path, delay_default, 0, 30, " s"),
+            taper_kwh=r.number(c, "taper_kwh", path, 0.0, 0, 500, " kWh")))
     by_charger: dict[str, list[CarPlan]] = {}
     for n, car in enumerate(cars, start=1):
         for other in by_charger.get(car.charger, []):
@@ -216,19 +228,89 @@ def _cars(r: _Reader, t: dict, start_h: float, chargers: list[str], seed: int) -
     return tuple(cars)
 
 
-def _metering(r: _Reader, t: dict, chargers: list[str]) -> dict[str, float | None]:
+def _metering(r: TableReader, t: dict, chargers: list[str], start_h: float,
+              seed: int) -> dict[str, Metering]:
     m = r.table(t, "metering", "scenario.metering")
     r.only(m, "scenario.metering", set(chargers))
-    out: dict[str, float | None] = {}
+    out: dict[str, Metering] = {}
     for cid in chargers:
+        path = f"scenario.metering.{cid}"
         value = m.get(cid, "live")
         if value == "live":
-            out[cid] = 0.0
+            out[cid] = Metering("lines", 0.0)
         elif value == "none":
-            out[cid] = None
+            out[cid] = Metering("none")
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 3600:
-            out[cid] = float(value)
+            out[cid] = _spread(Metering("lines", float(value)), seed, cid)
+        elif isinstance(value, dict):
+            r.only(value, path, {"measures", "every_s", "stops_h"})
+            every = r.number(value, "every_s", path, 0.0, 0, 3600, " s (0 = live)")
+            stops = r.number(value, "stops_h", path, None, 0, 24 * 8, " h (hour of day)")
+            out[cid] = _spread(Metering(
+                measures=r.text(value, "measures", path, "lines", MEASURES), every_s=every,
+                stops_s=(stops - start_h) * 3600.0 if stops is not None else math.inf), seed, cid)
         else:
-            r.problem(f"scenario.metering.{cid}", value,
-                      'must be "live", "none" or seconds between readings (e.g. 10 like OCPP MeterValues)')
+            r.problem(path, value, 'must be "live", "none", seconds between readings (e.g. 10 like '
+                      'OCPP MeterValues) or a table {measures = "lines"|"power"|"none", every_s, stops_h}')
+    return out
+
+
+def _spread(m: Metering, seed: int, cid: str) -> Metering:
+    """Chargers do not report in step: each one's first report at its own offset."""
+    if m.every_s <= 0:
+        return m
+    return replace(m, offset_s=round(random.Random(f"{seed}-report-{cid}").uniform(0, m.every_s), 2))
+
+
+def _blips(r: TableReader, t: dict, chargers: list[str], start_h: float,
+           lease_s: float) -> dict[str, Link]:
+    raw = t.get("blip", [])
+    if not isinstance(raw, list):
+        r.problem("scenario.blip", raw, "must be an array of tables ([[scenario.blip]])")
+        return {}
+    blips: dict[str, list[tuple[float, float]]] = {}
+    for n, b in enumerate(raw, start=1):
+        path = f"scenario.blip[{n}]"
+        if not isinstance(b, dict):
+            r.problem(path, b, "must be a table ([[scenario.blip]])")
+            continue
+        r.only(b, path, {"charger", "at_h", "for_s"})
+        cid = r.text(b, "charger", path, MISSING)
+        if cid and cid not in chargers:
+            r.problem(f"{path}.charger", cid, "names no [[charger]] id; known: " + ", ".join(chargers))
+        at = r.number(b, "at_h", path, MISSING, 0, 24 * 8, " h (hour of day)")
+        length = r.number(b, "for_s", path, 10.0, 0, 86400, " s", lo_open=True)
+        if at is not None:
+            start = (at - start_h) * 3600.0
+            blips.setdefault(cid, []).append((start, start + length))
+    return {cid: Link(lease_s=lease_s, blips=tuple(sorted(v))) for cid, v in blips.items()}
+
+
+def _hours(r: TableReader, t: dict, key: str, path: str) -> list[float]:
+    value = t.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                              for x in value):
+        r.problem(f"{path}.{key}", value, "must be a list of hours of the day, e.g. [18.5, 21.25]")
+        return []
+    return [float(x) for x in value]
+
+
+def _wiring(r: TableReader, t: dict, config: Config | None) -> dict[str, str]:
+    """The true wiring per charger where it differs from the configured `phases`."""
+    w = r.table(t, "wiring", "scenario.wiring")
+    if config is None:
+        return {}
+    configured = {c.id: c.phases for c in config.chargers}
+    r.only(w, "scenario.wiring", set(configured))
+    out = {}
+    for cid, value in w.items():
+        if cid not in configured:
+            continue
+        site = config.site.phase_names
+        if not isinstance(value, str) or len(value) != len(configured[cid]) or \
+                len(set(value)) != len(value) or not set(value) <= set(site):
+            r.problem(f"scenario.wiring.{cid}", value, f"must be {len(configured[cid])} distinct "
+                      f"phases of this site ({site}) as really wired to L1, L2, L3")
+            continue
+        out[cid] = value
     return out

@@ -1,0 +1,68 @@
+"""From a load's target to the limit sent: decreases at once, increases gently (DESIGN.md
+section 1, invariant 3), and the bookkeeping of what it may still follow after a change."""
+
+from __future__ import annotations
+
+from controller.core.causes import Cause
+from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now
+from controller.core.site import ChargerSpec, SiteModel
+
+
+def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: float) -> LoadMemory:
+    """Record a new limit. `held` is what it may hold now (its limit, or after a reconnect the
+    most it may hold). After a decrease the old limit stays 'in flight' for response_s: the
+    car may still draw it, so the current is not free for others before it follows."""
+    if new == mem.limit_a:
+        return mem
+    # Only a change made once the one before had time to show on the meter can be read from it
+    # alone (a late rise from the change before would look like this one's).
+    clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
+    if new >= held:
+        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                            own_fallback=True)
+    was_above = max(mem.seen) > new + FOLLOW_TOLERANCE_A
+    return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                        own_fallback=True,
+                        high_a=max(held, high_now(mem, now)), high_until=now + response_s,
+                        high_early=was_above)
+
+
+def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: Cause,
+         site: SiteModel, now: float) -> tuple[float, LoadMemory, Cause]:
+    """Ramp, dead band and pause bookkeeping for one load's target. `held` is what it may hold
+    now (for a load whose limit is UNKNOWN after a reconnect or start: its bound), so a car
+    that comes back charging carries on where it was instead of restarting from nothing."""
+    ctl = site.control
+    current = held if mem.limit_a == UNKNOWN else mem.limit_a
+    if target <= 0:
+        if cause.stops:
+            paused = now if current > 0 else mem.paused_at
+        elif cause.waits or cause is Cause.WAIT_FOLLOW:
+            paused = mem.paused_at
+        else:  # no car, mode off, fault, user hold: nothing to protect the car from
+            paused = None
+        hold = mem.hold_since if cause is Cause.RESTART_WAIT else None
+        new = mem._replace(paused_at=paused, hold_since=hold, cause=cause)
+        return 0.0, commanded(new, current, 0.0, now, ctl.response_s), cause
+    if current < spec.min_a:  # start, restart, or a fallback below min_a: go to min_a first
+        start = min(target, spec.min_a)
+        new = mem._replace(paused_at=None, hold_since=None)
+        why = cause if start == target else Cause.STARTING
+        return start, commanded(new._replace(cause=why), current, start, now, ctl.response_s), why
+    if target < current:
+        new = mem._replace(hold_since=None, cause=cause)
+        return target, commanded(new, current, target, now, ctl.response_s), cause
+    if target - current < max(ctl.dead_band_a, 1e-9):
+        new = mem._replace(hold_since=None, cause=cause)
+        return current, commanded(new, current, current, now, ctl.response_s), cause
+    since = mem.hold_since if mem.hold_since is not None else now
+    holding = mem._replace(hold_since=since)
+    if now - since < ctl.ramp_up_delay_s:
+        return current, commanded(holding._replace(cause=Cause.RAMP_HOLD), current, current, now,
+                                  ctl.response_s), Cause.RAMP_HOLD
+    if now - mem.changed_at < ctl.ramp_up_interval_s:
+        return current, commanded(holding._replace(cause=Cause.RAMPING), current, current, now,
+                                  ctl.response_s), Cause.RAMPING
+    new_limit = min(target, current + ctl.ramp_up_step_a)
+    why = cause if new_limit == target else Cause.RAMPING
+    return new_limit, commanded(holding._replace(cause=why), current, new_limit, now, ctl.response_s), why
