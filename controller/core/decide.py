@@ -94,12 +94,15 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
-    if overloads:  # the cut is sized without crediting any raise still in flight
+    if overloads and any(d.lo_doubt != d.lo for d in draw):
+        # The cut is sized without crediting any raise still in flight.
         household = _household(site, meter, [d.lo_doubt for d in draw])
         constraints, overloads = _constraints(site, draw, household, meter)
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
-    keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
+    keep = constraints
+    if not all(d.known for d in draw):
+        keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
     targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now)
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
@@ -365,7 +368,11 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     targets_now = {i: t[0] for i, t in targets.items()}
     slack = [c.capacity - sum(coef * max(targets_now.get(i, 0.0), draw[i].bound_a) for i, coef in c.members)
              for c in keep]
-    touch = {i: [(k, coef) for k, c in enumerate(keep) for j, coef in c.members if j == i] for i in candidates}
+    touch: dict[int, list[tuple[int, float]]] = {i: [] for i in candidates}
+    for k, c in enumerate(keep):
+        for j, coef in c.members:
+            if j in touch:
+                touch[j].append((k, coef))
     for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
         if i in plan.shed:
             continue
@@ -483,6 +490,7 @@ def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since
     if not due:
         return
     left = {n: overloads[n] for n in due}
+    members_of = {n: {j for j, _ in by_name[n].members} for n in due}
     for name in due:
         con = by_name[name]
         members = {i for i, _ in con.members}
@@ -495,7 +503,7 @@ def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since
             # What pausing it frees: its measured draw, or its bound when nothing says it draws.
             frees = draw[i].lo if sum(draw[i].lo) > EPS else draw[i].hi
             for other in due:
-                if any(j == i for j, _ in by_name[other].members):
+                if i in members_of[other]:
                     left[other] -= sum(frees[p] for p in by_name[other].phases if p in spec.phase_idx)
             memories[i] = commanded(memories[i]._replace(paused_at=now, hold_since=None,
                                                          cause=Cause.OVERLOAD_PAUSE),
