@@ -708,8 +708,12 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
 def _fallbacks_fit_circuits(r: _Reader, cfg: Config) -> None:
     """What the chargers under a circuit hold by themselves (their fallback: with the meter
     lost, and when evfuse is gone) must fit the circuit: nobody is there to share it then."""
+    under_of: dict[str, list[ChargerConfig]] = {c.id: [] for c in cfg.circuits}
+    for c in cfg.chargers:
+        for x in cfg.circuit_chain(c.id):
+            under_of[x.id].append(c)
     for i, circuit in enumerate(cfg.circuits, start=1):
-        under = [c for c in cfg.chargers if any(x.id == circuit.id for x in cfg.circuit_chain(c.id))]
+        under = under_of[circuit.id]
         worst = None  # (total, phase, chargers on it)
         for phase in cfg.site.phase_names:
             on = [c for c in under if phase in c.phases]

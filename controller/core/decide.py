@@ -94,12 +94,16 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
-    if overloads:  # the cut is sized without crediting any raise still in flight
-        household = _household(site, meter, [d.lo_doubt for d in draw])
+    if overloads and any(d.lo_doubt != d.lo for d in draw):
+        # What the meter credited to raises still in flight may have been a household step: the
+        # cut covers the measured excess even if it was (up to that excess, no more).
+        household = _household(site, meter, _doubted(site, draw, meter))
         constraints, overloads = _constraints(site, draw, household, meter)
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
-    keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
+    keep = constraints
+    if not all(d.known for d in draw):
+        keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
     targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now)
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
@@ -180,6 +184,22 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
 
 
 # ---------------------------------------------------------------------- pass 4: room
+
+def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
+    """Each load's least draw with the meter's credit for a raise in flight taken back, on each
+    phase at most as much as that phase is over its limit."""
+    budget = [max(0.0, meter[p] - site.limit_a) if p < site.phases else 0.0 for p in range(3)]
+    out = []
+    for d in draw:
+        lo = list(d.lo)
+        for p in range(3):
+            take = min(d.lo[p] - d.lo_doubt[p], budget[p])
+            if take > 0:
+                lo[p] -= take
+                budget[p] -= take
+        out.append((lo[0], lo[1], lo[2]))
+    return out
+
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
     """Meter minus what the loads certainly draw: never below what the household really is."""
@@ -365,7 +385,11 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     targets_now = {i: t[0] for i, t in targets.items()}
     slack = [c.capacity - sum(coef * max(targets_now.get(i, 0.0), draw[i].bound_a) for i, coef in c.members)
              for c in keep]
-    touch = {i: [(k, coef) for k, c in enumerate(keep) for j, coef in c.members if j == i] for i in candidates}
+    touch: dict[int, list[tuple[int, float]]] = {i: [] for i in candidates}
+    for k, c in enumerate(keep):
+        for j, coef in c.members:
+            if j in touch:
+                touch[j].append((k, coef))
     for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
         if i in plan.shed:
             continue
@@ -434,28 +458,37 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
     for k, con in enumerate(constraints):
+        with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
         usage = sum(coef * max(decisions[i].limit_a, draw[i].bound_a) for i, coef in con.members)
         excess = usage - con.capacity
-        if k < site.phases and any(not draw[i].known for i, _ in con.members):
-            p = con.phases[0]
-            raised_by = sum(max(0.0, decisions[i].limit_a - draw[i].bound_a) for i, _ in con.members)
-            excess = max(excess, raised_by - (site.limit_a - meter[p]))
-        if excess <= EPS:
+        measured_excess = 0.0
+        if with_household and any(not draw[i].known for i, _ in con.members):
+            # A load whose draw is not known may rise from what it is seen to draw, not only
+            # from its bound (it may hold its fallback and draw nothing yet).
+            raised_by = sum(coef * max(0.0, decisions[i].limit_a - (draw[i].bound_a if draw[i].known else
+                                                                   max(draw[i].lo[p] for p in con.phases)))
+                            for i, coef in con.members)
+            if k < site.phases:
+                free = site.limit_a - meter[con.phases[0]]
+            else:  # the import cap, in watts
+                free = site.max_import_w - sum(meter[p] for p in site.phase_range) * site.voltage_v
+            measured_excess = raised_by - free
+        if max(excess, measured_excess) <= EPS:
             continue
-        raised = [i for i, _ in con.members if decisions[i].limit_a > draw[i].bound_a + EPS]
+        raised = [i for i, _ in con.members if decisions[i].limit_a > draw[i].bound_a + EPS
+                  or not draw[i].known and decisions[i].limit_a > 0]
         raised.sort(key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight,
                                    draw[i].bound_a <= 0, i), reverse=True)
         coef_of = dict(con.members)
-        with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
         for i in raised:
-            if excess <= EPS:
+            if max(excess, measured_excess) <= EPS:
                 break
             # A load whose draw is not learned is in the household estimate too: for its own
             # raise that counts it twice, so it may use its own unseen draw (the measured
             # headroom still bounds it); nobody else may.
             own = sum(draw[i].lo_keep[p] - draw[i].lo[p] for p in con.phases) if with_household else 0.0
             own *= coef_of[i] / max(1, site.chargers[i].n_phases) if k >= site.phases else 1.0
-            local = excess - own
+            local = max(excess - own, measured_excess)
             if local <= EPS:
                 continue
             spec, dec, bound = site.chargers[i], decisions[i], draw[i].bound_a
@@ -463,7 +496,9 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
             if keep < spec.min_a:  # a start waits; a running load keeps what it has (never a stop)
                 keep = bound
             keep = math.floor(keep * 10 + 1e-6) / 10
-            excess -= (dec.limit_a - max(keep, bound)) * coef_of[i]
+            given_back = (dec.limit_a - max(keep, bound)) * coef_of[i]
+            excess -= given_back
+            measured_excess -= given_back
             limit, memories[i], cause = step(spec, before[i], bound, keep, Cause.WAIT_FOLLOW, site, now)
             decisions[i] = ChargerDecision(spec.id, limit, Cause.WAIT_FOLLOW,
                                            limit != before[i].limit_a, con.name)
@@ -483,6 +518,7 @@ def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since
     if not due:
         return
     left = {n: overloads[n] for n in due}
+    members_of = {n: {j for j, _ in by_name[n].members} for n in due}
     for name in due:
         con = by_name[name]
         members = {i for i, _ in con.members}
@@ -495,7 +531,7 @@ def _pause_persistent(site: SiteModel, constraints: list[Constraint], over_since
             # What pausing it frees: its measured draw, or its bound when nothing says it draws.
             frees = draw[i].lo if sum(draw[i].lo) > EPS else draw[i].hi
             for other in due:
-                if any(j == i for j, _ in by_name[other].members):
+                if i in members_of[other]:
                     left[other] -= sum(frees[p] for p in by_name[other].phases if p in spec.phase_idx)
             memories[i] = commanded(memories[i]._replace(paused_at=now, hold_since=None,
                                                          cause=Cause.OVERLOAD_PAUSE),
