@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.chargers.modbus import profile as charger_profiles
+# [control] is read straight into the core's own plain type (the core never imports this module).
+from controller.core.site import Control as ControlConfig
 from controller.meter.profile import load_profile, parse_registers, profile_names
 from controller.model import SITE_PHASES
 from controller.tomlcheck import MISSING, Checker, Problems, fmt, show
@@ -69,22 +71,6 @@ class MeterConfig:
     min_gap_s: float | None = None  # None = the profile's default gap between requests
     invert: tuple[str, ...] = ()  # site phases whose current clamp is reversed
     registers: tuple[dict[str, Any], ...] = ()  # profile = "custom" only
-
-
-@dataclass(frozen=True)
-class ControlConfig:
-    ramp_up_delay_s: float = 15.0
-    ramp_up_step_a: float = 4.0
-    ramp_up_interval_s: float = 5.0
-    restart_delay_s: float = 120.0
-    restart_hysteresis_a: float = 1.0
-    fallback_a: float = 6.0
-    response_s: float = 5.0
-    overload_pause_s: float = 6.0
-    dead_band_a: float = 0.5
-    solar_start_delay_s: float = 60.0
-    solar_stop_grace_s: float = 300.0
-    excess_threshold_w: float = 500.0
 
 
 @dataclass(frozen=True)
