@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import TYPE_CHECKING
-
 from controller.model import PHASE_INDEX, SITE_PHASES
-
-if TYPE_CHECKING:  # annotations only: the core never imports the config parser
-    from controller.config import Config
 
 SOLAR_MODES = ("solar-priority", "solar-only", "excess")
 
@@ -101,7 +96,9 @@ class SiteModel:
         return min(self.control.fallback_a, spec.max_a)
 
     @classmethod
-    def from_config(cls, cfg: "Config") -> "SiteModel":
+    def from_config(cls, cfg) -> "SiteModel":
+        """From a parsed config (controller.config.Config), read by attribute names only: the
+        core never imports the config parser or the device profiles behind it."""
         circuit_pos = {c.id: i for i, c in enumerate(cfg.circuits)}
         chargers = []
         members: dict[int, list[int]] = {i: [] for i in range(len(cfg.circuits))}
