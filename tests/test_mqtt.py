@@ -141,14 +141,24 @@ async def test_discovery_state_and_status_are_retained(tmp_path):
     async with Broker(tmp_path) as broker, Bridged(tmp_path, broker) as b:
         await until(lambda: b.limit("garage") == b.limit("carport") == 10.5, "an even share", 60)
         await until(lambda: b.bridge.connected and b.bridge.published > 3, "state published")
-        await asyncio.sleep(PUBLISH_WAIT)
         # a subscriber that comes later gets everything from the broker's retained store
         async with Subscriber(broker.port, "evfuse/#", "homeassistant/#") as sub:
-            await sub.until(lambda: (_json(sub, "evfuse/charger/garage") or {}).get("limit_a") == 10.5,
-                            "garage's retained state")
-            await sub.until(lambda: _json(sub, "evfuse/charger/garage")["draw_a"] is not None, "a draw", 30)
+            retained = ("evfuse/status", "evfuse/site", "evfuse/charger/garage", "evfuse/charger/carport",
+                        "homeassistant/device/evfuse/site/config",
+                        "homeassistant/device/evfuse/charger_carport/config")
+            await sub.until(lambda: all(t in sub.last for t in retained), "the retained topics")
+            first = {}
+            for topic, _, retain in sub.messages:
+                first.setdefault(topic, retain)
+            assert all(first[t] for t in retained), first  # what it got first came from the store
             assert sub.last["evfuse/status"] == b"online"
-            assert all(retain for topic, _, retain in sub.messages[:5])
+            # Under load the controller may see a real overload at start and hold the garage
+            # at 10.5 A as its cap (state "charging") for a while: wait for the even share to
+            # settle as the share it is ("limited"), however long that takes.
+            await sub.until(lambda: (_json(sub, "evfuse/charger/garage") or {}).get("state") == "limited" and
+                            _json(sub, "evfuse/charger/garage")["limit_a"] == 10.5 and
+                            _json(sub, "evfuse/charger/garage")["draw_a"] is not None,
+                            "garage limited to its share, with a draw", 60)
             garage = _json(sub, "evfuse/charger/garage")
             assert {k: garage[k] for k in ("connected", "state", "mode", "priority", "weight", "max_a")} == \
                 {"connected": True, "state": "limited", "mode": "standard", "priority": 1, "weight": 1.0,
@@ -162,9 +172,6 @@ async def test_discovery_state_and_status_are_retained(tmp_path):
             assert "evfuse_carport_mode" in config["components"]
             assert _json(sub, "homeassistant/device/evfuse/site/config")["components"]["evfuse_pause"][
                 "command_topic"] == "evfuse/pause/set"
-
-
-PUBLISH_WAIT = 0.5
 
 
 async def test_commands_change_the_limits_and_persist_as_overrides(tmp_path):
