@@ -186,19 +186,12 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
 # ---------------------------------------------------------------------- pass 4: room
 
 def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
-    """Each load's least draw with the meter's credit for a raise in flight taken back, on each
-    phase at most as much as that phase is over its limit."""
-    budget = [max(0.0, meter[p] - site.limit_a) if p < site.phases else 0.0 for p in range(3)]
-    out = []
-    for d in draw:
-        lo = list(d.lo)
-        for p in range(3):
-            take = min(d.lo[p] - d.lo_doubt[p], budget[p])
-            if take > 0:
-                lo[p] -= take
-                budget[p] -= take
-        out.append((lo[0], lo[1], lo[2]))
-    return out
+    """Each load's least draw with the meter's credit for a raise in flight taken back on every
+    phase that is over its limit. The meter cannot tell a car following our raise from a
+    household step in the same seconds; with an overload measured, the cut is sized as if the
+    step were household (a car that did follow is restored by the normal ramp)."""
+    over = [p < site.phases and meter[p] > site.limit_a for p in range(3)]
+    return [tuple(d.lo_doubt[p] if over[p] else d.lo[p] for p in range(3)) for d in draw]
 
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
