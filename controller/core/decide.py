@@ -28,7 +28,6 @@ from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.ramp import commanded, step
-from controller.core.reclaim import reclaim_cap
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
@@ -257,7 +256,6 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
-    reclaimed: dict[int, float] = {}  # load -> what it draws, where its limit follows its draw
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
         i = spec.index
         if d.fixed:
@@ -277,10 +275,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
         else:
-            cap = reclaim_cap(spec, mem, d, ctl.response_s)
-            if cap is not None and cap < spec.max_a:
-                reclaimed[i] = max(d.lo[p] for p in spec.phase_idx)
-            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a), ctl.restart_hysteresis_a))
+            wants.append(_want(spec, mem, spec.max_a, ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:
@@ -327,9 +322,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             doubt_a = max(w.lo, math.floor(deeper.current.get(i, 0.0) * 10 + 1e-6) / 10)
             if doubt_a < amps:
                 amps, by = doubt_a, deeper.limited_by.get(i, by)
-        if by == "cap" and i in reclaimed:
-            targets[i] = (amps, Cause.DRAWS_LESS, f"{reclaimed[i]:.1f} A")
-        elif by == "cap":
+        if by == "cap":
             targets[i] = (amps, Cause.MODE_CAP, mode_detail[i]) if i in mode_detail else (amps, Cause.MAX, "")
         elif by in overloads:
             targets[i] = (amps, Cause.OVERLOAD_CUT, f"{by} over by {overloads[by]:.1f} A")
@@ -414,7 +407,7 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
-_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT, Cause.DRAWS_LESS)
+_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)
 
 
 def _may_offer(site: SiteModel, memories: list[LoadMemory], draw: list[Draw], i: int) -> bool:

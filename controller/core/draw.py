@@ -263,8 +263,11 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
             if room > 0:
                 followers.append((spec.index, room))
         total = sum(room for _, room in followers)
-        if change < 0 and -change > total + 1e-6:
-            _self_fall(site, memories, p, -change - total, reported, {i for i, _ in followers})
+        # Only a fall the meter really shows: a report correcting a load's floor upwards with the
+        # meter flat is the household estimate growing honest, not somebody else falling.
+        fell = min(-change, meter_prev[p] - meter[p]) - total
+        if fell > 1e-6:
+            _self_fall(site, memories, p, fell, reported, {i for i, _ in followers})
         if total <= 0:
             continue
         share = min(1.0, abs(change) / total)
