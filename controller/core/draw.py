@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from controller.core.causes import Cause
 from controller.core.site import ChargerSpec, SiteModel
@@ -52,6 +52,7 @@ class LoadMemory(NamedTuple):
     lease_until: float | None = None  # while offline: when the limit it holds expires (None: unknown)
     own_fallback: bool = True  # after a reconnect it may hold its own fallback (lease over or unknown)
     cause: Cause | None = None  # why it has its limit (last decision)
+    resume: Any = None  # controller/core/resume.py's Resume while resumed after a restart
 
 
 @dataclass(frozen=True, slots=True)
