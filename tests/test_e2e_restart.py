@@ -116,3 +116,73 @@ async def test_a_lower_max_a_in_the_new_config_is_honoured_at_once(tmp_path):
         await svc.until(lambda: svc.limit("a") == 10.0, "a at its new max_a", 60)
         assert max(dynamic_limits(svc.site.points["a"], since)) == 10.0  # never resumed above it
         await svc.steady(lambda: svc.limit("b") == 16.0, "b still at 16 A", 2.0)
+
+
+async def test_a_modbus_charger_keeps_its_limit_under_its_own_watchdog(tmp_path):
+    """Heidelberg emulator on Modbus TCP beside an OCPP charge point: SIGTERM writes nothing
+    (its watchdog is the bound), and the new process carries on at the same limit."""
+    from controller.sim.modbus_charger import ChargerEmulator
+
+    from e2e_kit import FAST
+
+    heidelberg = ChargerEmulator("heidelberg")
+    port = await heidelberg.start_tcp()
+    try:
+        modbus = f"""
+[[charger]]
+id = "shed"
+protocol = "modbus"
+profile = "heidelberg"
+transport = "tcp"
+host = "127.0.0.1"
+port = {port}
+unit_id = {heidelberg.unit_id}
+phases = "ABC"
+watchdog_s = 60
+"""
+        svc = Service(TWO[:1], control=FAST + modbus, tmp_path=tmp_path)  # limit 24 A, 21 A to share
+        svc.site.extra_loads.append(lambda: (heidelberg.draw_a(),) * 3)
+        async with svc:
+            await svc.steady(lambda: svc.limit("a") == 10.5 and heidelberg.limit_a == 10.5, "10.5 A each", 2.0)
+            lowest = [10.5]
+
+            async def sample():
+                while True:
+                    lowest[0] = min(lowest[0], heidelberg.offered_a(), svc.limit("a") or 0.0)
+                    await asyncio.sleep(0.05)
+
+            watch = asyncio.create_task(sample())
+            try:
+                assert await svc.signal(signal.SIGTERM) == 0
+                assert heidelberg.limit_a == 10.5 and not heidelberg.tripped()
+                await svc.start_again()
+                await svc.until(lambda: svc.logged("shed: resumed at 10.5 A"), "the Heidelberg resumed", 30)
+                await svc.steady(lambda: svc.limit("a") == 10.5 and heidelberg.limit_a == 10.5,
+                                 "both still at 10.5 A", 3.0)
+            finally:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+            assert lowest[0] == 10.5 and not heidelberg.tripped()
+    finally:
+        await heidelberg.stop()
+
+
+async def test_after_a_crash_the_cars_restart_from_the_fallback_without_a_stop(tmp_path):
+    """SIGKILL shortens no lease: the new process counts what the chargers still hold but
+    starts them at the fallback (invariant 7), and ramps them back without stopping them."""
+    async with Service(TWO, tmp_path=tmp_path, fuse_a=36) as svc:
+        await svc.steady(lambda: both_at(svc, 16.0), "both cars at 16 A", 2.0, timeout=60)
+        await asyncio.sleep(2.0)  # core.json follows the last limit change within a second
+        lowest = Lowest(svc)
+        try:
+            svc.proc.kill()
+            await svc.proc.wait()
+            await svc.start_again()
+            await svc.until(lambda: svc.logged("a: counted at 16.0 A"), "the crash's state counted", 30)
+            await svc.until(lambda: all(FALLBACK_A in dynamic_limits(cp, 0) for cp in svc.site.points.values()),
+                            "both at the fallback first", 60)
+            await svc.steady(lambda: both_at(svc, 16.0), "both cars back at 16 A", 2.0, timeout=90)
+        finally:
+            await lowest.stop()
+        assert lowest.limit == {"a": FALLBACK_A, "b": FALLBACK_A}  # the fallback, never a stop
+        assert min(lowest.draw.values()) == FALLBACK_A

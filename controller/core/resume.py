@@ -94,7 +94,7 @@ def relink(site: SiteModel, loads: tuple[LoadMemory, ...], first_sample_seen: bo
         elif r.acked_a is not None and r.acked_a == m.limit_a:
             # Up, holding what this process gave it: it follows that within response_s.
             m = m._replace(high_until=min(m.high_until, settle))
-            if m.offline and e.carry:  # no unknown reconnect: it holds exactly its limit
+            if m.offline:  # no unknown reconnect: it holds exactly its limit (the car follows)
                 m = m._replace(offline=False, lease_until=None)
             mems[i] = m._replace(resume=None) if first_sample_seen else m
     return tuple(mems), out
