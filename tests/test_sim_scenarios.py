@@ -22,6 +22,10 @@ WINDOW_S = {  # simulated seconds per scenario in these tests
     "restart-two-cars": 3600,  # 18:00-19:00: a planned restart and a crash
 }
 
+# The module's results fixture simulates every scenario (about a minute on a quiet machine,
+# two on a busy one) inside the first test that uses it: give each test room for that.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def results():
