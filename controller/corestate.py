@@ -1,7 +1,7 @@
 """core.json in the state directory: what each charger holds when a process ends, so the next
 one resumes from it (controller/core/resume.py) instead of starting every car at its fallback.
 
-    {"format": "evfuse-core/1", "planned": true, "saved_at": <unix time>,
+    {"format": "evfuse-core/1", "planned": true, "saved_at": <unix time>, "site": <meter address>,
      "chargers": {"garage": {"limit_a": 16.0, "held_a": 16.0, "lease_until": <unix time>,
                              "carry": true, "mode": "standard", "max_a": 16.0,
                              "protocol": "ocpp", "paused_at": null}}}
@@ -14,6 +14,8 @@ by a planned stop, after every lease was shortened (controller/runtime.py `stop`
 while running (on limit changes, and as leases are renewed) it is false: after a crash the
 next process counts what the chargers hold but starts them at their fallback.
 
+`site` is where the main meter is (its host:port or serial device): a file left by another
+site sharing the state directory (`evfuse demo` run by hand, a test) is foreign, never resumed.
 Times in the file are wall clock (the next process has its own monotonic clock); they become
 monotonic here. A missing, damaged or foreign file means a fresh start, logged once; a lease
 never counts as longer than ocpp.lease_s from now, whatever the clock did in between.
@@ -40,7 +42,8 @@ def load(config, now: float, wall: float) -> dict[str, Saved]:
     data = read_json(FILE)
     if data is None:
         return {}
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("chargers"), dict):
+    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("chargers"), dict) \
+            or data.get("site") != site_key(config):
         log.warning("%s is not a state file of this evfuse: ignored, fresh start", FILE,
                     extra={"FAULT": "state-file"})
         return {}
@@ -100,7 +103,13 @@ def snapshot(site, loads: tuple[LoadMemory, ...], drivers, config, planned: bool
             "mode": spec.mode, "max_a": spec.max_a, "protocol": c.protocol if c else "",
             "paused_at": None if mem.paused_at is None else round(wall - (now - mem.paused_at)),
         }
-    return {"format": FORMAT, "planned": planned, "saved_at": round(wall, 3), "chargers": chargers}
+    return {"format": FORMAT, "planned": planned, "saved_at": round(wall, 3), "site": site_key(config),
+            "chargers": chargers}
+
+
+def site_key(config) -> str:
+    link = config.meter.link
+    return link.device if link.transport == "rtu" else f"{link.host}:{link.port}"
 
 
 def save(data: dict) -> bool:

@@ -25,11 +25,11 @@ import logging
 import time
 from dataclasses import dataclass
 
+from controller import corestate
 from controller.chargers.base import ChargerDriver
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
 from controller.chargers.ocpp.driver import OcppCharger
-from controller import corestate
 from controller.config import Config
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
@@ -42,7 +42,7 @@ from controller.reload import ReloadPlan, plan
 log = logging.getLogger("evfuse.runtime")
 
 COMMAND_TIMEOUT_S = 10.0  # one charger's apply(); the next decision does not wait for it
-STOP_TIMEOUT_S = 8.0  # leaving every charger at fallback on shutdown, all together
+STOP_TIMEOUT_S = 8.0  # leaving every charger (short lease or fallback) on shutdown, all together
 RECENT_EVENTS = 12
 SAVE_AFTER_CHANGE_S = 1.0  # core.json follows a limit change within this ...
 SAVE_EVERY_S = 15.0  # ... and leases renewed without one at least this often
@@ -311,6 +311,9 @@ class Controller:
     def _save_state(self, planned: bool) -> None:
         data = corestate.snapshot(self.site, self.state.loads, self.drivers, self.config, planned,
                                   self.clock(), time.time())
+        self._write_state(data)
+
+    def _write_state(self, data: dict) -> None:
         if corestate.save(data):
             self._saved = data
         self._saved_at = self.clock()
@@ -320,13 +323,14 @@ class Controller:
         """Written within SAVE_AFTER_CHANGE_S of a limit change, else every SAVE_EVERY_S when
         a lease moved on: a crash leaves the next process a count of what every charger holds."""
         since = self.clock() - self._saved_at
-        if self._save_due and since >= SAVE_AFTER_CHANGE_S or since >= SAVE_EVERY_S:
-            data = corestate.snapshot(self.site, self.state.loads, self.drivers, self.config, False,
-                                      self.clock(), time.time())
-            if {**data, "saved_at": None} != {**(self._saved or {}), "saved_at": None}:
-                self._save_state(planned=False)
-            else:
-                self._saved_at, self._save_due = self.clock(), False
+        if not (self._save_due and since >= SAVE_AFTER_CHANGE_S or since >= SAVE_EVERY_S):
+            return
+        data = corestate.snapshot(self.site, self.state.loads, self.drivers, self.config, False,
+                                  self.clock(), time.time())
+        if {**data, "saved_at": None} != {**(self._saved or {}), "saved_at": None}:
+            self._write_state(data)
+        else:  # nothing new: the SD card is spared
+            self._saved_at, self._save_due = self.clock(), False
 
     def _cycle(self) -> None:
         now = self.clock()

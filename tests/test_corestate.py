@@ -46,7 +46,8 @@ def good(planned=True, left=30.0, **entry) -> dict:
     now = time.time()
     e = {"limit_a": 16.0, "held_a": 16.0, "lease_until": now + left, "mode": "standard",
          "max_a": 16.0, "protocol": "ocpp", "paused_at": None, **entry}
-    return {"format": corestate.FORMAT, "planned": planned, "saved_at": now, "chargers": {"a": e}}
+    return {"format": corestate.FORMAT, "planned": planned, "saved_at": now, "site": "127.0.0.1:502",
+            "chargers": {"a": e}}
 
 
 def resumed(controller) -> list:
@@ -56,7 +57,8 @@ def resumed(controller) -> list:
 @pytest.mark.parametrize("content", ["{not json", "[]", json.dumps({"format": "other/9", "chargers": {}}),
                                      json.dumps({**good(), "saved_at": time.time() + 3600}),
                                      json.dumps(good(protocol="modbus")), json.dumps(good(left=-1)),
-                                     json.dumps(good(limit_a="16")), json.dumps(good(held_a=1.0))])
+                                     json.dumps(good(limit_a="16")), json.dumps(good(held_a=1.0)),
+                                     json.dumps({**good(), "site": "192.168.1.9:502"})])
 def test_a_damaged_foreign_or_stale_file_is_a_fresh_start(content, caplog):
     write(content)
     with caplog.at_level(logging.INFO, logger="evfuse.state"):

@@ -75,8 +75,8 @@ def relink(site: SiteModel, loads: tuple[LoadMemory, ...], first_sample_seen: bo
            readings: list[ChargerReading], now: float) -> tuple[tuple[LoadMemory, ...], list[ChargerReading]]:
     """Before a decision: the readings and memories of loads being resumed, as they truly are.
     A link this process has not brought up yet holds what was saved until the saved lease ends;
-    a link that came up holding exactly the resumed limit (its driver sent it) is no unknown
-    reconnect. The resume ends with its lease, or once a valid sample was decided on with the
+    a link that came up holding exactly the limit this process gave it (its driver sent it on
+    connecting) is no unknown reconnect. The resume ends with its lease, or once a valid sample was decided on with the
     link up. Returns the inputs themselves when nothing is being resumed."""
     if not any(m.resume is not None for m in loads):
         return loads, readings
