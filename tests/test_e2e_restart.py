@@ -119,7 +119,7 @@ async def test_a_lower_max_a_in_the_new_config_is_honoured_at_once(tmp_path):
 
 
 async def test_a_modbus_charger_keeps_its_limit_under_its_own_watchdog(tmp_path):
-    """Heidelberg emulator on Modbus TCP beside an OCPP charge point: SIGTERM writes nothing
+    """Heidelberg emulator on Modbus TCP beside an idle OCPP charge point: SIGTERM writes nothing
     (its watchdog is the bound), and the new process carries on at the same limit."""
     from controller.sim.modbus_charger import ChargerEmulator
 
@@ -140,29 +140,30 @@ unit_id = {heidelberg.unit_id}
 phases = "ABC"
 watchdog_s = 60
 """
-        svc = Service(TWO[:1], control=FAST + modbus, tmp_path=tmp_path)  # limit 24 A, 21 A to share
+        # no car at the OCPP charge point: the Heidelberg's car has its max_a (21 A of room)
+        idle = (SimCharger("a", "ABC", SimOptions(version="1.6"), plugged=False),)
+        svc = Service(idle, control=FAST + modbus, tmp_path=tmp_path)
         svc.site.extra_loads.append(lambda: (heidelberg.draw_a(),) * 3)
         async with svc:
-            await svc.steady(lambda: svc.limit("a") == 10.5 and heidelberg.limit_a == 10.5, "10.5 A each", 2.0)
-            lowest = [10.5]
+            await svc.steady(lambda: heidelberg.limit_a == 16.0 and heidelberg.draw_a() == 16.0, "the Heidelberg at 16 A", 2.0)
+            lowest = [16.0]
 
             async def sample():
                 while True:
-                    lowest[0] = min(lowest[0], heidelberg.offered_a(), svc.limit("a") or 0.0)
+                    lowest[0] = min(lowest[0], heidelberg.offered_a(), heidelberg.draw_a())
                     await asyncio.sleep(0.05)
 
             watch = asyncio.create_task(sample())
             try:
                 assert await svc.signal(signal.SIGTERM) == 0
-                assert heidelberg.limit_a == 10.5 and not heidelberg.tripped()
+                assert heidelberg.limit_a == 16.0 and not heidelberg.tripped()
                 await svc.start_again()
-                await svc.until(lambda: svc.logged("shed: resumed at 10.5 A"), "the Heidelberg resumed", 30)
-                await svc.steady(lambda: svc.limit("a") == 10.5 and heidelberg.limit_a == 10.5,
-                                 "both still at 10.5 A", 3.0)
+                await svc.until(lambda: svc.logged("shed: resumed at 16.0 A"), "the Heidelberg resumed", 30)
+                await svc.steady(lambda: heidelberg.limit_a == 16.0, "the Heidelberg still at 16 A", 3.0)
             finally:
                 watch.cancel()
                 await asyncio.gather(watch, return_exceptions=True)
-            assert lowest[0] == 10.5 and not heidelberg.tripped()
+            assert lowest[0] == 16.0 and not heidelberg.tripped()
     finally:
         await heidelberg.stop()
 
