@@ -182,9 +182,10 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
         floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
         if seen != old or report_at != mem.report_at or known != mem.known or floor != mem.floor:
             memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known, floor=floor)
-            explained[0] += seen[0] - old[0]
-            explained[1] += seen[1] - old[1]
-            explained[2] += seen[2] - old[2]
+            if mem.known:  # a first report reveals what the meter already had: no change to explain
+                explained[0] += seen[0] - old[0]
+                explained[1] += seen[1] - old[1]
+                explained[2] += seen[2] - old[2]
         parts.append((bound, fixed, None if stale else m))
     _attribute(site, memories, explained, reported, meter, meter_prev, now)
     window = resp + ATTRIBUTION_SLACK_S
