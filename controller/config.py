@@ -84,6 +84,7 @@ class OcppConfig:
     tls_cert: str = ""
     tls_key: str = ""
     id_tags: tuple[str, ...] = ()  # empty = accept every id tag
+    stop_lease_s: float = 60.0  # planned stop: every limit stays, valid this long (at most lease_s)
 
     @property
     def host(self) -> str:
@@ -403,6 +404,7 @@ def _ocpp(r: _Reader, data: dict) -> OcppConfig:
         tls_cert=r.text(t, "tls_cert", "ocpp", ""),
         tls_key=r.text(t, "tls_key", "ocpp", ""),
         id_tags=r.strings(t, "id_tags", "ocpp"),
+        stop_lease_s=r.number(t, "stop_lease_s", "ocpp", 60.0, 5, 3600, " s"),
     )
     if bool(cfg.tls_cert) != bool(cfg.tls_key):
         r.problem("ocpp.tls_key" if cfg.tls_cert else "ocpp.tls_cert", _MISSING,

@@ -1,6 +1,8 @@
 """`evfuse run --config FILE`: the service systemd starts.
 
-SIGTERM / SIGINT: every charger is left at its fallback limit, connections close, exit 0.
+SIGTERM / SIGINT: a planned stop. Every charger keeps its limit under a short lease it enforces
+itself (or its fallback where nothing would bound it), core.json in the state directory records
+it for the next start to resume (controller/runtime.py `stop`), connections close, exit 0.
 SIGHUP: the config is read again; a valid one applies at once, part by part (Controller.retune:
 only added, removed or relinked chargers, a changed meter or OCPP server are touched; every
 other charger keeps its link and its limit); an invalid one is refused with the reason and

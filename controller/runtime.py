@@ -3,7 +3,8 @@
     controller = Controller(config)
     await controller.start()      # chargers at fallback first; OCPP listens; meter polls
     ...                           # every valid meter sample runs one control cycle
-    await controller.stop()       # every charger left at its fallback, links closed
+    await controller.stop()       # planned stop: every charger keeps its limit under a short
+                                  # lease (core.json records it for the next start), links closed
 
 One control cycle (`_cycle`), on every meter sample and on a ticker when the meter is silent:
   1. snapshot every charger's reading (no I/O),
@@ -24,6 +25,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from controller import corestate
 from controller.chargers.base import ChargerDriver
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
@@ -40,8 +42,10 @@ from controller.reload import ReloadPlan, plan
 log = logging.getLogger("evfuse.runtime")
 
 COMMAND_TIMEOUT_S = 10.0  # one charger's apply(); the next decision does not wait for it
-STOP_TIMEOUT_S = 8.0  # leaving every charger at fallback on shutdown, all together
+STOP_TIMEOUT_S = 8.0  # leaving every charger (short lease or fallback) on shutdown, all together
 RECENT_EVENTS = 12
+SAVE_AFTER_CHANGE_S = 1.0  # core.json follows a limit change within this ...
+SAVE_EVERY_S = 15.0  # ... and leases renewed without one at least this often
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,13 @@ class Controller:
         self._overrides = Overrides.load(config)
         self.cap_site = None  # e.g. the button's slow mode: SiteModel -> SiteModel, kept on rebuilds
         self.site = SiteModel.from_config(self.effective_config)
-        self.state = initial_state(self.site)
+        # What the last process left the chargers holding (core.json): a planned restart resumes it.
+        self.state = initial_state(self.site, corestate.load(config, clock(), time.time()), clock())
         self.central, self.drivers = build_drivers(config)
+        self._quiet = self._keep_quiet()
+        self._saved: dict | None = None  # core.json as last written
+        self._saved_at = -1e9
+        self._save_due = False
         self.meter = MeterReader(config.meter, config.site.phases, on_sample=self._on_sample)
         self.ocpp_port: int | None = None
         self.decision: Decision | None = None
@@ -106,24 +115,32 @@ class Controller:
                    f"meter {self.meter.where}")
 
     async def stop(self) -> None:
-        """Leave every charger at its fallback (bounded in time), then close everything."""
+        """A planned stop (SIGTERM): every charger keeps its limit under a short lease it enforces
+        itself (OCPP: the dynamic profile re-sent valid ocpp.stop_lease_s; Modbus: its own
+        watchdog), or is left at its fallback where nothing would bound it; bounded in time.
+        Then core.json records what each holds until when, and everything closes. A next
+        process resumes from it; if none comes, every charger falls back by itself."""
         if self._ticker is not None:
             self._ticker.cancel()
         await self.meter.stop()
         for task in self._sending.values():
             task.cancel()
-        closing = [d.close(self.site.fallback_a(spec)) for d, spec in zip(self.drivers, self.site.chargers)]
-        done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in closing],
+        stop_lease = min(self.config.ocpp.stop_lease_s, self.config.ocpp.lease_s)
+        leaving = [d.leave(self.site.fallback_a(spec), stop_lease) for d, spec in zip(self.drivers, self.site.chargers)]
+        done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in leaving],
                                            timeout=STOP_TIMEOUT_S)
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("%d charger(s) did not confirm their fallback limit before shutdown; they fall "
+            log.warning("%d charger(s) did not confirm their limit before shutdown; they fall "
                         "back by themselves when their lease or watchdog runs out", len(pending),
                         extra={"FAULT": "shutdown-timeout"})
+        self._save_state(planned=True)
         if self.central is not None:
             await self.central.stop()
-        log.info("stopped: chargers left at their fallback limits", extra={"STATE": "stopped"})
+        log.info(f"stopped: chargers keep their limits at most {stop_lease:g} s (OCPP) or until their "
+                 "watchdog (Modbus), then fall back by themselves unless evfuse starts again",
+                 extra={"STATE": "stopped"})
 
     async def retune(self, config: Config) -> ReloadPlan:
         """Apply a reloaded config part by part (controller/reload.py): the new site, the
@@ -265,12 +282,55 @@ class Controller:
 
     async def _tick_forever(self) -> None:
         """Runs the cycle when no sample has for a poll interval: notices a silent meter
-        (stale -> fallback) and lets ramps and delays progress."""
+        (stale -> fallback) and lets ramps and delays progress. Keeps core.json current."""
         period = min(self.meter.poll_interval_s, 0.5)
         while True:
             await asyncio.sleep(period)
             if self.clock() - self._last_cycle_at >= period:
                 self._cycle()
+            self._save_if_due()
+
+    # ------------------------------------------------------------------ core.json (a restart resumes it)
+
+    def _keep_quiet(self) -> list[ChargerDriver]:
+        """Drivers of resumed chargers stay quiet until the first valid sample (see
+        controller/core/resume.py): returns them."""
+        quiet = []
+        for driver, mem in zip(self.drivers, self.state.loads):
+            if mem.resume is not None and mem.resume.carry:
+                driver.stay_quiet(mem.resume.until)
+                quiet.append(driver)
+        return quiet
+
+    def _release_quiet(self, decision: Decision) -> None:
+        if decision.fallback is None:  # a valid sample (or the user's hold) decided
+            for driver in self._quiet:
+                driver.stay_quiet(None)
+            self._quiet = []
+
+    def _save_state(self, planned: bool) -> None:
+        data = corestate.snapshot(self.site, self.state.loads, self.drivers, self.config, planned,
+                                  self.clock(), time.time())
+        self._write_state(data)
+
+    def _write_state(self, data: dict) -> None:
+        if corestate.save(data):
+            self._saved = data
+        self._saved_at = self.clock()
+        self._save_due = False
+
+    def _save_if_due(self) -> None:
+        """Written within SAVE_AFTER_CHANGE_S of a limit change, else every SAVE_EVERY_S when
+        a lease moved on: a crash leaves the next process a count of what every charger holds."""
+        since = self.clock() - self._saved_at
+        if not (self._save_due and since >= SAVE_AFTER_CHANGE_S or since >= SAVE_EVERY_S):
+            return
+        data = corestate.snapshot(self.site, self.state.loads, self.drivers, self.config, False,
+                                  self.clock(), time.time())
+        if {**data, "saved_at": None} != {**(self._saved or {}), "saved_at": None}:
+            self._write_state(data)
+        else:  # nothing new: the SD card is spared
+            self._saved_at, self._save_due = self.clock(), False
 
     def _cycle(self) -> None:
         now = self.clock()
@@ -283,6 +343,9 @@ class Controller:
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
+                self._save_due = True
+        if self._quiet:
+            self._release_quiet(decision)
         self._last_cycle_at = now
         self.cycles += 1
         for observer in self.observers:

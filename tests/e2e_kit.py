@@ -10,6 +10,7 @@ killed if it is still running, the charge points and the meter server are closed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import signal
@@ -55,14 +56,7 @@ class Service:
                 f.write(self.site.config(meter_port, fuse_a=self.fuse_a, extra=self.control,
                                          ocpp_extra=self.ocpp_extra, lease_s=self.lease_s))
             self.config_path = path
-            # its own status socket: a service started by hand as root would use /run/evfuse
-            env = dict(os.environ, EVFUSE_STATUS_SOCKET=os.path.join(str(self.tmp_path), "status.sock"))
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "controller", "run", "--config", path, env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-            self._reader = asyncio.create_task(self._read_log())
-            await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 20)
+            await self._spawn()
             if self.start_chargers_on_enter:
                 await self.site.start_chargers(self.ocpp_port)
             return self
@@ -78,6 +72,31 @@ class Service:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
         await self.site.stop()
+
+    async def _spawn(self) -> None:
+        # its own status socket: a service started by hand as root would use /run/evfuse
+        env = dict(os.environ, EVFUSE_STATUS_SOCKET=os.path.join(str(self.tmp_path), "status.sock"))
+        self.ocpp_port = None
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "controller", "run", "--config", self.config_path, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)  # the old process's log ended
+        self._reader = asyncio.create_task(self._read_log())
+        await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 30)
+
+    async def start_again(self) -> None:
+        """Start the service anew (same config, same state directory: STATE_DIRECTORY is the
+        test's own), and reconnect every charge point to it as a charger does after its
+        central system went away: without a reboot, keeping the profiles it holds."""
+        assert self.proc is not None and self.proc.returncode is not None, "stop it first"
+        await self._spawn()
+        for cid, cp in self.site.points.items():
+            await cp.stop()
+            cp.url = f"ws://127.0.0.1:{self.ocpp_port}/{cid}"
+            cp.options = dataclasses.replace(cp.options, boot=False)
+            await cp.start()
 
     async def _read_log(self) -> None:
         async for raw in self.proc.stderr:

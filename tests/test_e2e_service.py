@@ -74,11 +74,13 @@ async def test_sigkill_chargers_fall_back_within_the_lease(tmp_path, version):
         assert later == 6.0  # ... and ends by itself at fallback_a, with nobody to renew it
 
 
-async def test_sigterm_leaves_every_charger_at_fallback(tmp_path):
-    async with Service(TWO_TO_ONE, tmp_path=tmp_path) as svc:
-        await svc.until(lambda: svc.limit("big") == 14.0, "steady state")
+async def test_sigterm_keeps_every_limit_for_the_short_lease_only(tmp_path):
+    async with Service(TWO_TO_ONE, tmp_path=tmp_path, ocpp_extra="stop_lease_s = 20") as svc:
+        await svc.until(lambda: svc.limit("big") == 14.0 and svc.limit("small") == 7.0, "steady state")
         assert await svc.signal(signal.SIGTERM) == 0
-        assert (svc.limit("big"), svc.limit("small")) == (6.0, 6.0)
+        assert (svc.limit("big"), svc.limit("small")) == (14.0, 7.0)  # a restart throttles no car
+        for cp in svc.site.points.values():  # ... and without evfuse back, they fall back by themselves
+            assert cp.composite_limit_a(cp.now() + timedelta(seconds=21)) == 6.0
 
 
 async def test_charger_disconnecting_and_reconnecting(tmp_path):

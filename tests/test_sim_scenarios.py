@@ -10,6 +10,8 @@ from controller.config import ConfigError
 from controller.sim.offline.loop import run
 from controller.sim.offline.scenario import builtin_names, load_scenario, parse_scenario
 
+pytestmark = pytest.mark.timeout(900)  # the module's scenarios run once, together, in its fixture
+
 WINDOW_S = {  # simulated seconds per scenario in these tests
     "house-two-cars": 3 * 3600,  # 16:00-19:00: both cooking peaks with a car charging
     "evening-peak": 3 * 3600,  # 16:00-19:00: kettle + oven + hob on A at 18:00
@@ -17,6 +19,7 @@ WINDOW_S = {  # simulated seconds per scenario in these tests
     "solar-day": 3 * 3600,  # 09:00-12:00 at 0.5 s: every solar mode runs
     "apartment-garage-20": 2 * 3600,  # 16:00-18:00 at 1 s: half the garage arrives
     "new-user-house": 3 * 3600,  # 17:00-20:00: cooking peak, both blips, a restart
+    "restart-two-cars": 3600,  # 18:00-19:00: a planned restart and a crash
 }
 
 # The module's results fixture simulates every scenario (about a minute on a quiet machine,
@@ -70,6 +73,12 @@ def test_the_new_user_house_has_every_awkward_behaviour(results):
     assert any(c.taper_kwh > 0 for c in scn.cars) and any(c.max_a < 16 for c in scn.cars)
     assert max(c.delay_s for c in scn.cars) >= 4.5
     assert results["new-user-house"].restarts == 1  # 19:30 inside the tested window
+
+
+def test_a_planned_restart_and_a_crash_stop_no_car(results):
+    r = results["restart-two-cars"]
+    assert (r.restarts, r.crashes) == (1, 1)
+    assert all(c.stops == 0 and c.starts == 1 for c in r.chargers), r.chargers
 
 
 @pytest.mark.parametrize("name", sorted(WINDOW_S))

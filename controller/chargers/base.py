@@ -57,3 +57,23 @@ class ChargerDriver(abc.ABC):
     async def close(self, fallback_a: float | None) -> None:
         """Stop background work. With fallback_a, first leave the charger at that limit
         (bounded in time: a dead link must not hold up shutdown)."""
+
+    # A planned restart (controller/core/resume.py): a car charges on through it. A driver
+    # without these falls back to fallback_a on stop and is never resumed.
+
+    async def leave(self, fallback_a: float, stop_lease_s: float) -> None:
+        """Planned stop (SIGTERM): keep the charger's limit, bounded by a lease it enforces by
+        itself (at most stop_lease_s where it takes a lease, its watchdog where it has one),
+        so it falls back on its own if evfuse does not come back; a charger with no such bound
+        is left at fallback_a. Bounded in time, like close()."""
+        await self.close(fallback_a)
+
+    def lease_end(self) -> float | None:
+        """Monotonic time until which the charger holds its acknowledged limit by itself (its
+        lease or watchdog), or None: nothing acknowledged, or nothing bounds it."""
+        return None
+
+    def stay_quiet(self, until: float | None) -> None:
+        """Send nothing to the charger (nothing that would renew its lease) until the monotonic
+        time `until` or a call with None: a resumed limit is never promised beyond the lease the
+        last process gave it before a meter sample showed its room."""

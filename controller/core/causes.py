@@ -37,6 +37,7 @@ class Cause(enum.Enum):
     USER_HOLD = "user-hold"          # paused by the user (button, MQTT, web)
     LINK_DOWN = "link-down"          # nothing can be sent; counted at what it holds
     NON_COMPLIANT = "non-compliant"  # draws above its limit: fixed load, told 0
+    RESUMED = "resumed"              # after a planned restart: keeps its limit until a sample shows the room
 
     @property
     def stops(self) -> bool:
@@ -84,6 +85,7 @@ _WORDS = {
     Cause.USER_HOLD: "{}",
     Cause.LINK_DOWN: "link down: {}",
     Cause.NON_COMPLIANT: "non-compliant: draws above its limit, counted as fixed load; paused",
+    Cause.RESUMED: "resumed after a restart: keeps its limit until a meter sample shows the room",
 }
 
 

@@ -21,9 +21,10 @@ It runs as named passes (DESIGN.md section 1), each readable on its own:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from controller.core import resume
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
@@ -42,8 +43,9 @@ class CoreState:
     meter_prev: Phases | None = None  # the last valid sample's currents
 
 
-def initial_state(site: SiteModel) -> CoreState:
-    return CoreState(loads=tuple(LoadMemory() for _ in site.chargers))
+def initial_state(site: SiteModel, saved: dict[str, resume.Saved] | None = None, now: float = 0.0) -> CoreState:
+    """The first state; with `saved`, loads resume what the last process left them holding."""
+    return CoreState(loads=resume.memories(site, saved or {}, now))
 
 
 def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
@@ -81,6 +83,8 @@ class Decision:
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
            readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
     """One decision. `hold` (e.g. "paused by button") stops every load, whatever else."""
+    loads, readings = resume.relink(site, state.loads, state.meter_prev is not None, readings, now)
+    state = state if loads is state.loads else replace(state, loads=loads)
     memories = _track_links(site, state, readings, now)
     if hold:
         return _hold(site, memories, state, now, hold)
@@ -177,6 +181,9 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
         limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause
         held = max(m.limit_a, 0.0)
+        if cause is Cause.NO_SAMPLE and (kept := resume.kept(m, now)) is not None:
+            # what it holds since the last process: no raise, and not a raise in flight either
+            limit, why, held = kept, Cause.RESUMED, m.resume.held_a
         new = commanded(m._replace(hold_since=None, cause=why), held, limit, now, site.control.response_s)
         mems.append(new)
         out.append(ChargerDecision(spec.id, limit, why, limit != m.limit_a, detail))

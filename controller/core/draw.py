@@ -22,7 +22,7 @@ plan (household + sum(hi)) is an upper bound of what the site can draw.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from controller.core.causes import Cause
 from controller.core.site import ChargerSpec, SiteModel
@@ -57,6 +57,7 @@ class LoadMemory(NamedTuple):
     cause: Cause | None = None  # why it has its limit (last decision)
     floor: Phases = ZERO  # the part of `seen` that is certain (reports and sure meter credit):
     # `seen` may also hold what a full follow of a raise implies it drew before (its old limit)
+    resume: Any = None  # controller/core/resume.py's Resume while resumed after a restart
 
 
 class Draw(NamedTuple):
@@ -182,9 +183,10 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
         if seen != old or report_at != mem.report_at or known != mem.known or floor != mem.floor:
             memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known, floor=floor)
-            explained[0] += seen[0] - old[0]
-            explained[1] += seen[1] - old[1]
-            explained[2] += seen[2] - old[2]
+            if mem.known:  # a first report reveals what the meter already had: no change to explain
+                explained[0] += seen[0] - old[0]
+                explained[1] += seen[1] - old[1]
+                explained[2] += seen[2] - old[2]
         parts.append((bound, fixed, None if stale else m))
     _attribute(site, memories, explained, reported, meter, meter_prev, now)
     window = resp + ATTRIBUTION_SLACK_S

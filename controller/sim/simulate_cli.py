@@ -58,7 +58,8 @@ def format_result(r: SimResult, description: str = "") -> str:
     lines = [f"scenario {r.scenario}, seed {r.seed}"]
     if description:
         lines.append(description)
-    restarts = f", {r.restarts} controller restart(s)" if r.restarts else ""
+    restarts = f", {r.restarts} planned restart(s)" if r.restarts else ""
+    restarts += f", {r.crashes} crash(es)" if r.crashes else ""
     lines += [f"{hours} h {minutes:02d} min simulated in {r.step_s:g} s steps: "
               f"{r.steps} decisions, {r.commands} limits sent{restarts}", "",
               f"{'charger':<22}{'cars':>5}{'energy kWh':>12}{'starts':>8}{'stops':>7}"

@@ -114,6 +114,8 @@ class ModbusCharger(ChargerDriver):
         self._draw_at: float | None = None  # when the read that gave _draw was sent
         self._fault = ""  # current fault episode, "" while healthy
         self.faults = {"timeout": 0, "exception": 0, "link": 0, "bad-data": 0, "reset": 0}
+        self._quiet_until: float | None = None  # stay_quiet(): no bus traffic before this
+        self._speak = asyncio.Event()
 
     def _derive(self) -> None:
         """What follows from the profile as this device has it."""
@@ -185,9 +187,47 @@ class ModbusCharger(ChargerDriver):
             await self._bus.release()
             self._bus = None
 
+    async def leave(self, fallback_a: float, stop_lease_s: float) -> None:
+        """Planned stop: with a watchdog and a failsafe we know, the limit is left as it is and
+        the charger's own watchdog takes it to the failsafe (its fallback) once we are silent;
+        without them it is left at fallback_a, as by close(). stop_lease_s is OCPP's: the
+        watchdog, not a lease we send, bounds a Modbus charger."""
+        if self.lease_end() is None:
+            await self.close(fallback_a)
+            return
+        await self.close(None)
+        self._event(logging.INFO, f"limit {self._limit_a:g} A kept until its watchdog "
+                    f"({self.watchdog_s:g} s) falls back (planned stop)", REASON="stop")
+
+    def lease_end(self) -> float | None:
+        protected = self._probed and self.profile.protected and self._failsafe_ok
+        if not protected or self._limit_a is None or self._renewed_at is None or self.watchdog_s is None:
+            return None
+        return self._renewed_at + self.watchdog_s
+
+    def stay_quiet(self, until: float | None) -> None:
+        self._quiet_until = until
+        if until is None:
+            self._speak.set()
+
+    async def _quiet(self) -> None:
+        while self._quiet_until is not None:
+            left = self._quiet_until - time.monotonic()
+            if left <= 0:
+                self._quiet_until = None
+                break
+            self._speak.clear()
+            try:
+                await asyncio.wait_for(self._speak.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
+        # Resumed after a restart: even a read renews some watchdogs, so the bus stays quiet
+        # until the first meter sample (or the saved lease's end).
+        await self._quiet()
         next_poll = 0.0
         while True:
             if not self._ready or self._reprogram:

@@ -73,6 +73,8 @@ class OcppCharger(ChargerDriver):
         self._watch = ComplianceWatch(settings.ocpp.compliance_tolerance_a,
                                       settings.ocpp.compliance_allowance_s)
         self._closed = False
+        self._quiet_until: float | None = None  # stay_quiet(): no initialisation before this
+        self._speak = asyncio.Event()
 
     # ------------------------------------------------------------------ runtime API
 
@@ -121,6 +123,50 @@ class OcppCharger(ChargerDriver):
         self._closed = True
         if self.link is not None:
             await self.link.stop_maintaining()
+
+    async def leave(self, fallback_a: float, stop_lease_s: float) -> None:
+        """Planned stop: the dynamic profile at the limit it holds, valid stop_lease_s only
+        (never longer than lease_s); below it the base profile at the fallback takes over by
+        itself. Not connected: it keeps what it holds until its lease ends anyway."""
+        link = self.link
+        self._closed = True
+        if link is None or not link.ready or self.form is None:
+            if link is not None:
+                await link.stop_maintaining()
+            return
+        await link.stop_maintaining()
+        lease = min(stop_lease_s, self.settings.ocpp.lease_s)
+        try:
+            ok, detail = await asyncio.wait_for(link.send_dynamic(self.form, lease), CLOSE_TIMEOUT_S)
+        except Exception as e:  # a timeout or a dead link: its normal lease runs out
+            ok, detail = False, repr(e)
+        if ok:
+            self.event(logging.INFO, f"limit kept for {lease:g} s more (planned stop)",
+                       LIMIT_A=self._limit_a, LEASE_UNTIL=self._lease_until, REASON="stop")
+        else:
+            self.event(logging.WARNING, f"short lease not confirmed ({detail}): it keeps its limit "
+                       f"until its lease ends", REASON="stop", LEASE_UNTIL=self._lease_until)
+
+    def lease_end(self) -> float | None:
+        return self._lease_until if self._limit_a is not None else None
+
+    def stay_quiet(self, until: float | None) -> None:
+        self._quiet_until = until
+        if until is None:
+            self._speak.set()
+
+    async def quiet(self) -> None:
+        """Wait while stay_quiet() holds (the link calls this before initialising)."""
+        while self._quiet_until is not None:
+            left = self._quiet_until - self.clock.monotonic()
+            if left <= 0:
+                self._quiet_until = None
+                break
+            self._speak.clear()
+            try:
+                await asyncio.wait_for(self._speak.wait(), left)
+            except asyncio.TimeoutError:
+                pass
 
     def retune_watch(self) -> None:
         """New compliance settings (a reload): judged afresh from now on."""

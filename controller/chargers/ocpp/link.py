@@ -219,6 +219,14 @@ class Link:
             await asyncio.wait_for(self._spoke.wait(), BOOT_WAIT_S)
         except asyncio.TimeoutError:
             pass  # a silent charger: initialise anyway
+        # Resumed after a restart: nothing is sent before the meter shows the room, unless it
+        # rebooted (it may have lost the profiles the last process gave it).
+        waits = [asyncio.ensure_future(self.driver.quiet()), asyncio.ensure_future(self._rebooted.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
         last_error = None
         while not self.driver.closed:
             self._rebooted.clear()
@@ -282,19 +290,24 @@ class Link:
                     FAULT="profiles-rejected")
         return False
 
-    async def _send_dynamic(self, form: ProfileForm) -> tuple[bool, str]:
+    async def send_dynamic(self, form: ProfileForm, lease_s: float) -> tuple[bool, str]:
+        """The wanted limit once more, valid lease_s (a planned stop shortens the lease)."""
+        return await self._send_dynamic(form, lease_s)
+
+    async def _send_dynamic(self, form: ProfileForm, lease_s: float | None = None) -> tuple[bool, str]:
         d = self.driver
+        lease_s = d.settings.ocpp.lease_s if lease_s is None else lease_s
         limit, gen = d.wanted_limit()
         now = d.clock.monotonic()
         age = now - d.tx_started_mono if d.tx_started_mono is not None else 0.0
         profile = dynamic_profile(self.version, form, self._rate, limit,
-                                  d.offset.charger_now(d.clock.wall()), d.settings.ocpp.lease_s, age)
+                                  d.offset.charger_now(d.clock.wall()), lease_s, age)
         try:
             ok, detail = await self.cp.set_profile(form.target, profile)
         except BaseException:
             d.limit_sent(gen, limit, False, None)  # release apply() waiters
             raise
-        d.limit_sent(gen, limit, ok, now + d.settings.ocpp.lease_s if ok else None)
+        d.limit_sent(gen, limit, ok, now + lease_s if ok else None)
         return ok, detail
 
     async def _keep_limit(self) -> None:

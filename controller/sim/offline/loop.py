@@ -5,8 +5,11 @@ simulated (k x step_s), so a day runs in seconds and the same inputs always give
 result.
 
 Per step of dt, at now = k x dt:
- 1. a controller restart due now replaces the core's state by initial_state(site), and the
-    runtime forgets what the chargers told it (reports, acknowledgements);
+ 1. a controller restart due now replaces the core's state by a new process's: a planned
+    one (SIGTERM) resumes from what the old one saved (controller/core/resume.py), a crash
+    (SIGKILL) starts afresh at fallback and only counts what the chargers still hold; either
+    way the runtime forgets what the chargers told it (reports, acknowledgements) and its
+    first decision has no meter sample yet;
  2. commands whose link latency has passed reach their chargers;
  3. links go down or come back, leases end, cars plug in or leave, follow limits whose
     response delay has passed, and fix their draw for [now, now + dt);
@@ -27,6 +30,8 @@ from typing import Callable, Protocol
 
 from controller.core import causes
 from controller.core.decide import decide, initial_state
+from controller.core.draw import high_now
+from controller.core.resume import Saved
 from controller.core.site import SiteModel
 from controller.model import MeterSample, Phases
 from controller.sim.offline.cars import SimCharger
@@ -67,7 +72,8 @@ class SimResult:
     max_response_s: float  # link latency + the slowest car's response delay
     ev_kwh: float
     oracle_kwh: float
-    restarts: int = 0
+    restarts: int = 0  # planned (SIGTERM, resumed)
+    crashes: int = 0  # SIGKILL: a fresh start at fallback
 
     @property
     def oracle_ratio(self) -> float | None:
@@ -93,10 +99,12 @@ def cause_of(c) -> object:
 class ClosedLoop:
     def __init__(self, site: SiteModel, household: HouseholdSource, chargers: list[SimCharger],
                  dt: float, latency_s: float = 0.2, restarts_s: tuple[float, ...] = (),
-                 oracle: Oracle | None = None, decide_fn: Callable = decide):
+                 oracle: Oracle | None = None, decide_fn: Callable = decide,
+                 crashes_s: tuple[float, ...] = (), stop_lease_s: float = 60.0):
         self.site, self.household, self.chargers = site, household, chargers
         self.dt, self.latency = dt, latency_s
-        self.restarts = deque(sorted(restarts_s))
+        self.restarts = deque(sorted([(t, True) for t in restarts_s] + [(t, False) for t in crashes_s]))
+        self.stop_lease_s = stop_lease_s
         self.oracle = oracle
         self.decide = decide_fn
         delays = [p.delay_s for ch in chargers for p in ch.plans]
@@ -104,11 +112,12 @@ class ClosedLoop:
         grace = self.max_response_s + dt
         stand = site.control.overload_pause_s + max(site.control.response_s, self.max_response_s) + 2 * dt
         circuit_limits = [c.limit_a for c in site.circuits for _ in site.phase_range]
-        # At the start (and after a restart) the chargers hold their fallbacks (invariant 7)
+        # At the start (and after a crash) the chargers hold their fallbacks (invariant 7)
         # before anything is known of what their cars draw; the core keeps a running charger
         # rather than stop it on a worst-case guess, so an overload the fallbacks cause is the
         # fast path's to remove: the cars' response to the fallback and to that cut is excused.
-        self._restart_grace = 2 * grace
+        # A planned restart resumes the limits that fitted: it gets no excuse.
+        self._crash_grace = 2 * grace
         self._grace = grace
         self._up_since: list[float | None] = [None] * len(chargers)  # link up since (None: down)
         self.fuse = OverWatch([site.fuse_a] * site.phases, dt, grace, stand, excuse_until=2 * grace)
@@ -119,6 +128,8 @@ class ClosedLoop:
         self.state = initial_state(site)
         self.commands = 0
         self.restarted = 0
+        self.crashed = 0
+        self._blind = False  # the next decision is a new process's first: no sample yet
         self.decision = None
         self.true_a: list[float] = [0.0, 0.0, 0.0]  # true site phase currents at the last sample
         self.on_step: Callable[[ClosedLoop, float], None] | None = None
@@ -129,16 +140,8 @@ class ClosedLoop:
 
     def step(self, now: float) -> None:
         site, dt = self.site, self.dt
-        while self.restarts and self.restarts[0] <= now:
-            self.restarts.popleft()
-            self.state = initial_state(site)
-            self.restarted += 1
-            # A fresh process knows nothing the chargers hold: as at the start (above).
-            # (Resuming from the state directory would remove this window: not built yet.)
-            for watch in (self.fuse, self.limit):
-                watch.excuse_until = max(watch.excuse_until, now + self._restart_grace)
-            for ch in self.chargers:
-                ch.forget()
+        while self.restarts and self.restarts[0][0] <= now:
+            self._restart(now, self.restarts.popleft()[1])
         while self.in_flight and self.in_flight[0][0] <= now:
             at, i, limit, origin = self.in_flight.popleft()
             self.chargers[i].command(limit, at, origin)
@@ -158,7 +161,9 @@ class ClosedLoop:
         self.true_a = list(meter)
         self._watch(now, meter, net, ev, free)
         readings = [ch.reading(now) for ch in self.chargers]
-        self.decision = d = self.decide(site, self.state, MeterSample(now, meter), readings, now)
+        sample = None if self._blind else MeterSample(now, meter)
+        self._blind = False
+        self.decision = d = self.decide(site, self.state, sample, readings, now)
         self.state = d.state
         for i, c in enumerate(d.chargers):
             if c.changed:
@@ -171,6 +176,33 @@ class ClosedLoop:
             self.oracle.step(now, load, pv)
         if self.on_step is not None:
             self.on_step(self, now)
+
+    def _restart(self, now: float, planned: bool) -> None:
+        """A new process takes over: from what the old one left in the state directory."""
+        saved = {}
+        loads = getattr(self.state, "loads", ())  # a test's stand-in controller keeps its own state
+        for spec, mem, ch in zip(self.site.chargers, loads, self.chargers):
+            if mem.limit_a < 0:
+                continue
+            held = max(mem.limit_a, ch.acked_a or 0.0, high_now(mem, now))
+            if not ch.online(now):  # its lease runs from the link's loss and cannot be shortened
+                until = ch.lease_until() if ch.acked_a is not None else None
+                held = ch.acked_a or 0.0
+            else:  # a planned stop shortens the lease; a crash leaves the last renewal's
+                until = now + (self.stop_lease_s if planned else ch.link.lease_s)
+            if until is not None:
+                paused = None if mem.paused_at is None else now - mem.paused_at
+                saved[spec.id] = Saved(mem.limit_a, held, until, planned, paused)
+        self.state = initial_state(self.site, saved, now)
+        self._blind = True
+        if planned:
+            self.restarted += 1
+        else:
+            self.crashed += 1
+            for watch in (self.fuse, self.limit):
+                watch.excuse_until = max(watch.excuse_until, now + self._crash_grace)
+        for ch in self.chargers:
+            ch.forget()
 
     def _controllable(self, i: int, now: float) -> bool:
         """Its charger takes orders and has long enough for an order to take effect: a car whose
@@ -223,7 +255,8 @@ def build(scn: Scenario) -> ClosedLoop:
                            link=scn.links.get(spec.id), true_wiring=scn.wiring.get(spec.id))
                 for spec in site.chargers]
     oracle = Oracle(site, plans, dt, scn.wiring)
-    return ClosedLoop(site, household, chargers, dt, scn.link_latency_s, scn.restarts_s, oracle)
+    return ClosedLoop(site, household, chargers, dt, scn.link_latency_s, scn.restarts_s, oracle,
+                      crashes_s=scn.crashes_s, stop_lease_s=scn.config.ocpp.stop_lease_s)
 
 
 def run(scn: Scenario) -> SimResult:
@@ -237,4 +270,4 @@ def run(scn: Scenario) -> SimResult:
         limit=loop.limit.report(), household_fuse=loop.alone.report(),
         max_response_s=loop.max_response_s, ev_kwh=sum(r.energy_kwh for r in results),
         oracle_kwh=loop.oracle.energy_wh / 1000.0 if loop.oracle else 0.0,
-        restarts=loop.restarted)
+        restarts=loop.restarted, crashes=loop.crashed)

@@ -48,6 +48,7 @@ class Scenario:
     links: dict[str, Link] = field(default_factory=dict)  # charger id -> lease and link blips
     restarts_s: tuple[float, ...] = ()  # controller restarts, seconds since t = 0
     wiring: dict[str, str] = field(default_factory=dict)  # charger id -> true wiring, if not `phases`
+    crashes_s: tuple[float, ...] = ()  # controller crashes (SIGKILL, then a fresh start), seconds since t = 0
 
     def with_overrides(self, duration_s: float | None = None, seed: int | None = None) -> "Scenario":
         out = self
@@ -104,7 +105,7 @@ def parse_scenario(text: str, source: str, name: str) -> Scenario:
 def _scenario(r: TableReader, t: dict, config: Config | None, source: str, name: str) -> Scenario | None:
     r.only(t, "scenario", {"description", "start_h", "duration_s", "seed", "link_latency_s",
                            "household", "appliance", "pv", "car", "metering", "blip", "restart_h",
-                           "wiring"})
+                           "wiring", "crash_h"})
     start_h = r.number(t, "start_h", "scenario", 0.0, 0, 24 * 7, " h")
     duration = r.number(t, "duration_s", "scenario", 86400.0, 0, MAX_DURATION_S, " s", lo_open=True)
     seed = r.number(t, "seed", "scenario", 1, 0, 2**63, integer=True)
@@ -119,6 +120,7 @@ def _scenario(r: TableReader, t: dict, config: Config | None, source: str, name:
     lease_s = config.ocpp.lease_s if config else 120.0
     links = _blips(r, t, known, start_h, lease_s)
     restarts = tuple((h - start_h) * 3600.0 for h in _hours(r, t, "restart_h", "scenario"))
+    crashes = tuple((h - start_h) * 3600.0 for h in _hours(r, t, "crash_h", "scenario"))
     wiring = _wiring(r, t, config)
     if config is None or r.problems:
         return None
@@ -126,7 +128,8 @@ def _scenario(r: TableReader, t: dict, config: Config | None, source: str, name:
     return Scenario(name=name, source=source, description=description, config=config,
                     site=SiteModel.from_config(config), start_h=start_h, duration_s=duration,
                     seed=seed, step_s=step, link_latency_s=latency, household=household, pv=pv,
-                    cars=cars, metering=metering, links=links, restarts_s=restarts, wiring=wiring)
+                    cars=cars, metering=metering, links=links, restarts_s=restarts, wiring=wiring,
+                    crashes_s=crashes)
 
 
 def _household(r: TableReader, t: dict, site_phases: str) -> HouseholdProfile:
