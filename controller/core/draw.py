@@ -281,9 +281,11 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
             limit = max(mem.limit_a, 0.0)
             f = list(mem.floor)
             if change > 0:
-                # A rise is credited only where it is surely its: crediting a car with current it
-                # does not draw would hide that much household from the plan (`seen` is a floor).
-                s[p] += sure
+                # A rise several followers could have made is shared out in proportion to what
+                # each may still rise, but only the part surely its enters its certain floor: an
+                # overload cut doubts the rest (crediting a car with current it does not draw
+                # hides that much household from the plan).
+                s[p] += room * share
                 f[p] += sure
                 rise = s[p] - mem.seen0[p]
                 if mem.clean and rise >= limit - mem.prev_a - FOLLOW_TOLERANCE_A and rise > FOLLOW_TOLERANCE_A:
