@@ -127,6 +127,7 @@ def test_a_connector_reaches_the_journal_as_its_charger_and_its_connector():
     log = logging.getLogger("evfuse.test.connector")
     log.addHandler(handler)
     log.propagate = False
+    log.setLevel(logging.INFO)
     try:
         log.info("twin/2: 6.0 -> 10.0 A", extra={"CHARGER_ID": "twin/2", "LIMIT_A": 10.0})
         log.info("garage: 6.0 -> 10.0 A", extra={"CHARGER_ID": "garage"})
