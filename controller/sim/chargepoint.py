@@ -166,15 +166,16 @@ class SimChargePoint:
                                  volts_per_amp=self.volts_per_amp, connector=connector,
                                  tx_start=self.tx_start.get(connector))
 
-    def draws_a(self) -> dict[int, float]:
-        """What each connector's car draws per phase now."""
+    def draws_a(self, at: datetime | None = None) -> dict[int, float]:
+        """What each connector's car draws per phase now (or at `at`, its own clock, with the
+        profiles it holds now: what it does by itself once nobody renews them)."""
         o = self.options
         numbers = range(1, o.connectors + 1)
         if o.ignore_limits:
             return {n: (o.car_max_a if n in self.tx else 0.0) for n in numbers}
-        following = time.monotonic() - self._held_changed_at >= o.response_delay_s
+        following = at is not None or time.monotonic() - self._held_changed_at >= o.response_delay_s
         held = self.held if following else self._previous_held
-        per, cap = station_limits_a(held, self.now(), volts_per_amp=self.volts_per_amp,
+        per, cap = station_limits_a(held, at or self.now(), volts_per_amp=self.volts_per_amp,
                                     tx_starts={n: self.tx_start.get(n) for n in numbers})
         wants = {n: (0.0 if n not in self.tx else o.car_max_a if per[n] is None else min(per[n], o.car_max_a))
                  for n in numbers}
