@@ -11,6 +11,7 @@ import asyncio
 import time
 
 from controller.model import CarState
+from controller.status import render, snapshot
 from controller.sim.chargepoint import SimOptions
 from controller.sim.live_site import SimCharger, SimConnector
 from controller_kit import running, until
@@ -72,6 +73,14 @@ async def test_two_cars_on_a_twin_and_a_single_charger_share_the_fuse_by_weight_
             twin = site.points["twin"]
             await until(lambda: twin.draws_a() == {1: 6.6, 2: 13.3}, "the twin's cars following")
             assert max(site.meter_a) <= controller.config.site.limit_a + 0.2
+            snap = snapshot(controller)
+            rows = {c["id"]: c for c in snap["chargers"]}
+            assert [(rows[i]["charger"], rows[i]["connector"]) for i in ("twin/1", "twin/2", "solo")] == \
+                [("twin", 1), ("twin", 2), ("solo", None)]
+            assert rows["twin/2"]["device"]["profile"].endswith("+ station cap")
+            assert "TxDefaultProfile@each connector" in rows["twin/1"]["device"]["profile"]
+            text = render(snap)
+            assert "twin/2" in text and "station cap" in text
             # the car on connector 1 leaves: 2's car is not disturbed, then it gets the room
             lowest = [twin.draw_a(2)]
             await twin.unplug(connector=1)
