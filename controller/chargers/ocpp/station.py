@@ -121,11 +121,16 @@ class Station:
             stray = ChargerConfig(**{**shape.__dict__, "id": f"{self.id}/{number}", "connector": number,
                                      "charger_id": self.id})
             self.unknown[number] = OcppCharger(stray, self)
-            self.notes["unknown_connectors"] = ", ".join(str(n) for n in sorted(self.unknown))
-            self.event(logging.WARNING, f"reports connector {number}, which the config does not have: "
-                       f"followed, and what it draws is counted with "
-                       f"{first.id if first else 'nothing'} (add a [[charger.connector]] with id = {number})",
-                       FAULT="unknown-connector", CONNECTOR=number)
+            self.notes["unknown_connectors"] = ", ".join("?" if n == UNPLACED else str(n) for n in sorted(self.unknown))
+            counted = first.id if first else "nothing"
+            if number == UNPLACED:
+                self.event(logging.WARNING, "reports a transaction on a connector it never named: what it "
+                           f"draws is counted with {counted}", FAULT="unknown-connector")
+            else:
+                self.event(logging.WARNING, f"reports connector {number}, which the config does not have: "
+                           f"followed, and what it draws is counted with {counted} "
+                           f"(add a [[charger.connector]] with id = {number})",
+                           FAULT="unknown-connector", CONNECTOR=number)
         return self.unknown[number]
 
     def unplaced(self) -> OcppCharger:
