@@ -271,7 +271,8 @@ async def test_demo_serves_the_page_and_prints_its_address():
         url = line.split()[2]
         async with aiohttp.ClientSession() as session:
             async with session.get(url + "api/status") as r:
-                assert [c["id"] for c in (await r.json())["chargers"]] == ["garage", "carport", "street"]
+                assert [c["id"] for c in (await r.json())["chargers"]] == \
+                    ["garage", "carport", "street", "twin/1", "twin/2"]  # the twin: a row per connector
             async with session.get(url + "api/session") as r:
                 assert (await r.json())["controls"] is True
         assert await asyncio.wait_for(demo, 30) == 0
