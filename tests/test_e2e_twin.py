@@ -120,3 +120,30 @@ async def test_a_connector_wired_bca_is_counted_where_its_car_draws(tmp_path):
         finally:
             await watch.stop()
         assert watch.longest_over_s <= RESPONSE_S + 1.0, (watch.longest_over_s, watch.peak_a)
+
+
+async def test_a_reload_that_adds_a_connector_makes_the_twin_anew_and_its_cars_charge_on(tmp_path):
+    from controller.config import load_config
+
+    options = SimOptions(version="1.6", response_delay_s=RESPONSE_S, car_max_a=16, connectors=3)
+    chargers = (SimCharger("twin", "ABC", options, max_a=32,
+                           connectors=(SimConnector(1, "ABC", 10), SimConnector(2, "ABC", 10))),)
+    async with running(tmp_path, chargers, fuse_a=63) as (site, controller):
+        twin = site.points["twin"]
+        await until(lambda: controller.decision is not None and twin.draws_a()[1] == 10.0
+                    and twin.draws_a()[2] == 10.0, "both cars at their max_a", 60)
+        path = tmp_path / "evfuse.toml"
+        text = path.read_text()
+        at = text.index("[control]")  # the connector tables end where the [control] table begins
+        path.write_text(text[:at] + "  [[charger.connector]]\n  id = 3\n  max_a = 10\n" + text[at:])
+        change = await controller.retune(load_config(path))
+        assert change.added == ("twin/3",) and set(change.relinked) == {"twin/1", "twin/2"}
+        await until(lambda: not twin.connected, "the old link closed", 30)
+        await twin.stop()
+        twin.options.boot = False
+        await twin.start()  # the charger reconnects without a reboot, as a real one does
+        await twin.plug_in(connector=3)
+        await until(lambda: twin.draws_a() == {1: 10.0, 2: 10.0, 3: 10.0}, "three cars at their max_a", 60)
+        assert [d.id for d in controller.drivers] == ["twin/1", "twin/2", "twin/3"]
+        assert all(d.reading(0).online for d in controller.drivers)
+        assert controller.drivers[0].status().notes["profile"].endswith("+ station cap")

@@ -101,7 +101,8 @@ class LiveSite:
             await self.start_charger(c, ocpp_port, host)
 
     async def start_charger(self, c: SimCharger, ocpp_port: int, host: str = "127.0.0.1") -> SimChargePoint:
-        options = replace(c.options, connectors=len(c.connectors)) if c.connectors else c.options
+        # a twin has its connectors, or more (one the config does not have yet)
+        options = replace(c.options, connectors=max(c.options.connectors, len(c.connectors)))
         cp = SimChargePoint(c.id, f"ws://{host}:{ocpp_port}", options)
         self.points[c.id] = cp
         await cp.start()
