@@ -154,6 +154,7 @@ async def test_a_connector_the_config_does_not_have_is_logged_once_and_counted(v
                     what="connector 3's draw counted with twin/1")
         stray = sim.draws_a()[3]
         assert stray > 0 and one.reading(0).draw_lines_a[0] == pytest.approx(stray)
+        assert one.reading(0).acked_a == one.status().limit_a  # under the station cap: nothing beyond it
         warnings = [r for r in caplog.records if getattr(r, "FAULT", None) == "unknown-connector"]
         assert len(warnings) == 1 and warnings[0].CONNECTOR == 3
         assert one.status().notes["unknown_connectors"] == "3"
@@ -171,7 +172,12 @@ async def test_a_charger_without_connector_tables_is_not_fooled_by_a_second_conn
         await until(lambda: ready(central), what="online")
         await sim.plug_in(connector=1)
         await until(lambda: only.reading(0).car is CarState.CHARGING, what="charging")
+        assert await only.apply(10)
+        assert only.reading(0).acked_a == 10.0
         # connector 2 reports "Available" at boot and again now: it never overwrites connector 1
         await sim.plug_in(connector=2)
+        # ... and its car is counted at the worst: the TxDefault on 0 gives it 10 A as well
+        await until(lambda: only.reading(0).acked_a == 20.0, what="connector 2 counted at 10 A")
         await sim.unplug(connector=2)
+        await until(lambda: only.reading(0).acked_a == 10.0, what="connector 2 without a car")
         assert only.reading(0).car is CarState.CHARGING

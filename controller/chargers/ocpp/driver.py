@@ -95,9 +95,13 @@ class OcppCharger(ChargerDriver):
         if stray is not None and any(stray):  # an unknown connector's car is counted here
             draw = tuple((draw[k] if draw is not None and k < len(draw) else 0.0) + stray[k]
                          for k in range(max(len(draw or ()), len(self.config.phases))))
+        acked = self._limit_a
+        extra = self.station.stray_bound(self)  # what unknown connectors may draw beyond the plan
+        if extra:
+            acked = (acked or 0.0) + extra
         return ChargerReading(online=online, car=self._car, draw_lines_a=draw, draw_at=self._draw_at,
                               lease_until=None if online else self._lease_until,
-                              compliant=self._watch.compliant, acked_a=self._limit_a,
+                              compliant=self._watch.compliant, acked_a=acked,
                               power_w=self._power_w if draw is None else None)
 
     async def apply(self, limit_a: float) -> bool:

@@ -17,8 +17,9 @@ In both, what the charger holds once evfuse is gone (the base profiles) is what 
 assumes: each connector its fallback, or the cap at what those fallbacks allow together.
 
 A connector the charger reports that the config does not have is logged once and followed
-like a configured one; what it draws is counted with the charger's first connector (it may
-draw: a connector-0 profile or none at all applies to it), never ignored.
+like a configured one; what it draws, and the most it may draw beyond the plan while a car is
+on it (nothing under a station cap; a connector-0 TxDefault's limit; else the charger's
+max_a), are counted with the charger's first connector: never ignored.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from controller.chargers.ocpp.profiles import (
     BASE_PROFILE_ID, CAP_PROFILE_IDS, DYNAMIC_PROFILE_ID, EACH, MAX_PURPOSE, TX_DEFAULT, ProfileForm,
     candidate_forms, profile_ids, station_cap_a, twin_forms)
 from controller.config import ChargerConfig, ControlConfig, OcppConfig
+from controller.model import CarState
 
 if TYPE_CHECKING:
     from controller.chargers.ocpp.driver import OcppCharger
@@ -162,6 +164,28 @@ class Station:
             for k, amps in enumerate(stray.own_draw() or ()):
                 lines[k] += amps
         return tuple(lines)
+
+    def stray_bound(self, charger: OcppCharger) -> float:
+        """The most unknown connectors with a car may draw beyond the plan, per phase, for the
+        first configured connector to be counted at (its bound, not its draw: what it draws is
+        in stray_draw). 0 when a station cap holds them inside the plan's sum; a connector-0
+        TxDefault gives each of them the same limit as this one; with nothing on them, the
+        charger's max_a."""
+        if not self.unknown or next(iter(self.connectors.values()), None) is not charger:
+            return 0.0
+        present = [c for c in self.unknown.values() if c.car not in (CarState.NO_CAR, CarState.FAULT)]
+        if not present or self.form is None:
+            return 0.0 if not present else len(present) * self._max_a()
+        capped = self.form.purpose != TX_DEFAULT or (self.several and self.form.target == EACH and self.cap_held)
+        if capped:
+            return 0.0
+        if self.form.target == 0:  # a TxDefault on 0 applies to EACH connector
+            return len(present) * (charger.acked_a or 0.0)
+        return len(present) * self._max_a()
+
+    def _max_a(self) -> float:
+        first = self.config
+        return first.charger_max_a or first.max_a
 
     # ------------------------------------------------------------------ for the link
 
