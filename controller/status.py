@@ -43,7 +43,7 @@ VERSION = 1
 DEVICE_NOTES = ("limit_unit", "failsafe", "watchdog", "clock_offset_s",
                 # OCPP: the profile form it takes (a twin: per connector + station cap, or the cap
                 # alone), and connectors it reports that the config does not have
-                "profile", "station_cap", "unknown_connectors")
+                "profile", "station_cap", "unknown_connectors", "stale_profiles")
 SOCKET_NAME = "status.sock"
 CLIENT_TIMEOUT_S = 5.0
 

@@ -181,3 +181,22 @@ async def test_a_charger_without_connector_tables_is_not_fooled_by_a_second_conn
         await sim.unplug(connector=2)
         await until(lambda: only.reading(0).acked_a == 10.0, what="connector 2 without a car")
         assert only.reading(0).car is CarState.CHARGING
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_profiles_a_half_refused_form_left_behind_are_cleared(version):
+    # the config has a connector 3 the charger refuses profiles on: the per-connector forms fail
+    # after connectors 1 and 2 took theirs, and the station cap alone remains
+    text = TWIN + "  [[charger.connector]]\n  id = 3\n  max_a = 10\n"
+    async with site(twin_config(text)) as (central, url), \
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16) as sim:
+        one, two = central.drivers["twin/1"], central.drivers["twin/2"]
+        await until(lambda: ready(central), timeout=30, what="online in the fallback form")
+        assert "station cap only" in one.status().notes["profile"]
+        assert not any(p.target != 0 for p in sim.held)  # nothing left on the connectors
+        assert "stale_profiles" not in one.status().notes
+        await sim.plug_in(connector=1)
+        await sim.plug_in(connector=2)
+        three = central.drivers["twin/3"]
+        assert await one.apply(12) and await two.apply(4) and await three.apply(0)
+        assert sum(sim.draws_a().values()) == 16.0  # the cap at the plan's sum, not a leftover 6 A each

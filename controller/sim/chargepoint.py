@@ -237,6 +237,14 @@ class SimChargePoint:
         self._received = asyncio.Event()
         return accepted
 
+    def clear_profile(self, profile_id) -> bool:
+        """ClearChargingProfile by id: True when it held one."""
+        before = len(self.held)
+        self.held = [p for p in self.held if p.id != profile_id]
+        if len(self.held) != before:
+            self._previous_held = self.held
+        return len(self.held) != before
+
     def _allowed(self, target: int, p: dict) -> bool:
         o = self.options
         purpose, kind = p.get("chargingProfilePurpose"), p.get("chargingProfileKind")
@@ -333,6 +341,10 @@ class _Sim16(_SimSession, ChargePoint16):
             self.sim.meter_interval_s = max(1, int(value))
         return result16.ChangeConfiguration(status="Accepted")
 
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, id=None, **kwargs):
+        return result16.ClearChargingProfile(status="Accepted" if self.sim.clear_profile(id) else "Unknown")
+
     @on("SetChargingProfile")
     def on_set_charging_profile(self, connector_id, cs_charging_profiles, **kwargs):
         ok = self.sim.take_profile(connector_id, snake_to_camel_case(cs_charging_profiles))
@@ -405,6 +417,11 @@ class _Sim201(_SimSession, ChargePoint201):
             results.append({"attribute_status": "Accepted" if ok else "Rejected",
                             "component": d["component"], "variable": d["variable"]})
         return result201.SetVariables(set_variable_result=results)
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, charging_profile_id=None, **kwargs):
+        ok = self.sim.clear_profile(charging_profile_id)
+        return result201.ClearChargingProfile(status="Accepted" if ok else "Unknown")
 
     @on("SetChargingProfile")
     def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):

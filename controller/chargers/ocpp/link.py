@@ -72,6 +72,7 @@ class Link:
         self._refused_all = False  # every profile form refused: log that once, not every retry
         self._unit = "A"
         self._sent: dict[str, float] = {}  # item key -> limit the charger accepted in this session
+        self._installed: set[int] = set()
         self._wake = asyncio.Event()
         self._rebooted = asyncio.Event()
         self._spoke = asyncio.Event()
@@ -254,12 +255,14 @@ class Link:
         d.notes.update(await self.cp.configure_meter_values(d.settings.ocpp.meter_interval_s))
         self._unit = caps.unit
         forms = d.forms(self.version, caps.max_stack_level)
+        self._installed: set[int] = set()  # ids of profiles it accepted during this initialisation
         for form in forms:
             ok, detail = await self._send_base(form)
             d.fallback_protected = ok
             if ok:
                 ok, detail = await self._send_dynamic(form, renew=True)
             if ok:
+                await self._clear_leftovers(form)
                 if d.form != form:
                     d.form = form
                     d.event(logging.INFO if form == forms[0] else logging.WARNING,
@@ -279,6 +282,20 @@ class Link:
                     FAULT="profiles-rejected")
         return False
 
+    async def _clear_leftovers(self, form: ProfileForm) -> None:
+        """A form refused half-way (a twin taking profiles on some connectors only) leaves
+        profiles behind that would hold its cars below their limits: clear them by id. They
+        only ever limit, so a charger that refuses to clear them is merely noted."""
+        keep = {i for item in self.driver.items(form, self.version) for i in item.ids}
+        left = []
+        for profile_id in sorted(self._installed - keep):
+            if not await self.cp.clear_profile(profile_id):
+                left.append(str(profile_id))
+        if left:
+            self.driver.notes["stale_profiles"] = ", ".join(left)
+        else:
+            self.driver.notes.pop("stale_profiles", None)
+
     def _rate(self, item: Item) -> Rate:
         return Rate(self._unit, self.driver.settings.voltage_v * item.phases)
 
@@ -291,6 +308,8 @@ class Link:
             base = base_profile(self.version, item.form, self._rate(item), item.fallback_a,
                                 d.offset.charger_now(d.clock.wall()), profile_id=item.ids[0])
             ok, detail = await self.cp.set_profile(item.form.target, base)
+            if ok:
+                self._installed.add(item.ids[0])
             if not ok and item.required:
                 return False, detail
             if item.key == "cap" and not item.required:
@@ -334,6 +353,7 @@ class Link:
         ok, detail = await self.cp.set_profile(item.form.target, profile)
         if ok:
             self._sent[item.key] = item.limit_a
+            self._installed.add(item.ids[1])
         else:
             self._sent.pop(item.key, None)
             if not item.required:  # the station cap beside per-connector profiles

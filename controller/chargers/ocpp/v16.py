@@ -109,3 +109,8 @@ class CentralCP16(CentralHandlers, ChargePoint):
         if result is None:
             return False, why
         return result.status == "Accepted", str(result.status)
+
+    async def clear_profile(self, profile_id: int) -> bool:
+        result, _ = await request(self, call.ClearChargingProfile(id=profile_id))
+        # "Unknown": it holds none by that id (another profile may have replaced it): gone too
+        return result is not None and result.status in ("Accepted", "Unknown")

@@ -124,3 +124,8 @@ class CentralCP201(CentralHandlers, ChargePoint):
             return True, "Accepted"
         reason = (result.status_info or {}).get("reason_code") if isinstance(result.status_info, dict) else None
         return False, f"{result.status}" + (f" ({reason})" if reason else "")
+
+    async def clear_profile(self, profile_id: int) -> bool:
+        result, _ = await request(self, call.ClearChargingProfile(charging_profile_id=profile_id))
+        # "Unknown": it holds none by that id (another profile may have replaced it): gone too
+        return result is not None and result.status in ("Accepted", "Unknown")
