@@ -289,7 +289,11 @@ class Link:
         keep = {i for item in self.driver.items(form, self.version) for i in item.ids}
         left = []
         for profile_id in sorted(self._installed - keep):
-            if not await self.cp.clear_profile(profile_id):
+            try:
+                cleared = await self.cp.clear_profile(profile_id)
+            except asyncio.TimeoutError:  # not worth a new initialisation: they only limit
+                cleared = False
+            if not cleared:
                 left.append(str(profile_id))
         if left:
             self.driver.notes["stale_profiles"] = ", ".join(left)
