@@ -123,7 +123,8 @@ class Station:
             stray = ChargerConfig(**{**shape.__dict__, "id": f"{self.id}/{number}", "connector": number,
                                      "charger_id": self.id})
             self.unknown[number] = OcppCharger(stray, self)
-            self.notes["unknown_connectors"] = ", ".join("?" if n == UNPLACED else str(n) for n in sorted(self.unknown))
+            self.notes["unknown_connectors"] = ", ".join("?" if n == UNPLACED else str(n)
+                                                         for n in sorted(self.unknown))
             counted = first.id if first else "nothing"
             if number == UNPLACED:
                 self.event(logging.WARNING, "reports a transaction on a connector it never named: what it "
