@@ -141,7 +141,7 @@ def share_cap(wants: dict[int, float], cap: float | None) -> dict[int, float]:
     all they want when it fits, else the cap split in proportion (a charger may split it any
     way it likes; this is one of them)."""
     total = sum(wants.values())
-    if cap is None or total <= cap:
+    if cap is None or total <= cap + 1e-9:  # a cap at their sum: float sums are no excess
         return dict(wants)
     scale = max(0.0, cap) / total if total > 0 else 0.0
     return {n: a * scale for n, a in wants.items()}
