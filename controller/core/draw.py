@@ -178,7 +178,8 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             # Still drawing what it drew, at most what it holds. (A new report says it; an old
             # one is already in `seen`, with whatever the meter showed since.)
             seen = (min(seen[0], bound), min(seen[1], bound), min(seen[2], bound))
-        floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
+        if floor is not seen and (floor[0] > seen[0] or floor[1] > seen[1] or floor[2] > seen[2]):
+            floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
         if seen != old or report_at != mem.report_at or known != mem.known or floor != mem.floor:
             memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known, floor=floor)
             explained[0] += seen[0] - old[0]
