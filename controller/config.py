@@ -113,6 +113,23 @@ class ChargerConfig:
     link: SerialSettings | None = None
     watchdog_s: float = 15.0
     registers: dict[str, Any] = field(default_factory=dict)  # profile = "custom" only
+    # A charger with several connectors ([[charger.connector]]) is one entry per connector:
+    # id "twin/2", the charger's keys with the connector's own on top (see _connectors).
+    charger_id: str = ""  # the [[charger]] id of a connector; "" = a charger without connector tables
+    connector: int = 0  # its connector id (OCPP connectorId / evseId, Modbus socket); 0 = none
+    charger_max_a: float = 0.0  # connectors: the whole charger's max_a, caps their sum per phase
+    sequential: bool = False  # connectors: the charger powers one of them at a time
+    siblings: tuple[int, ...] = ()  # connectors: every connector id of its charger, in file order
+
+    @property
+    def station(self) -> str:
+        """The [[charger]] id: the OCPP identity, the name a circuit lists."""
+        return self.charger_id or self.id
+
+    @property
+    def connector_id(self) -> int:
+        """The protocol's connector (OCPP connectorId / evseId): 1 for a charger without tables."""
+        return self.connector or 1
 
 
 def charger_fallback_a(charger: ChargerConfig, control: ControlConfig) -> float:
@@ -185,6 +202,13 @@ class Config:
     source: str = "<config>"
     warnings: tuple[str, ...] = ()
 
+    def stations(self) -> dict[str, tuple[ChargerConfig, ...]]:
+        """[[charger]] id -> its entries in `chargers` (its connectors, or itself), file order."""
+        out: dict[str, list[ChargerConfig]] = {}
+        for c in self.chargers:
+            out.setdefault(c.station, []).append(c)
+        return {k: tuple(v) for k, v in out.items()}
+
     def charger(self, charger_id: str) -> ChargerConfig:
         for c in self.chargers:
             if c.id == charger_id:
@@ -192,10 +216,11 @@ class Config:
         raise KeyError(charger_id)
 
     def circuit_chain(self, charger_id: str) -> tuple[CircuitConfig, ...]:
-        """The circuits a charger sits under, innermost first."""
+        """The circuits a charger (or a connector, through its charger) sits under, innermost first."""
         by_id = {c.id: c for c in self.circuits}
         chain: list[CircuitConfig] = []
-        current = next((c for c in self.circuits if charger_id in c.chargers), None)
+        station = next((c.station for c in self.chargers if c.id == charger_id), charger_id)
+        current = next((c for c in self.circuits if station in c.chargers), None)
         while current is not None and current not in chain:
             chain.append(current)
             current = by_id.get(current.parent)
@@ -413,10 +438,10 @@ def _ocpp(r: _Reader, data: dict) -> OcppConfig:
 
 
 CHARGER_KEYS = {"id", "protocol", "phases", "min_a", "max_a", "priority", "weight", "mode",
-                "password", "profile_kind", "profile", "watchdog_s", "registers"}
+                "password", "profile_kind", "profile", "watchdog_s", "registers", "connector", "sequential"}
 
 
-def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig | None:
+def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> list[ChargerConfig] | None:
     if not isinstance(t, dict):
         r.problem(path, t, "must be a table ([[charger]])")
         return None
@@ -426,6 +451,8 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig |
     charger_id = r.text(t, "id", path, _MISSING)
     if "id" in t and not charger_id.strip():
         r.problem(f"{path}.id", charger_id, "must not be empty")
+    if "/" in charger_id:
+        r.problem(f"{path}.id", charger_id, 'must not contain "/": it names connectors ("twin/2")')
     wiring = r.text(t, "phases", path, site.phase_names)
     if "phases" in t and not _wiring_ok(wiring, site):
         r.problem(f"{path}.phases", wiring,
@@ -455,7 +482,79 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> ChargerConfig |
         charger = _modbus_profile(r, t, path, charger)
     elif "registers" in t:
         r.problem(f"{path}.registers", _MISSING, 'is only for protocol = "modbus" with profile = "custom"')
-    return charger
+    return _connectors(r, t, path, site, charger)
+
+
+CONNECTOR_KEYS = {"id", "phases", "min_a", "max_a", "priority", "weight", "mode"}
+MAX_CONNECTOR_ID = 247  # OCPP connectorId / evseId from 1 (0 is the whole charger); Modbus unit ids end here
+
+
+def _connectors(r: _Reader, t: dict, path: str, site: SiteConfig,
+                charger: ChargerConfig) -> list[ChargerConfig]:
+    """A charger's entries: itself, or one per [[charger.connector]] table. A connector takes
+    the charger's keys and overrides the sharing ones (and a Modbus socket its unit_id, by
+    default its id); the charger's max_a then caps the connectors' sum per phase."""
+    sequential = t.get("sequential", False)
+    if not isinstance(sequential, bool):
+        r.problem(f"{path}.sequential", sequential, "must be true or false")
+        sequential = False
+    raw = t.get("connector")
+    if raw is None:
+        if "sequential" in t:
+            r.problem(f"{path}.sequential", MISSING, "needs [[charger.connector]] tables "
+                      "(a charger with one connector powers it alone anyway)")
+        return [charger]
+    if not isinstance(raw, list) or not raw or not all(isinstance(x, dict) for x in raw):
+        r.problem(f"{path}.connector", raw, "must be one or more tables ([[charger.connector]] with id = 1, ...)")
+        return [charger]
+    out: list[ChargerConfig] = []
+    seen: set[int] = set()
+    for k, ct in enumerate(raw, start=1):
+        cpath = f"{path}.connector[{k}]"
+        r.only(ct, cpath, CONNECTOR_KEYS | ({"unit_id"} if charger.protocol == "modbus" else set()))
+        number = r.number(ct, "id", cpath, _MISSING, 1, MAX_CONNECTOR_ID, " (OCPP connectorId / evseId, "
+                          "Modbus socket; 0 is the whole charger)", integer=True)
+        if number is None:
+            continue
+        if number in seen:
+            r.problem(f"{cpath}.id", number, "is used by another connector of this charger; ids must be unique")
+            continue
+        seen.add(number)
+        wiring = r.text(ct, "phases", cpath, charger.phases)
+        if "phases" in ct and not _wiring_ok(wiring, site):
+            r.problem(f"{cpath}.phases", wiring,
+                      f"must be 1 to {site.phases} different phases of this {site.phases}-phase site "
+                      f"({', '.join(site.phase_names)}) in the order wired to the connector's L1, L2, L3")
+            wiring = charger.phases
+        link = charger.link
+        if link is not None:
+            link = SerialSettings(**{**link.__dict__, "unit_id": r.number(ct, "unit_id", cpath, number, 0, 255,
+                                                                          integer=True)})
+        entry = ChargerConfig(**{
+            **charger.__dict__, "id": f"{charger.id}/{number}", "phases": wiring, "link": link,
+            "min_a": r.number(ct, "min_a", cpath, charger.min_a, 1, 80, " A"),
+            "max_a": r.number(ct, "max_a", cpath, charger.max_a, 1, 80, " A"),
+            "priority": r.number(ct, "priority", cpath, charger.priority, 1, 100, integer=True),
+            "weight": r.number(ct, "weight", cpath, charger.weight, 0, 100, lo_open=True),
+            "mode": r.text(ct, "mode", cpath, charger.mode, MODES),
+            "charger_id": charger.id, "connector": number, "charger_max_a": charger.max_a,
+            "sequential": sequential})
+        if entry.min_a > entry.max_a:
+            r.problem(f"{cpath}.min_a", entry.min_a, f"must not exceed its max_a ({fmt(entry.max_a)} A)")
+        if entry.max_a > charger.max_a:
+            r.problem(f"{cpath}.max_a", entry.max_a, f"must not exceed the charger's max_a "
+                      f"({fmt(charger.max_a)} A: it caps the sum of its connectors)")
+        if charger.protocol == "modbus" and charger.profile in charger_profiles.profile_names() \
+                and charger.profile != "custom":
+            profile = charger_profiles.load_profile(charger.profile)
+            if entry.min_a < profile.min_a or profile.max_a is not None and entry.max_a > profile.max_a:
+                r.problem(f"{cpath}.max_a" if entry.min_a >= profile.min_a else f"{cpath}.min_a",
+                          entry.max_a if entry.min_a >= profile.min_a else entry.min_a,
+                          f'must lie within what profile "{profile.name}" takes '
+                          f"({fmt(profile.min_a)} to {fmt(profile.max_a or 80)} A)")
+        out.append(entry)
+    siblings = tuple(c.connector for c in out)
+    return [ChargerConfig(**{**c.__dict__, "siblings": siblings}) for c in out]
 
 
 def _modbus_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig) -> ChargerConfig:
@@ -514,7 +613,8 @@ def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[Cir
     if not isinstance(raw, list):
         r.problem("circuit", raw, "must be an array of tables ([[circuit]])")
         return []
-    known = {c.id for c in chargers}
+    known = {c.station for c in chargers}
+    connectors = {c.id: c.station for c in chargers if c.charger_id}
     out: list[CircuitConfig] = []
     owner: dict[str, str] = {}
     for i, t in enumerate(raw, start=1):
@@ -533,7 +633,10 @@ def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[Cir
         if circuit.fuse_a and circuit.fuse_a <= circuit.margin_a:
             r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({fmt(circuit.fuse_a)} A)")
         for member in circuit.chargers:
-            if member not in known:
+            if member in connectors:
+                r.problem(f"{path}.chargers", member, f'names a connector: list its charger "{connectors[member]}" '
+                          "(a circuit covers all its connectors)")
+            elif member not in known:
                 r.problem(f"{path}.chargers", member, "names no [[charger]] id; known: " + ", ".join(sorted(known)))
             elif member in owner:
                 r.problem(f"{path}.chargers", member,
@@ -671,14 +774,14 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     if not isinstance(raw_chargers, list):
         r.problem("charger", raw_chargers, "must be an array of tables ([[charger]])")
         raw_chargers = []
-    chargers = [c for i, t in enumerate(raw_chargers, start=1)
-                if (c := _charger(r, t, f"charger[{i}]", site)) is not None]
+    per_table = [_charger(r, t, f"charger[{i}]", site) or [] for i, t in enumerate(raw_chargers, start=1)]
+    chargers = [c for entries in per_table for c in entries]
     if not raw_chargers:
         r.problem("charger", _MISSING, "at least one [[charger]] is required")
-    ids = [c.id for c in chargers]
-    for i, c in enumerate(chargers, start=1):
-        if c.id and ids.count(c.id) > 1:
-            r.problem(f"charger[{i}].id", c.id, "is used by another [[charger]]; ids must be unique")
+    ids = [entries[0].station for entries in per_table if entries]
+    for i, entries in enumerate(per_table, start=1):
+        if entries and entries[0].station and ids.count(entries[0].station) > 1:
+            r.problem(f"charger[{i}].id", entries[0].station, "is used by another [[charger]]; ids must be unique")
     circuits = _circuits(r, data, chargers)
     hardware = _hardware(r, data)
     mqtt = _mqtt(r, data)
@@ -693,9 +796,28 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     return Config(**{**cfg.__dict__, "warnings": tuple(_warnings(cfg))})
 
 
+def _fallbacks_fit_charger(r: _Reader, cfg: Config) -> None:
+    """A charger's own max_a caps its connectors' sum like a circuit: their fallbacks must fit it."""
+    for i, (station, entries) in enumerate(cfg.stations().items(), start=1):
+        if not entries[0].charger_id:
+            continue
+        for phase in cfg.site.phase_names:
+            on = [c for c in entries if phase in c.phases]
+            total = sum(charger_fallback_a(c, cfg.control) for c in on)
+            cap = entries[0].charger_max_a
+            if total > cap + 1e-9:
+                most = math.floor(cap / len(on) * 10) / 10
+                r.problem(f"charger[{i}].max_a", MISSING,
+                          f'charger "{station}": its {len(on)} connectors hold {fmt(total)} A on phase {phase} at '
+                          f"their fallback (control.fallback_a), more than its max_a ({fmt(cap)} A): set control.fallback_a "
+                          f"to at most {most:g} A, or raise its max_a")
+                break
+
+
 def _fallbacks_fit_circuits(r: _Reader, cfg: Config) -> None:
     """What the chargers under a circuit hold by themselves (their fallback: with the meter
     lost, and when evfuse is gone) must fit the circuit: nobody is there to share it then."""
+    _fallbacks_fit_charger(r, cfg)
     under_of: dict[str, list[ChargerConfig]] = {c.id: [] for c in cfg.circuits}
     for c in cfg.chargers:
         for x in cfg.circuit_chain(c.id):

@@ -25,6 +25,15 @@ def check_config(args) -> int:
     for line in cfg.warnings:
         print(f"warning: {line}")
     circuits = f", {len(cfg.circuits)} circuit(s)" if cfg.circuits else ""
+    stations = cfg.stations()
     print(f"{args.file}: ok ({cfg.site.phases}-phase site, fuse {cfg.site.fuse_a:g} A, "
-          f"{len(cfg.chargers)} charger(s){circuits})")
+          f"{len(stations)} charger(s){circuits})")
+    for station, entries in stations.items():
+        if entries[0].charger_id:
+            print(f"  {station}: {len(entries)} connector(s), together at most {entries[0].charger_max_a:g} A "
+                  f"per phase{' (one at a time: sequential)' if entries[0].sequential else ''}")
+            for c in entries:
+                print(f"    {c.id}: phases {c.phases}, {c.min_a:g}-{c.max_a:g} A, priority {c.priority}, "
+                      f"weight {c.weight:g}, mode {c.mode}"
+                      + (f", unit {c.link.unit_id}" if c.link is not None else ""))
     return 0

@@ -49,6 +49,7 @@ class RateLimit(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         fault, charger = getattr(record, "FAULT", None), getattr(record, "CHARGER_ID", None)
+        charger = (charger, getattr(record, "CONNECTOR", None)) if charger else None  # per connector
         kind = (record.name, "fault", fault) if fault else (
             (record.name, "charger", charger) if charger else (record.name, record.msg))
         now = self.clock()
@@ -65,6 +66,19 @@ class RateLimit(logging.Filter):
         w[1] += 1
         if len(self._windows) > 1000:  # message kinds are few; never let this grow unbounded
             self._windows = {k: v for k, v in self._windows.items() if now - v[0] < self.window_s}
+        return True
+
+
+class ConnectorFields(logging.Filter):
+    """A connector's records name it "twin/2"; the journal gets CHARGER_ID=twin CONNECTOR=2, so
+    `journalctl CHARGER_ID=twin` finds the whole charger. (Charger ids never hold "/".)"""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        charger = getattr(record, "CHARGER_ID", None)
+        if isinstance(charger, str) and "/" in charger:
+            station, _, connector = charger.rpartition("/")
+            if connector.isdigit():
+                record.CHARGER_ID, record.CONNECTOR = station, int(connector)
         return True
 
 
@@ -96,6 +110,7 @@ def journal_handler(sender=None) -> logging.Handler:
                          if k.isupper() and v is not None and k != "EXCEPTION_INFO"})
 
     handler = journal.JournalHandler(sender_function=clean_send, SYSLOG_IDENTIFIER="evfuse")
+    handler.addFilter(ConnectorFields())
     handler.setFormatter(logging.Formatter("%(message)s"))  # fields travel as fields
     return handler
 
@@ -108,6 +123,7 @@ def setup_logging(verbose: bool = False, stream=None, journal: bool | None = Non
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(FieldsFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     handler.addFilter(RateLimit())
+    handler.addFilter(ConnectorFields())  # the journal handler has its own already: no harm
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

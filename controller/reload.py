@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from controller.config import ChargerConfig, Config
 
 # Keys of a [[charger]] the link depends on; every other key is sharing, the core's alone.
-LINK_KEYS = ("protocol", "phases", "password", "profile_kind", "profile", "link", "watchdog_s", "registers")
+LINK_KEYS = ("protocol", "phases", "password", "profile_kind", "profile", "link", "watchdog_s", "registers",
+             "siblings")  # siblings: the connectors of its charger (they share one link)
 
 
 def ocpp_settings(cfg: Config) -> tuple:

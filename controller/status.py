@@ -11,10 +11,12 @@ JSON fields (version 1):
          mode_fault (a meter setting that changes what its readings mean, or null)
   site: phases, fuse_a, limit_a
   phases[]: phase, load_a (meter), household_a, headroom_a, limit_a
-  chargers[]: id, protocol, connected, state, car, limit_a, acknowledged_a, draw_a (per line or
-              null), reason, compliant, fallback_protected, device (what the driver found out about
-              the device: limit_unit, failsafe, watchdog, clock_offset_s, where known), mode (with
-              any override)
+  chargers[]: id ("twin/2" for a connector), charger (its charger's id), connector (its id, or
+              null for a charger without connector tables), protocol, connected, state, car, limit_a,
+              acknowledged_a, draw_a (per line or null), reason, compliant, fallback_protected, device
+              (what the driver found out about the device: limit_unit, failsafe, watchdog,
+              clock_offset_s, profile (the OCPP profile form it takes), station_cap,
+              unknown_connectors, where known), mode (with any override)
   overloads: {constraint: excess A}, faults[], events[]: {t, text}
   overrides: {target: {key: value}} set over MQTT or the web page ("site": {"pause": true})
 """
@@ -38,7 +40,10 @@ log = logging.getLogger("evfuse.status")
 
 VERSION = 1
 # What a driver found out about the device itself (firmware variants), shown under its line.
-DEVICE_NOTES = ("limit_unit", "failsafe", "watchdog", "clock_offset_s")
+DEVICE_NOTES = ("limit_unit", "failsafe", "watchdog", "clock_offset_s",
+                # OCPP: the profile form it takes (a twin: per connector + station cap, or the cap
+                # alone), and connectors it reports that the config does not have
+                "profile", "station_cap", "unknown_connectors", "stale_profiles")
 SOCKET_NAME = "status.sock"
 CLIENT_TIMEOUT_S = 5.0
 
@@ -135,8 +140,12 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         online = reading.online if reading else st.connected
         car = reading.car if reading else CarState.UNKNOWN
         draw = reading.draw_lines_a if reading else None
+        spec = site.chargers[i] if i < len(site.chargers) else None
         chargers.append({
             "id": driver.id, "protocol": st.protocol, "connected": st.connected,
+            # a connector of a charger with several: the charger's id and its connector id
+            "charger": (spec.charger_id or spec.id) if spec else driver.id,
+            "connector": spec.connector or None if spec else None,
             "state": charger_state(online, car, limit or 0.0, cause,
                                    bool(decision and decision.fallback)),
             "car": car.value, "limit_a": limit, "acknowledged_a": st.limit_a,

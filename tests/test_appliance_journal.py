@@ -119,3 +119,19 @@ def test_journal_only_under_systemd(tmp_path):
         st = os.fstat(f.fileno())
         assert under_systemd({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, stream=f)
         assert not under_systemd({"JOURNAL_STREAM": "1:2"}, stream=f)
+
+
+def test_a_connector_reaches_the_journal_as_its_charger_and_its_connector():
+    sent: list[dict] = []
+    handler = journal_handler(sender=lambda message, /, **fields: sent.append(fields))
+    log = logging.getLogger("evfuse.test.connector")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    try:
+        log.info("twin/2: 6.0 -> 10.0 A", extra={"CHARGER_ID": "twin/2", "LIMIT_A": 10.0})
+        log.info("garage: 6.0 -> 10.0 A", extra={"CHARGER_ID": "garage"})
+    finally:
+        log.removeHandler(handler)
+    assert (sent[0]["CHARGER_ID"], sent[0]["CONNECTOR"]) == ("twin", 2)
+    assert sent[1]["CHARGER_ID"] == "garage" and "CONNECTOR" not in sent[1]

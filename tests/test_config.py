@@ -204,3 +204,98 @@ def test_fallbacks_under_a_circuit_must_fit_it():
     off = parse(FOUR_UNDER_16.replace('id = "bay3"\n', 'id = "bay3"\nmode = "off"\n')
                 .replace('id = "bay2"\n', 'id = "bay2"\nmode = "off"\n'))  # off holds 0: 12 A fits
     assert len(off.chargers) == 4
+
+
+# ---------------------------------------------------------------------- several connectors
+
+TWIN = """
+[site]
+fuse_a = 40
+[meter]
+host = "127.0.0.1"
+[[charger]]
+id = "twin"
+min_a = 6
+max_a = 32
+priority = 2
+  [[charger.connector]]
+  id = 1
+  max_a = 16
+  [[charger.connector]]
+  id = 2
+  phases = "BCA"
+  max_a = 16
+  weight = 2
+"""
+
+
+def test_every_connector_is_an_entry_of_its_own_with_the_chargers_keys_under_its_own():
+    cfg = parse(TWIN)
+    one, two = cfg.chargers
+    assert (one.id, one.station, one.connector, one.connector_id) == ("twin/1", "twin", 1, 1)
+    assert (two.id, two.phases, two.max_a, two.weight, two.priority) == ("twin/2", "BCA", 16.0, 2.0, 2)
+    assert (one.phases, one.min_a, one.charger_max_a, one.siblings) == ("ABC", 6.0, 32.0, (1, 2))
+    assert list(cfg.stations()) == ["twin"]
+    plain = parse(MINIMAL).chargers[0]
+    assert (plain.station, plain.connector, plain.connector_id, plain.charger_id) == ("garage", 0, 1, "")
+
+
+def test_a_circuit_naming_a_charger_covers_all_its_connectors():
+    cfg = parse(TWIN + '[[circuit]]\nid = "board"\nfuse_a = 32\nchargers = ["twin"]\n')
+    assert [c.id for c in cfg.circuit_chain("twin/1")] == ["board"]
+    assert [c.id for c in cfg.circuit_chain("twin/2")] == ["board"]
+    out = problems(TWIN + '[[circuit]]\nid = "board"\nfuse_a = 32\nchargers = ["twin/2"]\n')
+    assert out == ['site.toml: circuit[1].chargers = "twin/2": names a connector: list its charger "twin" '
+                   '(a circuit covers all its connectors)']
+
+
+@pytest.mark.parametrize("change, key, allowed", [
+    (("  id = 2\n  phases", "  id = 1\n  phases"), "charger[1].connector[2].id = 1", "ids must be unique"),
+    (("  id = 2\n", "  id = 0\n"), "charger[1].connector[2].id = 0", "from 1 to 247"),
+    (("  id = 2\n", '  id = "two"\n'), 'charger[1].connector[2].id = "two"', "whole number"),
+    (('phases = "BCA"', 'phases = "BCX"'), 'charger[1].connector[2].phases = "BCX"', "different phases"),
+    (("  weight = 2", "  weight = 0"), "charger[1].connector[2].weight = 0", "above 0"),
+    (("  weight = 2", '  mode = "turbo"'), 'charger[1].connector[2].mode = "turbo"', '"excess"'),
+    (("  weight = 2", "  max_amps = 2"), "charger[1].connector[2].max_amps: unknown key", "max_a"),
+    (("  weight = 2", "  unit_id = 2"), "charger[1].connector[2].unit_id: unknown key", "allowed"),
+    (("  id = 2\n  phases = \"BCA\"\n  max_a = 16", "  id = 2\n  max_a = 40"),
+     "charger[1].connector[2].max_a = 40", "must not exceed the charger's max_a (32 A"),
+    (("max_a = 32", "max_a = 32\nsequential = 1"), "charger[1].sequential = 1", "true or false"),
+    (('id = "twin"', 'id = "tw/in"'), 'charger[1].id = "tw/in"', 'must not contain "/"'),
+])
+def test_connector_mistakes_name_the_key_and_what_is_allowed(change, key, allowed):
+    out = problems(TWIN.replace(*change))
+    assert any(p.startswith(f"site.toml: {key}") and allowed in p for p in out), out
+
+
+def test_sequential_needs_connectors_and_connector_tables_must_be_tables():
+    out = problems(MINIMAL + "sequential = true\n")
+    assert out == ["site.toml: charger[1].sequential: needs [[charger.connector]] tables "
+                   "(a charger with one connector powers it alone anyway)"]
+    out = problems(MINIMAL + "connector = 2\n")
+    assert out[0].startswith("site.toml: charger[1].connector = 2: must be one or more tables")
+
+
+def test_the_connectors_fallbacks_must_fit_the_chargers_own_max_a():
+    out = problems(TWIN.replace("max_a = 32", "max_a = 10").replace("max_a = 16", "max_a = 10")
+                   + "[control]\nfallback_a = 6\n")
+    assert out == ['site.toml: charger[1].max_a: charger "twin": its 2 connectors hold 12 A on phase A '
+                   "at their fallback (control.fallback_a), more than its max_a (10 A): set control.fallback_a to at "
+                   "most 5 A, or raise its max_a"]
+
+
+def test_a_modbus_twin_takes_a_unit_per_socket_by_default_its_connector_id():
+    cfg = parse(TWIN.replace('id = "twin"', 'id = "twin"\nprotocol = "modbus"\nprofile = "alfen"\n'
+                             'host = "10.0.0.9"').replace("  weight = 2", "  unit_id = 7"))
+    assert [(c.id, c.link.unit_id, c.link.host) for c in cfg.chargers] == \
+        [("twin/1", 1, "10.0.0.9"), ("twin/2", 7, "10.0.0.9")]
+
+
+def test_check_config_lists_the_connectors(tmp_path, capsys):
+    path = tmp_path / "twin.toml"
+    path.write_text(TWIN.replace("max_a = 32", "max_a = 32\nsequential = true"))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 charger(s)" in out
+    assert "twin: 2 connector(s), together at most 32 A per phase (one at a time: sequential)" in out
+    assert "twin/2: phases BCA, 6-16 A, priority 2, weight 2, mode standard" in out

@@ -323,3 +323,35 @@ async def test_last_will_on_sigkill_and_offline_on_stop(tmp_path):
             await sub.until(lambda: sub.last.get("evfuse/status") == b"online", "online again", 30)
             assert await svc.signal(signal.SIGTERM) == 0
             await sub.until(lambda: sub.last.get("evfuse/status") == b"offline", "offline on stop", 10)
+
+
+# ------------------------------------------------------------------ connectors
+
+def test_a_connector_is_one_level_below_its_charger():
+    t, ids = Topics("evfuse"), ["twin/1", "twin/2", "garage"]
+    assert t.charger("twin/2") == "evfuse/charger/twin/2"
+    assert t.command("twin/2", "mode") == "evfuse/charger/twin/2/mode/set"
+    assert "evfuse/charger/+/+/+/set" in t.subscriptions
+    assert parse_command(t, "evfuse/charger/twin/2/weight/set", b"3", ids) == ("twin/2", "weight", 3.0)
+    assert parse_command(t, "evfuse/charger/garage/mode/set", b"off", ids) == ("garage", "mode", "off")
+    for topic in ("evfuse/charger/twin/weight/set", "evfuse/charger/twin/3/weight/set"):
+        with pytest.raises(BadCommand, match="no charger"):
+            parse_command(t, topic, b"3", ids)
+
+
+async def test_a_twins_connectors_have_their_own_state_and_commands(tmp_path):
+    from controller.sim.chargepoint import SimOptions
+    from controller.sim.live_site import SimConnector
+
+    twin = (SimCharger("twin", options=SimOptions(connectors=2), max_a=21,
+                       connectors=(SimConnector(1, "ABC", 16), SimConnector(2, "ABC", 16))),)
+    async with Broker(tmp_path) as broker, Bridged(tmp_path, broker, chargers=twin) as b, \
+            Subscriber(broker.port, "evfuse/#") as sub:
+        points = lambda: b.site.points["twin"].draws_a()  # noqa: E731
+        await until(lambda: b.bridge.connected and points() == {1: 10.5, 2: 10.5}, "an even share of 21 A", 60)
+        await sub.until(lambda: (_json(sub, "evfuse/charger/twin/2") or {}).get("limit_a") == 10.5,
+                        "connector 2's own state")
+        assert _json(sub, "evfuse/charger/twin/2")["id"] == "twin/2"
+        await sub.publish("evfuse/charger/twin/2/weight/set", "2")
+        await until(lambda: points() == {1: 7.0, 2: 14.0}, "a 1:2 share inside the twin's 21 A", 60)
+        assert b.controller.overrides == {"twin/2": {"weight": 2.0}}

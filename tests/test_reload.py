@@ -232,3 +232,33 @@ async def test_a_new_ocpp_listener_restarts_the_ocpp_server_only(tmp_path):
         await garage.start()
         await until(lambda: controller.drivers[0].status().connected, "connected to the new listener")
         assert garage.composite_limit_a() == 16.0  # it kept charging at its share throughout
+
+
+TWIN_TOML = """
+[site]
+fuse_a = 40
+[meter]
+host = "127.0.0.1"
+[[charger]]
+id = "twin"
+max_a = 32
+  [[charger.connector]]
+  id = 1
+  [[charger.connector]]
+  id = 2
+  weight = {weight}
+{more}
+"""
+
+
+def test_a_twins_connectors_are_retuned_alone_and_relinked_together():
+    import tomllib
+
+    def cfg(weight=1, more=""):
+        return parse_config(tomllib.loads(TWIN_TOML.format(weight=weight, more=more)), "twin.toml")
+
+    change = plan(cfg(), cfg(weight=2))
+    assert change.in_place and change.retuned == ("twin/2",)
+    # a connector more changes the charger they share one link of: all of it is made anew
+    change = plan(cfg(), cfg(more="  [[charger.connector]]\n  id = 3\n"))
+    assert change.added == ("twin/3",) and set(change.relinked) == {"twin/1", "twin/2"}

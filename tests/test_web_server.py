@@ -271,7 +271,8 @@ async def test_demo_serves_the_page_and_prints_its_address():
         url = line.split()[2]
         async with aiohttp.ClientSession() as session:
             async with session.get(url + "api/status") as r:
-                assert [c["id"] for c in (await r.json())["chargers"]] == ["garage", "carport", "street"]
+                assert [c["id"] for c in (await r.json())["chargers"]] == \
+                    ["garage", "carport", "street", "twin/1", "twin/2"]  # the twin: a row per connector
             async with session.get(url + "api/session") as r:
                 assert (await r.json())["controls"] is True
         assert await asyncio.wait_for(demo, 30) == 0
@@ -331,3 +332,22 @@ async def test_bad_mode_requests_are_4xx_and_change_nothing(path, body, status, 
             assert r.status == status
             assert says in (await r.json())["error"]
         assert untouched(w.controller)
+
+
+async def test_each_connector_of_a_twin_is_listed_and_has_its_own_mode():
+    from controller.sim.chargepoint import SimOptions
+    from controller.sim.live_site import SimCharger, SimConnector
+    twin = (SimCharger("twin", options=SimOptions(version="1.6", response_delay_s=0.5), max_a=20,
+                       connectors=(SimConnector(1), SimConnector(2, "BCA"))),)
+    async with WebSite(password="s3cret", chargers=twin) as w:
+        cp = w.site.points["twin"]
+        await w.until(lambda: cp.draws_a()[1] > 0 and cp.draws_a()[2] > 0, "both cars charging")
+        async with w.session.get(w.url + "api/status") as r:
+            snap = await r.json()
+        assert [(c["id"], c["charger"], c["connector"]) for c in snap["chargers"]] == \
+            [("twin/1", "twin", 1), ("twin/2", "twin", 2)]
+        async with w.session.post(w.url + "api/chargers/twin%2F2/mode", json={"mode": "off"},
+                                  headers=basic("x", "s3cret")) as r:
+            assert r.status == 200 and (await r.json())["id"] == "twin/2"
+        await w.until(lambda: cp.draws_a()[2] == 0, "connector 2 off")
+        assert cp.draws_a()[1] > 0 and w.controller.overrides == {"twin/2": {"mode": "off"}}

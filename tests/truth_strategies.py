@@ -38,8 +38,10 @@ def truth_settings(default_examples: int):
 
 @st.composite
 def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips: bool = True,
-                 late_reports: bool = True, taper: bool = True):
-    """(loop, steps): a ClosedLoop over a random site and how many DT steps to run it."""
+                 late_reports: bool = True, taper: bool = True, twins: bool = False):
+    """(loop, steps): a ClosedLoop over a random site and how many DT steps to run it.
+    twins: some chargers have 2-3 connectors (each a load of its own, wired its own way)
+    under the charger's max_a, some of them sequential."""
     n_phases = draw(st.integers(1, 3))
     names = "ABC"[:n_phases]
     fuse = draw(st.integers(16, 63))
@@ -54,18 +56,36 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
              f"overload_pause_s = {draw(st.sampled_from([3, 6]))}",
              f"fallback_a = {(fallback := draw(st.sampled_from([6, 6, 10])))}",
              "[ocpp]", "lease_s = 120"]
-    ids = [f"c{i}" for i in range(n)]
+    stations = [f"c{i}" for i in range(n)]
+    ids = []  # the loads: a charger, or each connector of one
+    under: dict[str, int] = {}  # charger -> how many loads it is
     wiring = {}
-    for cid in ids:
+    for cid in stations:
         width = draw(st.sampled_from([1, n_phases]))
         wiring[cid] = "".join(draw(st.permutations(names))[:width])
+        connectors = draw(st.sampled_from([0, 0, 2, 3])) if twins else 0
+        cap = draw(st.sampled_from([10, 16, 16, 32]))
+        if connectors:
+            cap = max(cap, fallback * connectors)  # check-config: the connectors' fallbacks fit it
         lines += ["[[charger]]", f'id = "{cid}"', f'phases = "{wiring[cid]}"', "min_a = 6",
-                  f"max_a = {draw(st.sampled_from([10, 16, 16, 32]))}",
-                  f"priority = {draw(st.integers(1, 2))}"]
+                  f"max_a = {cap}", f"priority = {draw(st.integers(1, 2))}"]
+        if connectors and draw(st.booleans()):
+            lines.append("sequential = true")
+        for k in range(1, connectors + 1):
+            load = f"{cid}/{k}"
+            width = draw(st.sampled_from([1, n_phases]))
+            wiring[load] = "".join(draw(st.permutations(names))[:width])
+            lines += ["[[charger.connector]]", f"id = {k}", f'phases = "{wiring[load]}"',
+                      f"max_a = {min(cap, draw(st.sampled_from([10, 16, 32])))}",
+                      f"priority = {draw(st.integers(1, 2))}"]
+            ids.append(load)
+        if not connectors:
+            ids.append(cid)
+        under[cid] = max(1, connectors)
     if n > 1 and draw(st.booleans()):
-        members = [c for c in ids if draw(st.booleans())] or ids[:1]
+        members = [c for c in stations if draw(st.booleans())] or stations[:1]
         # check-config refuses a circuit its chargers' fallbacks would overload
-        least = max(16, math.ceil(fallback * len(members)))
+        least = max(16, math.ceil(fallback * sum(under[c] for c in members)))
         lines += ["[[circuit]]", 'id = "k0"', f"fuse_a = {draw(st.integers(least, max(least, 40)))}",
                   "chargers = [" + ", ".join(f'"{c}"' for c in members) + "]"]
     site = site_of("\n".join(lines))

@@ -31,6 +31,7 @@ class Cause(enum.Enum):
     NO_CAR = "no-car"
     CAR_FAULT = "car-fault"
     MODE_OFF = "mode-off"
+    SEQUENTIAL = "sequential"        # its charger powers one connector at a time: another charges
     # The controller cannot or may not steer.
     NO_SAMPLE = "no-sample"          # no meter sample yet: fallback
     METER_LOST = "meter-lost"        # meter stale: min(limit, fallback)
@@ -80,6 +81,7 @@ _WORDS = {
     Cause.NO_CAR: "no car",
     Cause.CAR_FAULT: "charger reports a fault",
     Cause.MODE_OFF: "mode off",
+    Cause.SEQUENTIAL: "waits: {} charges (one at a time)",
     Cause.NO_SAMPLE: "no meter sample yet: fallback",
     Cause.METER_LOST: "meter lost {}: fallback",
     Cause.USER_HOLD: "{}",

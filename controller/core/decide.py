@@ -29,6 +29,7 @@ from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.ramp import commanded, step
+from controller.core.sequential import one_at_a_time
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
@@ -298,6 +299,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
                 mode_detail[i] = cap.reason
                 wants.append(_want(s.spec, memories[i], min(cap.cap, s.spec.max_a), ctl.restart_hysteresis_a))
 
+    wants = one_at_a_time(site, memories, wants, targets)  # sequential chargers: one connector charges
     # A load the allocator paused restarts only once room for its floor has held for
     # ramp_up_delay_s; until then it stays out of the sharing, so it cannot push a running
     # load out for a start that may never come.

@@ -49,6 +49,11 @@ class ChargerSpec:
     weight: float
     mode: str
     circuits: tuple[int, ...]  # indices into SiteModel.circuits, innermost first
+    # A connector of a charger with several: its charger's id and its connector id ("" / 0
+    # otherwise); the charger's max_a is a CircuitSpec of its own, innermost in `circuits`.
+    charger_id: str = ""
+    connector: int = 0
+    sequential: bool = False  # its charger powers one connector at a time (core/sequential.py)
 
     @property
     def n_phases(self) -> int:
@@ -123,8 +128,13 @@ class SiteModel:
         circuit_pos = {c.id: i for i, c in enumerate(cfg.circuits)}
         chargers = []
         members: dict[int, list[int]] = {i: [] for i in range(len(cfg.circuits))}
+        caps = _charger_caps(cfg.chargers, len(cfg.circuits))
         for i, c in enumerate(cfg.chargers):
             chain = tuple(circuit_pos[x.id] for x in cfg.circuit_chain(c.id))
+            cap = caps.get(getattr(c, "charger_id", ""))
+            if cap is not None:  # the charger's own max_a: the innermost circuit of its connectors
+                chain = (cap[0],) + chain
+                members.setdefault(cap[0], [])
             for k in chain:
                 members[k].append(i)
             chargers.append(ChargerSpec(
@@ -132,16 +142,33 @@ class SiteModel:
                 phase_idx=tuple(sorted({PHASE_INDEX[p] for p in c.phases})),
                 line_phase=tuple(PHASE_INDEX[p] for p in c.phases),
                 min_a=c.min_a, max_a=c.max_a, priority=c.priority, weight=c.weight, mode=c.mode,
-                circuits=chain,
+                circuits=chain, charger_id=getattr(c, "charger_id", ""), connector=getattr(c, "connector", 0),
+                sequential=getattr(c, "sequential", False),
             ))
         circuits = tuple(CircuitSpec(id=c.id, limit_a=c.limit_a, members=tuple(members[k]))
                          for k, c in enumerate(cfg.circuits))
+        circuits += tuple(CircuitSpec(id=f"{name} (charger max_a)", limit_a=limit, members=tuple(members[k]))
+                          for name, (k, limit) in caps.items())
         return cls(
             phases=cfg.site.phases, limit_a=cfg.site.limit_a, fuse_a=cfg.site.fuse_a,
             voltage_v=cfg.site.voltage_v, max_import_w=cfg.site.max_import_kw * 1000.0,
             stale_after_s=cfg.meter.stale_after_s, control=Control.of(cfg.control),
             chargers=tuple(chargers), circuits=circuits,
         )
+
+
+def _charger_caps(entries, first: int) -> dict[str, tuple[int, float]]:
+    """Chargers with several connectors: charger id -> (its circuit's index, its max_a). The
+    circuits follow the config's own, so those keep their indices."""
+    counts: dict[str, int] = {}
+    limit: dict[str, float] = {}
+    for c in entries:
+        name = getattr(c, "charger_id", "")
+        if name:
+            counts[name] = counts.get(name, 0) + 1
+            limit[name] = c.charger_max_a
+    several = [name for name in counts if counts[name] > 1]
+    return {name: (first + k, limit[name]) for k, name in enumerate(several)}
 
 
 def phase_name(p: int) -> str:

@@ -12,7 +12,9 @@ Commands, not retained (a retained one is ignored: it would replay at every conn
   <topic>/charger/<id>/max_a/set     number from the charger's min_a to its max_a in the file
   <topic>/pause/set                  ON | OFF
   <topic>/overrides/clear            any payload: every override cleared, back to the file
-A charger id becomes one topic level: "/", "+" and "#" in it are replaced by "_".
+A charger id becomes one topic level: "+" and "#" in it are replaced by "_". A connector of a
+charger with several ("twin/2") is one level below its charger: <topic>/charger/twin/2, and
+its commands under that (<topic>/charger/twin/2/mode/set).
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def segment(charger_id: str) -> str:
     return "".join("_" if c in "/+#" else c for c in charger_id) or "_"
 
 
+def levels(load_id: str) -> str:
+    """A charger's topic levels: one, or for a connector ("twin/2") its charger's and its number."""
+    charger, _, connector = load_id.rpartition("/")
+    if charger and connector.isdigit():
+        return f"{segment(charger)}/{connector}"
+    return segment(load_id)
+
+
 @dataclass(frozen=True)
 class Topics:
     base: str
@@ -43,7 +53,7 @@ class Topics:
         return f"{self.base}/site"
 
     def charger(self, charger_id: str) -> str:
-        return f"{self.base}/charger/{segment(charger_id)}"
+        return f"{self.base}/charger/{levels(charger_id)}"
 
     def command(self, charger_id: str, key: str) -> str:
         return f"{self.charger(charger_id)}/{key}/set"
@@ -58,7 +68,7 @@ class Topics:
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        return (f"{self.base}/charger/+/+/set", self.pause, self.clear)
+        return (f"{self.base}/charger/+/+/set", f"{self.base}/charger/+/+/+/set", self.pause, self.clear)
 
 
 class BadCommand(ValueError):
@@ -82,13 +92,14 @@ def parse_command(topics: Topics, topic: str, payload: bytes, charger_ids) -> tu
         return "site", "pause", value
     prefix = f"{topics.base}/charger/"
     rest = topic[len(prefix):].split("/") if topic.startswith(prefix) else []
-    if len(rest) != 3 or rest[2] != "set" or rest[1] not in CHARGER_COMMANDS:
+    if len(rest) not in (3, 4) or rest[-1] != "set" or rest[-2] not in CHARGER_COMMANDS:
         raise BadCommand("unknown command topic; see docs/home-assistant.md")
-    by_segment = {segment(i): i for i in charger_ids}
-    if rest[0] not in by_segment:
-        raise BadCommand(f"no charger {rest[0]!r} (known: {', '.join(sorted(by_segment)) or 'none'})")
-    key = rest[1]
-    return by_segment[rest[0]], key, _value(key, text)
+    by_levels = {levels(i): i for i in charger_ids}
+    target = "/".join(rest[:-2])  # a charger, or a charger and its connector
+    if target not in by_levels:
+        raise BadCommand(f"no charger {target!r} (known: {', '.join(sorted(by_levels)) or 'none'})")
+    key = rest[-2]
+    return by_levels[target], key, _value(key, text)
 
 
 def _value(key: str, text: str):

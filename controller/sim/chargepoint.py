@@ -7,7 +7,11 @@ implementation of the protocol. Each SimChargePoint:
 - keeps the profiles it accepted with the replacement rules, and obeys their composite limit
   (controller.chargers.ocpp.composite) in its own clock, which may be off by clock_offset_s;
 - has a car that draws min(limit, car_max_a) on every phase, response_delay_s after a profile
-  change, and reports MeterValues per phase while a transaction runs.
+  change, and reports MeterValues per phase while a transaction runs;
+- with `connectors=2` (or more) it is a twin: a car per connector, each with its own
+  transaction, status and MeterValues, following the profiles with OCPP's per-connector
+  semantics (a connector-0 TxDefault applies to EACH connector, one on N to that one, and the
+  station cap limits what they draw together).
 
 Used by the tests, the benchmark and `evfuse demo`:
 
@@ -41,7 +45,8 @@ from ocpp.v201 import call_result as result201
 from websockets.asyncio.client import connect
 
 from controller.chargers.ocpp.clock import format_time
-from controller.chargers.ocpp.composite import MAX_PURPOSES, HeldProfile, composite_limit_a, install
+from controller.chargers.ocpp.composite import (
+    MAX_PURPOSES, HeldProfile, composite_limit_a, install, share_cap, station_limits_a)
 
 WIRE_LOG = logging.getLogger("controller.sim.chargepoint.wire")
 WIRE_LOG.setLevel(logging.WARNING)  # the ocpp package logs every frame at INFO
@@ -65,6 +70,7 @@ class SimOptions:
     voltage_v: float = 230.0
     max_stack_level: int = 8
     boot: bool = True  # send BootNotification on start (False = a reconnect without reboot)
+    connectors: int = 1  # connectors (1.6) / EVSEs (2.0.1), ids 1..n, a car each
 
 
 @dataclass
@@ -85,8 +91,8 @@ class SimChargePoint:
         self.held: list[HeldProfile] = []  # profiles the charger holds (survive reconnects)
         self.requests: list[ProfileRequest] = []  # every SetChargingProfile seen
         self.config_changes: dict[str, str] = {}
-        self.tx_id: str | None = None
-        self.tx_started_at: datetime | None = None
+        self.tx: dict[int, str] = {}  # connector -> its running transaction
+        self.tx_start: dict[int, datetime] = {}  # connector -> when it started (charger clock)
         self.energy_wh = 0.0
         self.meter_interval_s = self.options.meter_interval_s
         self._previous_held: list[HeldProfile] = []
@@ -133,7 +139,16 @@ class SimChargePoint:
             await self._ws.close()
             self._ws = None
 
-    # ------------------------------------------------------------------ the car
+    # ------------------------------------------------------------------ the cars
+
+    @property
+    def tx_id(self) -> str | None:
+        """Connector 1's transaction (a charger with one connector)."""
+        return self.tx.get(1)
+
+    @property
+    def tx_started_at(self) -> datetime | None:
+        return self.tx_start.get(1)
 
     def now(self) -> datetime:
         """The charger's clock."""
@@ -143,32 +158,44 @@ class SimChargePoint:
     def volts_per_amp(self) -> float:
         return self.options.voltage_v * self.options.phases
 
-    def composite_limit_a(self, at: datetime | None = None, held: list[HeldProfile] | None = None) -> float | None:
-        """The limit this charger enforces at `at` (its own clock), from the profiles it holds."""
+    def composite_limit_a(self, at: datetime | None = None, held: list[HeldProfile] | None = None,
+                          connector: int = 1) -> float | None:
+        """The limit this charger enforces on a connector at `at` (its own clock), from the
+        profiles it holds (the station cap counted as if that connector were alone)."""
         return composite_limit_a(self.held if held is None else held, at or self.now(),
-                                 volts_per_amp=self.volts_per_amp, tx_start=self.tx_started_at)
+                                 volts_per_amp=self.volts_per_amp, connector=connector,
+                                 tx_start=self.tx_start.get(connector))
 
-    def draw_a(self) -> float:
-        """What the car draws per phase now."""
-        if self.tx_id is None:
-            return 0.0
-        if self.options.ignore_limits:
-            return self.options.car_max_a
-        following = time.monotonic() - self._held_changed_at >= self.options.response_delay_s
-        limit = self.composite_limit_a(held=self.held if following else self._previous_held)
-        return self.options.car_max_a if limit is None else min(limit, self.options.car_max_a)
+    def draws_a(self, at: datetime | None = None) -> dict[int, float]:
+        """What each connector's car draws per phase now (or at `at`, its own clock, with the
+        profiles it holds now: what it does by itself once nobody renews them)."""
+        o = self.options
+        numbers = range(1, o.connectors + 1)
+        if o.ignore_limits:
+            return {n: (o.car_max_a if n in self.tx else 0.0) for n in numbers}
+        following = at is not None or time.monotonic() - self._held_changed_at >= o.response_delay_s
+        held = self.held if following else self._previous_held
+        per, cap = station_limits_a(held, at or self.now(), volts_per_amp=self.volts_per_amp,
+                                    tx_starts={n: self.tx_start.get(n) for n in numbers})
+        wants = {n: (0.0 if n not in self.tx else o.car_max_a if per[n] is None else min(per[n], o.car_max_a))
+                 for n in numbers}
+        return share_cap(wants, cap)
 
-    async def plug_in(self, id_tag: str = "SIMTAG") -> None:
-        self.tx_started_at = self.now()
-        await self._cp.start_transaction(id_tag)
+    def draw_a(self, connector: int = 1) -> float:
+        """What the car on a connector draws per phase now."""
+        return self.draws_a()[connector]
 
-    async def unplug(self) -> None:
-        await self._cp.stop_transaction()
-        self.tx_id = None
-        self.tx_started_at = None
+    async def plug_in(self, id_tag: str = "SIMTAG", connector: int = 1) -> None:
+        self.tx_start[connector] = self.now()
+        await self._cp.start_transaction(id_tag, connector)
 
-    async def send_meter_values(self) -> None:
-        await self._cp.meter_values(self.draw_a())
+    async def unplug(self, connector: int = 1) -> None:
+        await self._cp.stop_transaction(connector)
+        self.tx.pop(connector, None)
+        self.tx_start.pop(connector, None)
+
+    async def send_meter_values(self, connector: int = 1) -> None:
+        await self._cp.meter_values(self.draw_a(connector), connector)
 
     async def wait_for_profile(self, predicate, timeout: float = 10.0) -> ProfileRequest:
         """The first received SetChargingProfile (including earlier ones) matching predicate."""
@@ -183,9 +210,9 @@ class SimChargePoint:
 
     # ------------------------------------------------------------------ for the protocol classes
 
-    def sampled_values(self, draw: float, numbers: bool) -> list[dict]:
+    def sampled_values(self, draw: float, numbers: bool, connector: int = 1) -> list[dict]:
         """Per-phase current, offered current, power and energy (1.6 sends numbers as text)."""
-        offered = self.composite_limit_a()
+        offered = self.composite_limit_a(connector=connector)
         fmt = (lambda x: round(x, 1)) if numbers else (lambda x: f"{x:.1f}")
         unit_key = (lambda u: {"unitOfMeasure": {"unit": u}}) if numbers else (lambda u: {"unit": u})
         values = [{"value": fmt(draw), "measurand": "Current.Import", "phase": f"L{i + 1}", **unit_key("A")}
@@ -210,6 +237,14 @@ class SimChargePoint:
         self._received = asyncio.Event()
         return accepted
 
+    def clear_profile(self, profile_id) -> bool:
+        """ClearChargingProfile by id: True when it held one."""
+        before = len(self.held)
+        self.held = [p for p in self.held if p.id != profile_id]
+        if len(self.held) != before:
+            self._previous_held = self.held
+        return len(self.held) != before
+
     def _allowed(self, target: int, p: dict) -> bool:
         o = self.options
         purpose, kind = p.get("chargingProfilePurpose"), p.get("chargingProfileKind")
@@ -218,7 +253,8 @@ class SimChargePoint:
         rules = [
             purpose not in MAX_PURPOSES or target == 0,  # station-wide only on 0
             not (purpose == "ChargingStationMaxProfile" and kind == "Relative"),
-            purpose != "TxProfile" or (self.tx_id is not None and p.get("transactionId", self.tx_id) == self.tx_id),
+            purpose != "TxProfile" or (target in self.tx and p.get("transactionId", self.tx[target]) == self.tx[target]),
+            0 <= target <= o.connectors,
             bool(periods) and periods[0]["startPeriod"] == 0,
             p.get("stackLevel", 0) <= o.max_stack_level,
             schedule.get("chargingRateUnit") in o.unit.split(","),
@@ -229,9 +265,10 @@ class SimChargePoint:
     async def _report_meter_values(self) -> None:
         while True:
             await asyncio.sleep(self.meter_interval_s)
-            if self.tx_id is not None:
-                self.energy_wh += self.draw_a() * self.volts_per_amp * self.meter_interval_s / 3600
-                await self.send_meter_values()
+            for n, amps in self.draws_a().items():
+                if n in self.tx:
+                    self.energy_wh += amps * self.volts_per_amp * self.meter_interval_s / 3600
+                    await self.send_meter_values(n)
 
 
 class _SimSession:
@@ -249,34 +286,37 @@ class _SimSession:
 
 class _Sim16(_SimSession, ChargePoint16):
 
+    async def _status(self, connector, status):
+        await self.call(call16.StatusNotification(connector_id=connector, error_code="NoError", status=status,
+                                                  timestamp=format_time(self.sim.now())))
+
     async def boot(self):
         await self.call(call16.BootNotification(charge_point_model="Sim16", charge_point_vendor="evfuse"))
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available",
-                                                  timestamp=format_time(self.sim.now())))
+        for n in range(1, self.sim.options.connectors + 1):
+            await self._status(n, "Available")
 
     async def status_again(self):
-        status = "Charging" if self.sim.tx_id else "Available"
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status=status,
-                                                  timestamp=format_time(self.sim.now())))
+        for n in range(1, self.sim.options.connectors + 1):
+            await self._status(n, "Charging" if n in self.sim.tx else "Available")
 
-    async def start_transaction(self, id_tag):
+    async def start_transaction(self, id_tag, connector=1):
         s = self.sim
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Preparing"))
-        result = await self.call(call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0,
+        await self._status(connector, "Preparing")
+        result = await self.call(call16.StartTransaction(connector_id=connector, id_tag=id_tag, meter_start=0,
                                                          timestamp=format_time(s.now())))
-        s.tx_id = str(result.transaction_id)
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Charging"))
+        s.tx[connector] = str(result.transaction_id)
+        await self._status(connector, "Charging")
 
-    async def stop_transaction(self):
+    async def stop_transaction(self, connector=1):
         s = self.sim
         await self.call(call16.StopTransaction(meter_stop=int(s.energy_wh), timestamp=format_time(s.now()),
-                                               transaction_id=int(s.tx_id)))
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+                                               transaction_id=int(s.tx[connector])))
+        await self._status(connector, "Available")
 
-    async def meter_values(self, draw):
-        tx = int(self.sim.tx_id) if self.sim.tx_id else None
-        await self.call(call16.MeterValues(connector_id=1, transaction_id=tx,
-                                           meter_value=self.sim.sampled_values(draw, numbers=False)))
+    async def meter_values(self, draw, connector=1):
+        tx = int(self.sim.tx[connector]) if connector in self.sim.tx else None
+        await self.call(call16.MeterValues(connector_id=connector, transaction_id=tx,
+                                           meter_value=self.sim.sampled_values(draw, False, connector)))
 
     @on("GetConfiguration")
     def on_get_configuration(self, key=None, **kwargs):
@@ -301,6 +341,10 @@ class _Sim16(_SimSession, ChargePoint16):
             self.sim.meter_interval_s = max(1, int(value))
         return result16.ChangeConfiguration(status="Accepted")
 
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, id=None, **kwargs):
+        return result16.ClearChargingProfile(status="Accepted" if self.sim.clear_profile(id) else "Unknown")
+
     @on("SetChargingProfile")
     def on_set_charging_profile(self, connector_id, cs_charging_profiles, **kwargs):
         ok = self.sim.take_profile(connector_id, snake_to_camel_case(cs_charging_profiles))
@@ -312,34 +356,38 @@ class _Sim201(_SimSession, ChargePoint201):
     async def boot(self):
         await self.call(call201.BootNotification(
             charging_station={"model": "Sim201", "vendor_name": "evfuse"}, reason="PowerUp"))
-        await self._status("Available")
+        for n in range(1, self.sim.options.connectors + 1):
+            await self._status("Available", n)
 
     async def status_again(self):
-        await self._status("Occupied" if self.sim.tx_id else "Available")
+        for n in range(1, self.sim.options.connectors + 1):
+            await self._status("Occupied" if n in self.sim.tx else "Available", n)
 
-    async def _status(self, status):
+    async def _status(self, status, evse=1):
         await self.call(call201.StatusNotification(timestamp=format_time(self.sim.now()), connector_status=status,
-                                                   evse_id=1, connector_id=1))
+                                                   evse_id=evse, connector_id=1))
 
-    async def _event(self, event_type, trigger, state, **extra):
+    async def _event(self, event_type, trigger, state, connector, **extra):
         s = self.sim
         await self.call(call201.TransactionEvent(
             event_type=event_type, timestamp=format_time(s.now()), trigger_reason=trigger, seq_no=next(s._seq),
-            transaction_info={"transaction_id": s.tx_id, "charging_state": state}, **extra))
+            transaction_info={"transaction_id": s.tx[connector], "charging_state": state}, **extra))
 
-    async def start_transaction(self, id_tag):
-        await self._status("Occupied")
-        self.sim.tx_id = uuid.uuid4().hex
-        await self._event("Started", "CablePluggedIn", "Charging", evse={"id": 1, "connector_id": 1},
+    async def start_transaction(self, id_tag, connector=1):
+        await self._status("Occupied", connector)
+        self.sim.tx[connector] = uuid.uuid4().hex
+        await self._event("Started", "CablePluggedIn", "Charging", connector,
+                          evse={"id": connector, "connector_id": 1},
                           id_token={"id_token": id_tag, "type": "ISO14443"})
 
-    async def stop_transaction(self):
-        await self._event("Ended", "EVCommunicationLost", "Idle")
-        await self._status("Available")
+    async def stop_transaction(self, connector=1):
+        await self._event("Ended", "EVCommunicationLost", "Idle", connector)
+        await self._status("Available", connector)
 
-    async def meter_values(self, draw):
-        await self._event("Updated", "MeterValuePeriodic", "Charging",
-                          meter_value=self.sim.sampled_values(draw, numbers=True))
+    async def meter_values(self, draw, connector=1):
+        # later events name no EVSE: the central system knows the transaction's
+        await self._event("Updated", "MeterValuePeriodic", "Charging", connector,
+                          meter_value=self.sim.sampled_values(draw, True, connector))
 
     @on("GetVariables")
     def on_get_variables(self, get_variable_data, **kwargs):
@@ -369,6 +417,11 @@ class _Sim201(_SimSession, ChargePoint201):
             results.append({"attribute_status": "Accepted" if ok else "Rejected",
                             "component": d["component"], "variable": d["variable"]})
         return result201.SetVariables(set_variable_result=results)
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, charging_profile_id=None, **kwargs):
+        ok = self.sim.clear_profile(charging_profile_id)
+        return result201.ClearChargingProfile(status="Accepted" if ok else "Unknown")
 
     @on("SetChargingProfile")
     def on_set_charging_profile(self, evse_id, charging_profile, **kwargs):

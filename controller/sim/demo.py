@@ -1,7 +1,8 @@
 """`evfuse demo`: the whole controller against a simulated site on loopback.
 
-Three OCPP charge points (1.6 in amps, 1.6 in watts on one phase, 2.0.1 at priority 2), each
-with a car, behind a 25 A fuse; every 100 s the household script switches a kettle and an
+Four OCPP charge points (1.6 in amps, 1.6 in watts on one phase, 2.0.1 at priority 2, and a
+1.6 twin with a car on each of its two connectors, the second wired "BCA", under its own
+20 A), behind a 40 A fuse; every 100 s the household script switches a kettle and an
 oven on phase A (an overload the controller must cut) and then the meter goes silent for 8 s
 (every charger must fall back). A live view shows load against the fuse, each charger's
 limit, draw and reason, and the latest decisions. The web page is served on 127.0.0.1
@@ -27,6 +28,7 @@ OVERLOAD = (25.0, 45.0)  # kettle + oven on phase A, seconds into each cycle
 DROPOUT = (65.0, 73.0)  # the meter does not answer
 OVERLOAD_A = 11.0
 DEMO_WEB_PORT = 8080
+DEMO_FUSE_A = 40.0
 
 DEMO_CONTROL = """
 [control]
@@ -94,7 +96,8 @@ async def run_demo(duration: float | None, out, web_port: int = 0, web_password:
     controller = web = None
     try:
         meter_port = await site.start_meter()
-        config = parse_config(tomllib.loads(site.config(meter_port, extra=DEMO_CONTROL)), "demo")
+        config = parse_config(tomllib.loads(site.config(meter_port, fuse_a=DEMO_FUSE_A, extra=DEMO_CONTROL)),
+                              "demo")
         controller = Controller(config)
         await controller.start()
         await site.start_chargers(controller.ocpp_port)

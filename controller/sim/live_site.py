@@ -3,7 +3,8 @@ the reaction benchmark run the real controller against.
 
 - a Modbus TCP meter (MeterServer, SDM630 map) reading household + every car's draw,
   refreshed every 50 ms;
-- OCPP charge points built with the ocpp package (SimChargePoint), each with a car;
+- OCPP charge points built with the ocpp package (SimChargePoint), each with a car (a twin: a
+  car per connector, each wired its own way);
 - a household: a base load per phase plus whatever `household` (a function of seconds since
   start) returns, so a demo script or a test can step it.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.model import PHASE_INDEX
 from controller.sim.chargepoint import SimChargePoint, SimOptions
@@ -32,20 +33,41 @@ METER_REFRESH_S = 0.05
 
 
 @dataclass(frozen=True)
+class SimConnector:
+    """One connector of a charger with several (ids 1, 2, ...), a car of its own."""
+
+    id: int
+    wiring: str = "ABC"  # site phases its L1, L2, L3 are wired to
+    max_a: float = 16.0
+    priority: int = 1
+    weight: float = 1.0
+    plugged: bool = True
+
+
+@dataclass(frozen=True)
 class SimCharger:
     id: str
     wiring: str = "ABC"  # site phases its L1, L2, L3 are wired to
     options: SimOptions = field(default_factory=SimOptions)
     priority: int = 1
     weight: float = 1.0
-    max_a: float = 16.0
+    max_a: float = 16.0  # with connectors: the whole charger, per phase
     plugged: bool = True  # a car is plugged in at start
+    connectors: tuple[SimConnector, ...] = ()  # a twin: its connectors (ids 1..n)
+    sequential: bool = False
+
+    def sockets(self) -> tuple[SimConnector, ...]:
+        """Its connectors, or the one it has."""
+        return self.connectors or (SimConnector(1, self.wiring, self.max_a, self.priority, self.weight,
+                                                self.plugged),)
 
 
 DEMO_CHARGERS = (
     SimCharger("garage", "ABC", SimOptions(version="1.6", unit="A", response_delay_s=2.0)),
     SimCharger("carport", "B", SimOptions(version="1.6", unit="W", phases=1, response_delay_s=3.0)),
     SimCharger("street", "BCA", SimOptions(version="2.0.1", unit="A", response_delay_s=2.5), priority=2),
+    SimCharger("twin", "ABC", SimOptions(version="1.6", unit="A", response_delay_s=2.0), max_a=20,
+               connectors=(SimConnector(1, "ABC", 16), SimConnector(2, "BCA", 16, weight=2))),
 )
 
 BASE_LOAD_A = (3.0, 2.0, 2.5)
@@ -79,11 +101,14 @@ class LiveSite:
             await self.start_charger(c, ocpp_port, host)
 
     async def start_charger(self, c: SimCharger, ocpp_port: int, host: str = "127.0.0.1") -> SimChargePoint:
-        cp = SimChargePoint(c.id, f"ws://{host}:{ocpp_port}", c.options)
+        # a twin has its connectors, or more (one the config does not have yet)
+        options = replace(c.options, connectors=max(c.options.connectors, len(c.connectors)))
+        cp = SimChargePoint(c.id, f"ws://{host}:{ocpp_port}", options)
         self.points[c.id] = cp
         await cp.start()
-        if c.plugged:
-            await cp.plug_in()
+        for socket in c.sockets():
+            if socket.plugged:
+                await cp.plug_in(connector=socket.id)
         return cp
 
     async def stop(self) -> None:
@@ -105,9 +130,10 @@ class LiveSite:
             cp = self.points.get(c.id)
             if cp is None:
                 continue
-            amps = cp.draw_a()
-            for phase in c.wiring[: cp.options.phases]:
-                out[PHASE_INDEX[phase]] += amps
+            draws = cp.draws_a()
+            for socket in c.sockets():
+                for phase in socket.wiring[: cp.options.phases]:
+                    out[PHASE_INDEX[phase]] += draws.get(socket.id, 0.0)
         for load in self.extra_loads:
             for p, amps in enumerate(load()):
                 out[p] += amps
@@ -140,4 +166,9 @@ class LiveSite:
                       f"priority = {c.priority}", f"weight = {c.weight:g}"]
             if c.options.password:
                 lines.append(f'password = "{c.options.password}"')
+            if c.sequential:
+                lines.append("sequential = true")
+            for k in c.connectors:
+                lines += ["  [[charger.connector]]", f"  id = {k.id}", f'  phases = "{k.wiring}"',
+                          f"  max_a = {k.max_a:g}", f"  priority = {k.priority}", f"  weight = {k.weight:g}"]
         return "\n".join(lines) + "\n" + extra

@@ -317,7 +317,8 @@ class ChargerEmulator(_Served):
 
 class SharedBus(_Served):
     """Several simulated devices behind one RTU port, as on a real RS485 bus: e.g. the main
-    meter (a MeterServer) and a Heidelberg charger. Each keeps its own `silent` switch."""
+    meter (a MeterServer) and a Heidelberg charger; or behind one TCP endpoint, as the sockets
+    of a twin. Each keeps its own `silent` switch."""
 
     def __init__(self, *devices: Any):
         self.devices = {self._sim_device(d).id: d for d in devices}
@@ -328,9 +329,20 @@ class SharedBus(_Served):
         return device.sim_device() if hasattr(device, "sim_device") else device._device()
 
     def _trace_packet(self, sending: bool, packet: bytes) -> bytes:
-        if sending and packet and getattr(self.devices.get(packet[0]), "silent", False):
+        unit = packet[6] if self._tcp and len(packet) > 6 else packet[0] if packet else None  # MBAP / RTU
+        if sending and getattr(self.devices.get(unit), "silent", False):
             return b""
         return packet
+
+    _tcp = False
+
+    async def start_tcp(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Several units behind one Modbus TCP endpoint (the sockets of an Alfen twin: units
+        1 and 2); returns the port."""
+        self._tcp = True
+        self._server = ModbusTcpServer(self._devices(), address=(host, port), trace_packet=self._trace_packet)
+        await self._server.serve_forever(background=True)
+        return self._server.transport.sockets[0].getsockname()[1]
 
     def _devices(self) -> list[SimDevice]:
         return [self._sim_device(d) for d in self.devices.values()]

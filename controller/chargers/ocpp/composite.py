@@ -119,3 +119,29 @@ def composite_limit_a(held: list[HeldProfile], t: datetime, *, volts_per_amp: fl
         tx = _winner(held, ("TxDefaultProfile",), connector, t, tx_start, volts_per_amp)
     limits = [x for x in (station, tx) if x is not None]
     return min(limits) if limits else None
+
+
+def station_limits_a(held: list[HeldProfile], t: datetime, *, volts_per_amp: float,
+                     tx_starts: dict[int, datetime | None]) -> tuple[dict[int, float | None], float | None]:
+    """A charger with several connectors: (the transaction limit per connector, the station
+    cap), in amps, at t. A TxDefault/TxProfile on connector 0 applies to EACH connector (1.6
+    §3.13), one on connector N to that one; the station cap (ChargePointMax / ChargingStationMax,
+    connector 0 only) limits what all of them draw together, not each."""
+    per = {n: (_winner(held, ("TxProfile",), n, t, start, volts_per_amp)
+               if start is not None else None) for n, start in tx_starts.items()}
+    for n, start in tx_starts.items():
+        if per[n] is None:
+            per[n] = _winner(held, ("TxDefaultProfile",), n, t, start, volts_per_amp)
+    cap = _winner(held, MAX_PURPOSES, 0, t, None, volts_per_amp)
+    return per, cap
+
+
+def share_cap(wants: dict[int, float], cap: float | None) -> dict[int, float]:
+    """What each connector's car draws when they want `wants` and the station cap is `cap`:
+    all they want when it fits, else the cap split in proportion (a charger may split it any
+    way it likes; this is one of them)."""
+    total = sum(wants.values())
+    if cap is None or total <= cap + 1e-9:  # a cap at their sum: float sums are no excess
+        return dict(wants)
+    scale = max(0.0, cap) / total if total > 0 else 0.0
+    return {n: a * scale for n, a in wants.items()}

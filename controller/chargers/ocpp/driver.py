@@ -1,9 +1,10 @@
-"""OcppCharger: the ChargerDriver of one configured OCPP charger.
+"""OcppCharger: the ChargerDriver of one OCPP load — a charger, or one connector of a charger
+with several (its Station holds the link and what the connectors share).
 
-It outlives connections. The central system attaches a Link (one websocket session) when
-the charger connects and detaches it when it drops; everything the runtime reads (draw, car
-state, compliance, lease) stays here, so a charger that drops keeps its last measured draw
-and the time its leased profile expires.
+It outlives connections. The central system attaches a Link (one websocket session) to the
+station when the charger connects and detaches it when it drops; everything the runtime reads
+(draw, car state, compliance, lease) stays here, so a charger that drops keeps its last
+measured draw and the time its leased profile expires.
 
 Contract with the runtime: `apply(limit)` records the desired limit and, when the charger is
 online, returns whether it accepted it. The latest desired limit is what the charger gets on
@@ -15,19 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from controller.chargers.base import ChargerDriver, DriverStatus
-from controller.chargers.ocpp.clock import ClockOffset, SystemClock, parse_time
 from controller.chargers.ocpp.compliance import ComplianceWatch
 from controller.chargers.ocpp.meter import parse_meter_values
-from controller.chargers.ocpp.profiles import ProfileForm, round_down_a
-from controller.config import ChargerConfig, ControlConfig, OcppConfig, charger_fallback_a
+from controller.chargers.ocpp.profiles import round_down_a
+from controller.chargers.ocpp.station import OcppSettings, Station
+from controller.config import ChargerConfig, charger_fallback_a
 from controller.model import CarState, ChargerReading
 
 if TYPE_CHECKING:
     from controller.chargers.ocpp.link import Link
+
+__all__ = ["OcppCharger", "OcppSettings"]
 
 log = logging.getLogger("controller.chargers.ocpp")
 
@@ -35,28 +37,16 @@ log = logging.getLogger("controller.chargers.ocpp")
 CLOSE_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
-class OcppSettings:
-    """What every OCPP driver needs beyond its own [[charger]] table."""
-
-    ocpp: OcppConfig
-    control: ControlConfig
-    voltage_v: float
-
-
 class OcppCharger(ChargerDriver):
-    def __init__(self, config: ChargerConfig, settings: OcppSettings, clock=None):
+    def __init__(self, config: ChargerConfig, station: Station | OcppSettings, clock=None):
         super().__init__(config)
-        self.settings = settings
+        if isinstance(station, OcppSettings):  # a charger of its own (tests, tools)
+            station = Station(config.station, station, clock)
+            station.add(self)
+        self.station = station
         # what its base profile holds once evfuse is gone, and its limit before the first apply
-        self.fallback_a = round_down_a(charger_fallback_a(config, settings.control))
-        self.clock = clock or SystemClock()
-        self.offset = ClockOffset()
-        self.form: ProfileForm | None = None  # the profile form this charger accepted last
-        self.notes: dict[str, str] = {}
-        self.protocol = "ocpp"
-        self.fallback_protected = False  # base profile accepted at the latest initialisation
-        self.link: Link | None = None
+        self.fallback_a = round_down_a(charger_fallback_a(config, station.settings.control))
+        self.notes: dict[str, str] = {}  # this connector's own (the station's are beside them)
         self._target_a: float | None = None
         self._target_gen = 0
         self._acked_gen = -1
@@ -70,20 +60,51 @@ class OcppCharger(ChargerDriver):
         self._car = CarState.UNKNOWN
         self.tx_id: str | None = None
         self.tx_started_mono: float | None = None
-        self._watch = ComplianceWatch(settings.ocpp.compliance_tolerance_a,
-                                      settings.ocpp.compliance_allowance_s)
+        self._watch = ComplianceWatch(self.settings.ocpp.compliance_tolerance_a,
+                                      self.settings.ocpp.compliance_allowance_s)
         self._closed = False
         self._quiet_until: float | None = None  # stay_quiet(): no initialisation before this
         self._speak = asyncio.Event()
+
+    # ------------------------------------------------------------------ what the station shares
+
+    @property
+    def settings(self) -> OcppSettings:
+        return self.station.settings
+
+    @settings.setter
+    def settings(self, value: OcppSettings) -> None:
+        self.station.settings = value
+
+    @property
+    def link(self) -> Link | None:
+        return self.station.link
+
+    @property
+    def clock(self):
+        return self.station.clock
+
+    @property
+    def form(self):
+        return self.station.form
 
     # ------------------------------------------------------------------ runtime API
 
     def reading(self, now: float) -> ChargerReading:
         online = self.link is not None and self.link.ready
-        return ChargerReading(online=online, car=self._car, draw_lines_a=self._draw, draw_at=self._draw_at,
+        draw = self._draw
+        stray = self.station.stray_draw(self)
+        if stray is not None and any(stray):  # an unknown connector's car is counted here
+            draw = tuple((draw[k] if draw is not None and k < len(draw) else 0.0) + stray[k]
+                         for k in range(max(len(draw or ()), len(self.config.phases))))
+        acked = self._limit_a
+        extra = self.station.stray_bound(self)  # what unknown connectors may draw beyond the plan
+        if extra:
+            acked = (acked or 0.0) + extra
+        return ChargerReading(online=online, car=self._car, draw_lines_a=draw, draw_at=self._draw_at,
                               lease_until=None if online else self._lease_until,
-                              compliant=self._watch.compliant, acked_a=self._limit_a,
-                              power_w=self._power_w if self._draw is None else None)
+                              compliant=self._watch.compliant, acked_a=acked,
+                              power_w=self._power_w if draw is None else None)
 
     async def apply(self, limit_a: float) -> bool:
         limit = min(round_down_a(limit_a), self.config.max_a)
@@ -103,14 +124,15 @@ class OcppCharger(ChargerDriver):
         return self._acked_ok
 
     def status(self) -> DriverStatus:
-        notes = dict(self.notes)
-        if self.form is not None:
-            notes["profile"] = self.form.describe()
-        if abs(self.offset.seconds) >= 1:
-            notes["clock_offset_s"] = f"{self.offset.seconds:+.0f}"
-        return DriverStatus(protocol=self.protocol, connected=self.link is not None,
+        notes = {**self.station.notes, **self.notes}
+        form = self.station.describe_form()
+        if form is not None:
+            notes["profile"] = form
+        if abs(self.station.offset.seconds) >= 1:
+            notes["clock_offset_s"] = f"{self.station.offset.seconds:+.0f}"
+        return DriverStatus(protocol=self.station.protocol, connected=self.link is not None,
                             limit_a=self._limit_a, compliant=self._watch.compliant,
-                            fallback_protected=self.fallback_protected, notes=notes)
+                            fallback_protected=self.station.fallback_protected, notes=notes)
 
     async def close(self, fallback_a: float | None) -> None:
         """Leave the charger at fallback_a (if given and reachable), then stop renewing."""
@@ -121,7 +143,7 @@ class OcppCharger(ChargerDriver):
                 self.event(logging.WARNING, "fallback limit not confirmed before shutdown",
                            REASON="close-timeout")
         self._closed = True
-        if self.link is not None:
+        if self.link is not None and self.station.closed:
             await self.link.stop_maintaining()
 
     async def leave(self, fallback_a: float, stop_lease_s: float) -> None:
@@ -179,6 +201,20 @@ class OcppCharger(ChargerDriver):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def acked_a(self) -> float | None:
+        return self._limit_a
+
+    @property
+    def lease_until(self) -> float | None:
+        return self._lease_until
+
+    def own_draw(self) -> tuple[float, ...] | None:
+        return self._draw
+
+    def tx_age(self, now: float) -> float:
+        return now - self.tx_started_mono if self.tx_started_mono is not None else 0.0
+
     def wanted_limit(self) -> tuple[float, int]:
         """(limit to hold the charger at, generation of that wish)."""
         target = self.fallback_a if self._target_a is None else self._target_a
@@ -194,37 +230,25 @@ class OcppCharger(ChargerDriver):
         self._acked_ok = accepted
         self.release_waiters()
 
-    def attached(self, link: Link) -> None:
-        self.link = link
-        self.protocol = "ocpp" + link.version
-        self.offset.reset()
-        self.event(logging.INFO, "connected", REASON="connect", PROTOCOL=self.protocol)
-
-    def detached(self, link: Link) -> None:
-        if self.link is not link:
-            return
-        self.link = None
-        self.release_waiters()
-        self.event(logging.WARNING, "disconnected", REASON="disconnect", LEASE_UNTIL=self._lease_until)
-
     def release_waiters(self) -> None:
         """Let apply() calls re-check: acknowledged, or link down / not ready any more."""
         self._ack_event.set()
         self._ack_event = asyncio.Event()
 
     def event(self, level: int, message: str, **fields) -> None:
-        """One structured log line about a state change of this charger."""
+        """One structured log line about a state change of this charger (connector)."""
         log.log(level, "%s: %s", self.id, message, extra={"CHARGER_ID": self.id, **fields})
 
     # ------------------------------------------------------------------ from handlers
-
-    def saw_timestamp(self, text: str | None) -> None:
-        self.offset.observe(parse_time(text), self.clock.wall())
 
     def set_car(self, car: CarState) -> None:
         if car != self._car:
             self._car = car
             self.event(logging.INFO, f"car {car.value}", CAR=car.value)
+
+    @property
+    def car(self) -> CarState:
+        return self._car
 
     def transaction_started(self, tx_id: str) -> None:
         self.tx_id = tx_id
@@ -244,7 +268,7 @@ class OcppCharger(ChargerDriver):
         report = parse_meter_values(meter_value, len(self.config.phases))
         wall = self.clock.wall()
         for stamp in report.timestamps:
-            self.offset.observe(stamp, wall)
+            self.station.offset.observe(stamp, wall)
         if report.offered_a is not None:
             self.notes["offered_a"] = f"{report.offered_a:g}"
         if report.lines_a is None:
@@ -254,9 +278,10 @@ class OcppCharger(ChargerDriver):
             return
         self._draw = report.lines_a
         self._draw_at = self.clock.monotonic()
-        if self._watch.observe(self.clock.monotonic(), self._limit_a, report.lines_a):
+        limit = self.station.compliance_limit(self)
+        if self._watch.observe(self.clock.monotonic(), limit, report.lines_a):
             if self._watch.compliant:
                 self.event(logging.INFO, "draws within its limit again", REASON="compliant")
             else:
                 self.event(logging.ERROR, "draws above its limit: counted as fixed load",
-                           FAULT="non-compliant", LIMIT_A=self._limit_a, DRAW_A=max(report.lines_a))
+                           FAULT="non-compliant", LIMIT_A=limit, DRAW_A=max(report.lines_a))

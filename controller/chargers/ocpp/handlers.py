@@ -29,29 +29,35 @@ class CentralHandlers:
     results: ModuleType  # ocpp.v16.call_result or ocpp.v201.call_result
     awaited: str | None = None  # unique id of our request in flight (see link.py)
 
-    def __init__(self, driver, connection):
-        super().__init__(driver.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
-        self.driver = driver
+    def __init__(self, station, connection):
+        super().__init__(station.id, connection, response_timeout=CALL_TIMEOUT_S, logger=WIRE_LOG)
+        self.station = station  # controller.chargers.ocpp.station.Station
 
     def accepted(self, tag: str | None) -> dict:
         """IdTagInfo / IdTokenInfo: every tag when ocpp.id_tags is empty, else the listed ones."""
-        tags = self.driver.settings.ocpp.id_tags
+        tags = self.station.settings.ocpp.id_tags
         return {"status": "Accepted" if not tags or tag in tags else "Invalid"}
 
     def booted(self, model: str, firmware: str | None):
-        self.driver.notes["model"] = model
+        self.station.notes["model"] = model
         if firmware:
-            self.driver.notes["firmware"] = firmware
-        return self.results.BootNotification(current_time=format_time(self.driver.clock.wall()),
-                                             interval=self.driver.settings.ocpp.heartbeat_s, status="Accepted")
+            self.station.notes["firmware"] = firmware
+        return self.results.BootNotification(current_time=format_time(self.station.clock.wall()),
+                                             interval=self.station.settings.ocpp.heartbeat_s, status="Accepted")
 
     @on("Heartbeat")
     def on_heartbeat(self, **kwargs):
-        return self.results.Heartbeat(current_time=format_time(self.driver.clock.wall()))
+        return self.results.Heartbeat(current_time=format_time(self.station.clock.wall()))
 
     @on("MeterValues")
     def on_meter_values(self, meter_value, **kwargs):
-        self.driver.meter_values(meter_value)
+        # 1.6 names the connector, 2.0.1 the EVSE; 0 is the charger's own main meter
+        number = kwargs.get("connector_id", kwargs.get("evse_id"))
+        connector = self.station.connector(number)
+        if connector is None and number == 0 and not self.station.several:
+            connector = self.station.connector(1)  # one connector: its whole-charger meter is its draw
+        if connector is not None:
+            connector.meter_values(meter_value)
         return self.results.MeterValues()
 
     @on("DataTransfer")

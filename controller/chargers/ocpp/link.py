@@ -26,9 +26,8 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, MessageType, unpack
 from websockets.exceptions import ConnectionClosed
 
-from controller.chargers.ocpp.driver import OcppCharger
-from controller.chargers.ocpp.profiles import (
-    V201, ProfileForm, Rate, base_profile, candidate_forms, dynamic_profile)
+from controller.chargers.ocpp.profiles import V201, ProfileForm, Rate, base_profile, dynamic_profile
+from controller.chargers.ocpp.station import Item, Station
 from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.ocpp")
@@ -61,16 +60,19 @@ class Wire:
 
 
 class Link:
-    def __init__(self, driver: OcppCharger, connection, cp_class):
-        self.driver = driver
+    def __init__(self, station: Station, connection, cp_class):
+        self.driver = station  # the charge point: its connectors, its notes, its profile form
         self.connection = connection
         self.wire = Wire(connection, self._outgoing)
-        self.cp = cp_class(driver, self.wire)  # CentralCP16 / CentralCP201: handlers and requests
+        self.cp = cp_class(station, self.wire)  # CentralCP16 / CentralCP201: handlers and requests
         self.version = self.cp.version
         self._answering: Call | None = None  # the charger's request being handled
         self._answer_refused = False
         self._ready = False
         self._refused_all = False  # every profile form refused: log that once, not every retry
+        self._unit = "A"
+        self._sent: dict[str, float] = {}  # item key -> limit the charger accepted in this session
+        self._installed: set[int] = set()
         self._wake = asyncio.Event()
         self._rebooted = asyncio.Event()
         self._spoke = asyncio.Event()
@@ -254,27 +256,25 @@ class Link:
     async def _initialise(self) -> bool:
         self.ready = False
         self._wake.clear()  # the profiles sent below carry the wanted limit anyway
+        self._sent = {}
         d = self.driver
         caps = await self.cp.read_config()
         d.notes.update(caps.notes, unit=caps.unit)
         d.notes.update(await self.cp.configure_meter_values(d.settings.ocpp.meter_interval_s))
-        self._rate = Rate(caps.unit, d.settings.voltage_v * len(d.config.phases))
-        forms = candidate_forms(self.version, d.config.profile_kind.capitalize(), caps.max_stack_level)
-        if d.form in forms:
-            forms.remove(d.form)
-            forms.insert(0, d.form)
+        self._unit = caps.unit
+        forms = d.forms(self.version, caps.max_stack_level)
+        self._installed: set[int] = set()  # ids of profiles it accepted during this initialisation
         for form in forms:
-            base = base_profile(self.version, form, self._rate, d.fallback_a,
-                                d.offset.charger_now(d.clock.wall()))
-            ok, detail = await self.cp.set_profile(form.target, base)
+            ok, detail = await self._send_base(form)
             d.fallback_protected = ok
             if ok:
-                ok, detail = await self._send_dynamic(form)
+                ok, detail = await self._send_dynamic(form, renew=True)
             if ok:
+                await self._clear_leftovers(form)
                 if d.form != form:
+                    d.form = form
                     d.event(logging.INFO if form == forms[0] else logging.WARNING,
-                            f"profiles accepted as {form.describe()}", REASON="profile-form")
-                d.form = form
+                            f"profiles accepted as {d.describe_form()}", REASON="profile-form")
                 d.notes.pop("profile_error", None)
                 self._refused_all = False
                 self.ready = True
@@ -290,24 +290,92 @@ class Link:
                     FAULT="profiles-rejected")
         return False
 
-    async def send_dynamic(self, form: ProfileForm, lease_s: float) -> tuple[bool, str]:
-        """The wanted limit once more, valid lease_s (a planned stop shortens the lease)."""
-        return await self._send_dynamic(form, lease_s)
+    async def _clear_leftovers(self, form: ProfileForm) -> None:
+        """A form refused half-way (a twin taking profiles on some connectors only) leaves
+        profiles behind that would hold its cars below their limits: clear them by id. They
+        only ever limit, so a charger that refuses to clear them is merely noted."""
+        keep = {i for item in self.driver.items(form, self.version) for i in item.ids}
+        left = []
+        for profile_id in sorted(self._installed - keep):
+            try:
+                cleared = await self.cp.clear_profile(profile_id)
+            except asyncio.TimeoutError:  # not worth a new initialisation: they only limit
+                cleared = False
+            if not cleared:
+                left.append(str(profile_id))
+        if left:
+            self.driver.notes["stale_profiles"] = ", ".join(left)
+        else:
+            self.driver.notes.pop("stale_profiles", None)
 
-    async def _send_dynamic(self, form: ProfileForm, lease_s: float | None = None) -> tuple[bool, str]:
+    def _rate(self, item: Item) -> Rate:
+        return Rate(self._unit, self.driver.settings.voltage_v * item.phases)
+
+    async def _send_base(self, form: ProfileForm) -> tuple[bool, str]:
+        """The never-expiring fallback profiles of `form`. The station cap beside per-connector
+        profiles is optional: a charger may refuse it and still be kept safely."""
         d = self.driver
-        lease_s = d.settings.ocpp.lease_s if lease_s is None else lease_s
-        limit, gen = d.wanted_limit()
-        now = d.clock.monotonic()
-        age = now - d.tx_started_mono if d.tx_started_mono is not None else 0.0
-        profile = dynamic_profile(self.version, form, self._rate, limit,
-                                  d.offset.charger_now(d.clock.wall()), lease_s, age)
+        d.cap_held = False
+        for item in d.items(form, self.version):
+            base = base_profile(self.version, item.form, self._rate(item), item.fallback_a,
+                                d.offset.charger_now(d.clock.wall()), profile_id=item.ids[0])
+            ok, detail = await self.cp.set_profile(item.form.target, base)
+            if ok:
+                self._installed.add(item.ids[0])
+            if not ok and item.required:
+                return False, detail
+            if item.key == "cap" and not item.required:
+                d.cap_held = ok
+        return True, ""
+
+    async def send_dynamic(self, form: ProfileForm, lease_s: float) -> tuple[bool, str]:
+        """Every leased profile once more at the wanted limits, valid lease_s (a planned stop
+        shortens the lease)."""
+        return await self._send_dynamic(form, renew=True, lease_s=lease_s)
+
+    async def _send_dynamic(self, form: ProfileForm, renew: bool,
+                            lease_s: float | None = None) -> tuple[bool, str]:
+        """The leased profiles of `form` at the wanted limits: all of them on renew, else those
+        whose limit changed. Each connector's apply() is answered once its profile is in."""
+        d = self.driver
+        wanted = {id(c): c.wanted_limit() for c in d.loads()}  # (limit, generation) now
+        lease = d.settings.ocpp.lease_s if lease_s is None else lease_s
+        refusal = ""
+        answered: dict[int, bool] = {}
         try:
-            ok, detail = await self.cp.set_profile(form.target, profile)
+            for item in d.items(form, self.version):
+                if item.key == "cap" and not item.required and not d.cap_held:
+                    continue  # refused at initialisation: asked again at the next one
+                sent = renew or self._sent.get(item.key) != item.limit_a
+                ok = True
+                if sent:
+                    ok, detail = await self._send(item, lease)
+                    refusal = refusal or ("" if ok else detail)
+                now = d.clock.monotonic()
+                for c in item.loads:
+                    limit, gen = wanted[id(c)]
+                    c.limit_sent(gen, limit, ok, now + lease if sent else c.lease_until)
+                    answered[id(c)] = ok
         except BaseException:
-            d.limit_sent(gen, limit, False, None)  # release apply() waiters
+            for c in d.loads():  # release the apply() waiters of what was not sent
+                if id(c) not in answered:
+                    c.limit_sent(wanted[id(c)][1], wanted[id(c)][0], False, None)
             raise
-        d.limit_sent(gen, limit, ok, now + lease_s if ok else None)
+        return all(answered.get(id(c), False) for c in d.loads()), refusal
+
+    async def _send(self, item: Item, lease: float) -> tuple[bool, str]:
+        d = self.driver
+        profile = dynamic_profile(self.version, item.form, self._rate(item), item.limit_a,
+                                  d.offset.charger_now(d.clock.wall()), lease, item.age_s,
+                                  profile_id=item.ids[1])
+        ok, detail = await self.cp.set_profile(item.form.target, profile)
+        if ok:
+            self._sent[item.key] = item.limit_a
+            self._installed.add(item.ids[1])
+        else:
+            self._sent.pop(item.key, None)
+            if not item.required:  # the station cap beside per-connector profiles
+                d.notes["station_cap"] = f"refused: {detail}"
         return ok, detail
 
     async def _keep_limit(self) -> None:
@@ -318,18 +386,20 @@ class Link:
         last_refusal = None
         while not self._rebooted.is_set():
             wait = max(0.0, next_renewal - d.clock.monotonic())
+            renew = False
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except asyncio.TimeoutError:
-                pass
+                renew = True
             self._wake.clear()
             if self._rebooted.is_set() or d.closed:
                 return
             try:
-                ok, detail = await self._send_dynamic(d.form)
+                ok, detail = await self._send_dynamic(d.form, renew=renew)
             except asyncio.TimeoutError:
                 ok, detail = False, "no answer"
-            next_renewal = d.clock.monotonic() + (lease / 2 if ok else min(RETRY_S, lease / 4))
+            if renew or not ok:
+                next_renewal = d.clock.monotonic() + (lease / 2 if ok else min(RETRY_S, lease / 4))
             if (None if ok else detail) != last_refusal:
                 last_refusal = None if ok else detail
                 d.event(logging.INFO if ok else logging.WARNING,

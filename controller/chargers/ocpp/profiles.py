@@ -37,6 +37,28 @@ VALID_FROM_SKEW_S = 60
 
 TX_DEFAULT = "TxDefaultProfile"
 MAX_PURPOSE = {V16: "ChargePointMaxProfile", V201: "ChargingStationMaxProfile"}
+# A charger with several connectors: the form's target when every connector gets its own
+# profile (connectorId / evseId N), each with ids of its own, and the station cap beside them.
+EACH = -1
+CAP_PROFILE_IDS = (4803, 4804)
+
+
+def profile_ids(target: int) -> tuple[int, int]:
+    """(base id, dynamic id) of the profiles on connector/EVSE `target` of a charger with several
+    connectors (a charger with one keeps BASE_PROFILE_ID / DYNAMIC_PROFILE_ID)."""
+    return BASE_PROFILE_ID + 10 * target, DYNAMIC_PROFILE_ID + 10 * target
+
+
+def station_cap_a(connectors: list[tuple[str, float]]) -> float:
+    """The station cap that never lets a charger's connectors together draw more than their
+    limits allow on any site phase: (site phases, amps) per connector -> the least, over the
+    phases any of them uses, of the limits of the connectors on that phase. Any one connector
+    may take all of it (the charger splits a cap as it likes), so a phase no connector shares
+    with the others bounds it too."""
+    phases = {p for wiring, _ in connectors for p in wiring}
+    if not phases:
+        return 0.0
+    return round_down_a(min(sum(a for wiring, a in connectors if p in wiring) for p in phases))
 
 
 def round_down_a(limit_a: float) -> float:
@@ -72,7 +94,30 @@ class ProfileForm:
     dynamic_level: int = 1
 
     def describe(self) -> str:
-        return f"{self.purpose}@{self.target} {self.kind} levels {self.base_level}/{self.dynamic_level}"
+        where = "each connector" if self.target == EACH else self.target
+        return f"{self.purpose}@{where} {self.kind} levels {self.base_level}/{self.dynamic_level}"
+
+    def on(self, target: int) -> "ProfileForm":
+        """The same form on one connector/EVSE."""
+        return ProfileForm(self.purpose, target, self.kind, self.base_level, self.dynamic_level)
+
+
+def twin_forms(version: str, preferred_kind: str, max_stack_level: int | None = None) -> list[ProfileForm]:
+    """Forms for a charger with several connectors, best first: a TxDefault profile on each
+    connector (OCPP 1.6 §3.13: one on connector 0 would apply to EACH connector), with the
+    station cap beside it where the charger takes one; then, for a charger that refuses
+    per-connector profiles, the station cap alone at what the connectors may draw together."""
+    other = "Relative" if preferred_kind == "Absolute" else "Absolute"
+    forms = [
+        ProfileForm(TX_DEFAULT, EACH, preferred_kind),
+        ProfileForm(TX_DEFAULT, EACH, other),
+        ProfileForm(TX_DEFAULT, EACH, preferred_kind, 1, 2),
+        ProfileForm(MAX_PURPOSE[version], 0, "Absolute"),
+        ProfileForm(MAX_PURPOSE[version], 0, "Absolute", 1, 2),
+    ]
+    if max_stack_level is not None and max_stack_level >= 1:
+        forms = [f for f in forms if f.dynamic_level <= max_stack_level]
+    return forms
 
 
 def candidate_forms(version: str, preferred_kind: str, max_stack_level: int | None = None) -> list[ProfileForm]:
@@ -137,17 +182,18 @@ def _profile(version: str, profile_id: int, level: int, purpose: str, kind: str,
 
 
 def base_profile(version: str, form: ProfileForm, rate: Rate, fallback_a: float,
-                 charger_now: datetime) -> dict:
+                 charger_now: datetime, profile_id: int = BASE_PROFILE_ID) -> dict:
     """The never-expiring fallback profile at the form's lowest stack level."""
     kind = "Absolute" if form.purpose != TX_DEFAULT else form.kind
     start = charger_now - timedelta(seconds=VALID_FROM_SKEW_S) if kind == "Absolute" else None
     limit = schedule_limit(fallback_a, rate.unit, rate.volts_per_amp)
     schedule = _schedule(version, rate, limit, start, None)
-    return _profile(version, BASE_PROFILE_ID, form.base_level, form.purpose, kind, schedule, None)
+    return _profile(version, profile_id, form.base_level, form.purpose, kind, schedule, None)
 
 
 def dynamic_profile(version: str, form: ProfileForm, rate: Rate, limit_a: float,
-                    charger_now: datetime, lease_s: float, relative_start_age_s: float = 0.0) -> dict:
+                    charger_now: datetime, lease_s: float, relative_start_age_s: float = 0.0,
+                    profile_id: int = DYNAMIC_PROFILE_ID) -> dict:
     """The leased limit profile, one stack level above the base.
 
     Absolute: validFrom a little in the past, validTo = now + lease, and the schedule's
@@ -162,10 +208,10 @@ def dynamic_profile(version: str, form: ProfileForm, rate: Rate, limit_a: float,
         valid_to = charger_now + timedelta(seconds=lease_s)
         duration = int((valid_to - valid_from).total_seconds())
         schedule = _schedule(version, rate, limit, valid_from, duration)
-        return _profile(version, DYNAMIC_PROFILE_ID, form.dynamic_level, form.purpose, "Absolute",
+        return _profile(version, profile_id, form.dynamic_level, form.purpose, "Absolute",
                         schedule, (valid_from, valid_to))
     # whole seconds, rounded down: the lease may end a little early, never late
     duration = math.floor(max(0.0, relative_start_age_s) + lease_s)
     schedule = _schedule(version, rate, limit, None, duration)
-    return _profile(version, DYNAMIC_PROFILE_ID, form.dynamic_level, form.purpose, "Relative",
+    return _profile(version, profile_id, form.dynamic_level, form.purpose, "Relative",
                     schedule, None)

@@ -37,6 +37,7 @@ from websockets.headers import build_www_authenticate_basic, parse_authorization
 
 from controller.chargers.ocpp.driver import OcppCharger, OcppSettings
 from controller.chargers.ocpp.link import Link
+from controller.chargers.ocpp.station import Station
 from controller.chargers.ocpp.v16 import CentralCP16
 from controller.chargers.ocpp.v201 import CentralCP201
 from controller.config import ChargerConfig, Config
@@ -72,27 +73,41 @@ class CentralSystem:
         self.clock = clock
         self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
                                      voltage_v=config.site.voltage_v)
-        self.drivers: dict[str, OcppCharger] = {
-            c.id: OcppCharger(c, self.settings, clock) for c in config.chargers if c.protocol == "ocpp"}
+        self.drivers: dict[str, OcppCharger] = {}  # by load id: a charger, or "twin/2"
+        self.stations: dict[str, Station] = {}  # by OCPP identity
+        for c in config.chargers:
+            if c.protocol == "ocpp":
+                self.add(c)
         self._server = None
         self._closing: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ reload, piece by piece
 
     def add(self, charger: ChargerConfig) -> OcppCharger:
-        """A new charger: its id is accepted from now on."""
-        driver = self.drivers[charger.id] = OcppCharger(charger, self.settings, self.clock)
+        """A new charger (or connector): its identity is accepted from now on."""
+        station = self.stations.get(charger.station)
+        if station is None:
+            station = self.stations[charger.station] = Station(charger.station, self.settings, self.clock)
+        driver = self.drivers[charger.id] = OcppCharger(charger, station)
+        station.add(driver)
         return driver
 
     def remove(self, charger_id: str) -> OcppCharger:
-        """Forget a charger: its id is refused from now on. The caller retires the driver."""
-        return self.drivers.pop(charger_id)
+        """Forget a charger (or connector): a charger with none left is refused from now on.
+        The caller retires the driver."""
+        driver = self.drivers.pop(charger_id)
+        station = driver.station  # keeps its connectors until they are retired
+        if self.stations.get(station.id) is station and \
+                not any(d.station is station for d in self.drivers.values()):
+            del self.stations[station.id]  # re-added (relinked): a new station, a new link
+        return driver
 
     @staticmethod
     async def retire(driver: OcppCharger, fallback_a: float | None) -> None:
-        """Leave a removed driver's charger at fallback_a (bounded), then close its link."""
+        """Leave a removed driver's charger at fallback_a (bounded), then close its link once
+        no connector of that charger is kept."""
         await driver.close(fallback_a)
-        if driver.link is not None:
+        if driver.link is not None and driver.station.closed:
             await driver.link.connection.close(1000, "removed from the evfuse configuration")
 
     def retune(self, config: Config) -> None:
@@ -101,11 +116,12 @@ class CentralSystem:
         self.config = config
         self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
                                      voltage_v=config.site.voltage_v)
-        for driver in self.drivers.values():
-            driver.settings = self.settings
-            driver.retune_watch()
-            if driver.link is not None:
-                self._close_in_background(driver.link.connection, "evfuse settings changed")
+        for station in self.stations.values():
+            station.settings = self.settings
+            for driver in station.loads():
+                driver.retune_watch()
+            if station.link is not None:
+                self._close_in_background(station.link.connection, "evfuse settings changed")
 
     async def restart(self, config: Config) -> int:
         """A new listen address or TLS: the server is made anew on it (every link drops)."""
@@ -157,7 +173,7 @@ class CentralSystem:
 
     def _check_handshake(self, connection: ServerConnection, request):
         cp_id = charge_point_id(request.path)
-        driver = self.drivers.get(cp_id)
+        driver = self.stations.get(cp_id)
         peer = connection.remote_address[0] if connection.remote_address else "?"
         if driver is None:
             return self._refuse(connection, http.HTTPStatus.NOT_FOUND, "unknown charge point id",
@@ -187,7 +203,7 @@ class CentralSystem:
         return connection.respond(status, why + "\n")
 
     async def _serve(self, connection: ServerConnection) -> None:
-        driver = self.drivers[charge_point_id(connection.request.path)]
+        driver = self.stations[charge_point_id(connection.request.path)]
         old = driver.link
         if old is not None:  # the charger reconnected while its old link looked alive
             self._close_in_background(old.connection, "replaced by a new connection")

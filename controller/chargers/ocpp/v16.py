@@ -43,9 +43,14 @@ class CentralCP16(CentralHandlers, ChargePoint):
 
     @on("StatusNotification")
     def on_status(self, connector_id, status, error_code, timestamp=None, **kwargs):
-        self.driver.saw_timestamp(timestamp)
-        if connector_id != 0 or status == "Faulted":  # connector 0 is the whole charger
-            self.driver.set_car(CAR_STATE.get(status, CarState.UNKNOWN))
+        self.station.saw_timestamp(timestamp)
+        car = CAR_STATE.get(status, CarState.UNKNOWN)
+        if connector_id == 0:  # the whole charger: only its fault says something of the cars
+            if status == "Faulted":
+                for connector in self.station.everyone():
+                    connector.set_car(car)
+        elif (connector := self.station.connector(connector_id)) is not None:
+            connector.set_car(car)
         return call_result.StatusNotification()
 
     @on("Authorize")
@@ -54,15 +59,18 @@ class CentralCP16(CentralHandlers, ChargePoint):
 
     @on("StartTransaction")
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
-        self.driver.saw_timestamp(timestamp)
+        self.station.saw_timestamp(timestamp)
         tx_id = next(_transaction_ids)
-        self.driver.transaction_started(str(tx_id))
+        connector = self.station.connector(connector_id) or self.station.connector(1)
+        connector.transaction_started(str(tx_id))
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self.accepted(id_tag))
 
     @on("StopTransaction")
     def on_stop_transaction(self, meter_stop, timestamp, transaction_id, **kwargs):
-        self.driver.saw_timestamp(timestamp)
-        self.driver.transaction_ended()
+        self.station.saw_timestamp(timestamp)
+        connector = self.station.by_transaction(transaction_id)
+        if connector is not None:
+            connector.transaction_ended()
         if kwargs.get("id_tag"):
             return call_result.StopTransaction(id_tag_info=self.accepted(kwargs["id_tag"]))
         return call_result.StopTransaction()
@@ -101,3 +109,8 @@ class CentralCP16(CentralHandlers, ChargePoint):
         if result is None:
             return False, why
         return result.status == "Accepted", str(result.status)
+
+    async def clear_profile(self, profile_id: int) -> bool:
+        result, _ = await request(self, call.ClearChargingProfile(id=profile_id))
+        # "Unknown": it holds none by that id (another profile may have replaced it): gone too
+        return result is not None and result.status in ("Accepted", "Unknown")

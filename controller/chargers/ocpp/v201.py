@@ -49,11 +49,12 @@ class CentralCP201(CentralHandlers, ChargePoint):
 
     @on("StatusNotification")
     def on_status(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
-        self.driver.saw_timestamp(timestamp)
+        self.station.saw_timestamp(timestamp)
         state = CONNECTOR_STATE.get(connector_status, CarState.UNKNOWN)
+        evse = self.station.connector(evse_id)
         # "Occupied" says less than a running transaction's charging state: keep that one.
-        if not (state == CarState.CONNECTED and self.driver.tx_id is not None):
-            self.driver.set_car(state)
+        if evse is not None and not (state == CarState.CONNECTED and evse.tx_id is not None):
+            evse.set_car(state)
         return call_result.StatusNotification()
 
     @on("Authorize")
@@ -62,9 +63,13 @@ class CentralCP201(CentralHandlers, ChargePoint):
 
     @on("TransactionEvent")
     def on_transaction_event(self, event_type, timestamp, transaction_info, **kwargs):
-        d = self.driver
-        d.saw_timestamp(timestamp)
+        self.station.saw_timestamp(timestamp)
         tx_id = transaction_info.get("transaction_id")
+        # The EVSE is named in the first event of a transaction; later ones are found by its id.
+        named = kwargs.get("evse") if isinstance(kwargs.get("evse"), dict) else {}
+        d = self.station.by_transaction(tx_id) or self.station.connector(named.get("id"))
+        if d is None:  # a transaction begun before we knew it, on an EVSE it does not name
+            d = self.station.unplaced() if self.station.several else self.station.connector(1)
         if event_type == "Started" or (event_type == "Updated" and d.tx_id is None):
             d.transaction_started(tx_id)
         state = CHARGING_STATE.get(transaction_info.get("charging_state"))
@@ -119,3 +124,8 @@ class CentralCP201(CentralHandlers, ChargePoint):
             return True, "Accepted"
         reason = (result.status_info or {}).get("reason_code") if isinstance(result.status_info, dict) else None
         return False, f"{result.status}" + (f" ({reason})" if reason else "")
+
+    async def clear_profile(self, profile_id: int) -> bool:
+        result, _ = await request(self, call.ClearChargingProfile(charging_profile_id=profile_id))
+        # "Unknown": it holds none by that id (another profile may have replaced it): gone too
+        return result is not None and result.status in ("Accepted", "Unknown")

@@ -1,0 +1,79 @@
+"""A Modbus twin whose sockets are units of their own (Alfen NG9xx Double: unit 1 and 2 behind
+one TCP endpoint), against two emulated sockets on one pymodbus server: each connector is a
+driver of its own on the shared link, with its own unit, limit, car and draw."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import tomllib
+
+from controller.chargers.modbus.driver import modbus_chargers
+from controller.config import parse_config
+from controller.core.site import SiteModel
+from controller.model import CarState
+from controller.sim.modbus_charger import ChargerEmulator, SharedBus
+from test_modbus_charger_tcp import wait_for
+
+TWIN = """
+[site]
+fuse_a = 40
+[meter]
+host = "127.0.0.1"
+timeout_s = 0.3
+[control]
+fallback_a = 6
+[[charger]]
+id = "alfen"
+protocol = "modbus"
+profile = "alfen"
+host = "127.0.0.1"
+port = {port}
+max_a = 24
+  [[charger.connector]]
+  id = 1
+  max_a = 16
+  [[charger.connector]]
+  id = 2
+  phases = "BCA"
+  max_a = 16
+"""
+
+
+@contextlib.asynccontextmanager
+async def twin():
+    sockets = {1: ChargerEmulator("alfen", unit_id=1, car_max_a=16.0),
+               2: ChargerEmulator("alfen", unit_id=2, car_max_a=16.0, car_present=False)}
+    bus = SharedBus(*sockets.values())
+    port = await bus.start_tcp()
+    cfg = parse_config(tomllib.loads(TWIN.format(port=port)), "twin.toml")
+    drivers = {d.id: d for d in modbus_chargers(cfg)}
+    try:
+        for d in drivers.values():
+            d.poll_interval_s = 0.1
+            await d.start()
+        await wait_for(lambda: all(d.reading(time.monotonic()).online for d in drivers.values()), 20)
+        yield cfg, sockets, drivers
+    finally:
+        for d in drivers.values():
+            await d.close(None)
+        await bus.stop()
+
+
+async def test_each_socket_of_a_modbus_twin_is_its_own_unit_limit_and_car():
+    async with twin() as (cfg, sockets, drivers):
+        one, two = drivers["alfen/1"], drivers["alfen/2"]
+        assert (one.unit, two.unit) == (1, 2)
+        assert await one.apply(10.0) and await two.apply(7.0)
+        assert (sockets[1].limit_a, sockets[2].limit_a) == (10.0, 7.0)
+        await wait_for(lambda: one.reading(time.monotonic()).car is not CarState.UNKNOWN
+                       and two.reading(time.monotonic()).car is not CarState.UNKNOWN, 20)
+        assert one.reading(time.monotonic()).car.wants_current
+        assert two.reading(time.monotonic()).car is CarState.NO_CAR  # its own socket, not 1's
+        await wait_for(lambda: (one.reading(time.monotonic()).draw_lines_a or (0,))[0] == 10.0, 20)
+        assert not any(two.reading(time.monotonic()).draw_lines_a or ())
+        # the core sees two loads under the charger's 24 A
+        site = SiteModel.from_config(cfg)
+        cap = site.circuits[-1]
+        assert (cap.id, cap.limit_a, cap.members) == ("alfen (charger max_a)", 24.0, (0, 1))
+        assert site.chargers[1].wiring == "BCA"
