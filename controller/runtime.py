@@ -85,6 +85,7 @@ class Controller:
         self.fault_starts: collections.deque[FaultStart] = collections.deque(maxlen=64)
         self.fault_count = 0
         self._overloaded: set[str] = set()  # constraints with an overload fault open
+        self._net_open: dict[str, tuple[str, ...]] = {}  # net fault key -> loads it had cut
         self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
 
     # ------------------------------------------------------------------ life cycle
@@ -332,12 +333,27 @@ class Controller:
             self._fault(f"overload:{name}", excess and f"overload on {name}: {excess:.1f} A over the limit",
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
         self._overloaded = set(decision.overloads)
+        self._report_net(decision)
         for spec, reading in zip(self.site.chargers, self.readings):
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
             self._fault(f"compliance:{spec.id}", None if reading.compliant else
                         f"charger {spec.id} draws above its limit: counted as fixed load, paused",
                         level=logging.WARNING, CHARGER_ID=spec.id)
+
+    def _report_net(self, decision: Decision) -> None:
+        """Invariant 2's net (controller/core/net.py): one fault per phase while an overload the
+        model cannot explain stands, naming the loads it cut; one more line when it cuts more."""
+        now = {f"net:{f.constraint}": f for f in decision.net}
+        for key in set(now) | set(self._net_open):
+            f = now.get(key)
+            fields = dict(CONSTRAINT=f.constraint, EXCESS_A=round(f.excess_a, 2), CUT=",".join(f.cut)) if f else {}
+            if f is not None and key in self._faults and self._net_open.get(key) != f.cut:
+                self._faults[key] = f.text()  # same episode, more cut: say so once
+                self._note(f.text(), level=logging.ERROR, FAULT=key, FAULT_STATE="updated", **fields)
+            else:
+                self._fault(key, f and f.text(), level=logging.ERROR, **fields)
+        self._net_open = {key: f.cut for key, f in now.items()}
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
         """Log a fault once when it starts and once when it ends."""

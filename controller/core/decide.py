@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floors_fit
+from controller.core.net import NO_NET, NetFault, NetState
+from controller.core.net import apply as net_apply
 from controller.core.ramp import commanded, step
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -39,6 +41,7 @@ class CoreState:
     loads: tuple[LoadMemory, ...]
     over_since: dict[str, float] = field(default_factory=dict)  # constraint -> overload start
     meter_prev: Phases | None = None  # the last valid sample's currents
+    net: NetState = NO_NET  # overloads the model cannot explain (controller/core/net.py)
 
 
 def initial_state(site: SiteModel) -> CoreState:
@@ -76,6 +79,7 @@ class Decision:
     headroom_a: Phases = ZERO  # per phase left at the site after this plan
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
     draw_a: tuple[Phases, ...] = ()  # per load: the most it may draw, as the plan counted it
+    net: tuple[NetFault, ...] = ()  # overloads the model cannot explain, and what the net cut
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
@@ -114,6 +118,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
     _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
     _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
+    net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, make=lambda s, a, c, why:
+                                      ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
 
     planned = [0.0, 0.0, 0.0]
     for spec, d, dec in zip(site.chargers, draw, decisions):
@@ -122,9 +128,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
-        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter),
+        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter, net=net_state),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw),
+        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
     )
 
 

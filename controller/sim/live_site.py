@@ -40,6 +40,7 @@ class SimCharger:
     weight: float = 1.0
     max_a: float = 16.0
     plugged: bool = True  # a car is plugged in at start
+    true_wiring: str | None = None  # where its lines really go, if not `wiring` (a miswired bay)
 
 
 DEMO_CHARGERS = (
@@ -106,7 +107,7 @@ class LiveSite:
             if cp is None:
                 continue
             amps = cp.draw_a()
-            for phase in c.wiring[: cp.options.phases]:
+            for phase in (c.true_wiring or c.wiring)[: cp.options.phases]:
                 out[PHASE_INDEX[phase]] += amps
         for load in self.extra_loads:
             for p, amps in enumerate(load()):

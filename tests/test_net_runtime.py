@@ -1,0 +1,48 @@
+"""The net in the running controller, against a real Modbus meter server and a real OCPP
+charge point (the ocpp package) on loopback: a charger configured on phase A but wired to B,
+where the household already draws 15 A, overloads B; the net cuts it, the fault names the
+phase and the charger, and it ends once B is back under its limit."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from controller.sim.chargepoint import SimOptions
+from controller.sim.live_site import SimCharger
+from controller_kit import running, until
+
+pytestmark = pytest.mark.timeout(120)
+
+CONTROL = """
+[control]
+ramp_up_delay_s = 0.5
+ramp_up_step_a = 16
+ramp_up_interval_s = 0.2
+restart_delay_s = 300
+response_s = 2
+overload_pause_s = 2
+fallback_a = 6
+"""
+
+
+async def test_a_miswired_charger_is_cut_and_the_fault_names_phase_and_charger(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="evfuse.runtime")
+    bay = SimCharger("bay", "A", SimOptions(version="1.6", unit="A", phases=1, response_delay_s=0.5),
+                     true_wiring="B")
+    async with running(tmp_path, [bay], control=CONTROL) as (site, controller):
+        site.household = lambda t: (0.0, 13.0, 0.0)  # 2 A base + 13 A on B
+        cp = site.points["bay"]
+        await until(lambda: cp.draw_a() >= 10, "the car draws (on B, where the config does not put it)")
+        await until(lambda: any("cannot explain on phase B" in f for f in controller.faults),
+                    "the net's fault on phase B", timeout=60)
+        assert any("bay" in f for f in controller.faults if "phase B" in f)
+        await until(lambda: cp.draw_a() == 0, "the net's cut followed", timeout=30)
+        await until(lambda: site.meter_a[1] <= 24.0, "phase B back under its limit")
+        reasons = {c.id: c.reason for c in controller.decision.chargers}
+        assert reasons["bay"].startswith("restart delay"), reasons
+        await until(lambda: not any("cannot explain" in f for f in controller.faults), "the fault ends")
+    net = [r for r in caplog.records if getattr(r, "FAULT", "") == "net:phase B"]
+    assert [r.FAULT_STATE for r in net][:1] == ["started"] and net[-1].FAULT_STATE == "ended"
+    assert net[0].CUT == "bay" and net[0].CONSTRAINT == "phase B"
