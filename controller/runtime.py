@@ -281,6 +281,7 @@ class Controller:
                           hold=self.pause_reason)
         self.state, self.decision = decision.state, decision
         self._report(previous, decision)
+        self._use_phases(decision)
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
@@ -288,6 +289,16 @@ class Controller:
         self.cycles += 1
         for observer in self.observers:
             observer()
+
+    def _use_phases(self, decision: Decision) -> None:
+        """Tell drivers that convert amps to watts which phases the car uses (core/phases.py)."""
+        active = decision.state.active
+        if not active:
+            return
+        for driver, phases in zip(self.drivers, active):
+            use = getattr(driver, "use_phases", None)
+            if use is not None:
+                use(None if phases is None else len(phases))
 
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline

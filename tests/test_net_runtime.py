@@ -46,3 +46,22 @@ async def test_a_miswired_charger_is_cut_and_the_fault_names_phase_and_charger(t
     net = [r for r in caplog.records if getattr(r, "FAULT", "") == "net:phase B"]
     assert [r.FAULT_STATE for r in net][:1] == ["started"] and net[-1].FAULT_STATE == "ended"
     assert net[0].CUT == "bay" and net[0].CONSTRAINT == "phase B"
+
+
+async def test_a_watt_charger_with_a_one_phase_car_gets_watts_for_one_phase(tmp_path):
+    """A 1-phase car on a 3-phase ("ABC") charger that takes W profiles: once its MeterValues show
+    current on L1 only, the limit goes out as amps x 230 V x 1 with numberPhases = 1, so the car
+    is held to its limit in amps (not three times it)."""
+    bay = SimCharger("bay", "ABC", SimOptions(version="1.6", unit="W", phases=1, car_max_a=32.0,
+                                              response_delay_s=0.2), max_a=10.0)
+    async with running(tmp_path, [bay], control=CONTROL) as (site, controller):
+        cp = site.points["bay"]
+
+        def one_phase_watts(r):
+            period = r.profile.get("csChargingProfiles", r.profile).get("chargingSchedule", {}) \
+                .get("chargingSchedulePeriod", [{}])[0]
+            return r.accepted and period.get("numberPhases") == 1 and period.get("limit") == 10.0 * 230
+
+        await cp.wait_for_profile(one_phase_watts, timeout=60)
+        await until(lambda: controller.decision.state.active[0] == (0,), "the core counts it on A only")
+        await until(lambda: 9.0 <= cp.draw_a() <= 10.0, "the car draws its limit in amps", timeout=30)

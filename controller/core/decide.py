@@ -28,6 +28,7 @@ from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floors_fit
 from controller.core.net import NO_NET, NetFault, NetState
 from controller.core.net import apply as net_apply
+from controller.core.phases import ActiveSets, active_phases, effective
 from controller.core.ramp import commanded, step
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -42,6 +43,7 @@ class CoreState:
     over_since: dict[str, float] = field(default_factory=dict)  # constraint -> overload start
     meter_prev: Phases | None = None  # the last valid sample's currents
     net: NetState = NO_NET  # overloads the model cannot explain (controller/core/net.py)
+    active: ActiveSets = ()  # per load: the site phases its car uses (controller/core/phases.py)
 
 
 def initial_state(site: SiteModel) -> CoreState:
@@ -85,6 +87,8 @@ class Decision:
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
            readings: list[ChargerReading], now: float, hold: str | None = None) -> Decision:
     """One decision. `hold` (e.g. "paused by button") stops every load, whatever else."""
+    active = active_phases(site, readings, state.active)
+    site = effective(site, active)  # each load counted on the phases its car uses
     memories = _track_links(site, state, readings, now)
     if hold:
         return _hold(site, memories, state, now, hold)
@@ -128,7 +132,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
-        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter, net=net_state),
+        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter, net=net_state,
+                        active=active),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
         overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
     )

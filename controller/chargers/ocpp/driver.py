@@ -73,6 +73,7 @@ class OcppCharger(ChargerDriver):
         self._watch = ComplianceWatch(settings.ocpp.compliance_tolerance_a,
                                       settings.ocpp.compliance_allowance_s)
         self._closed = False
+        self.phases_in_use: int | None = None  # from the core's active phases (use_phases)
 
     # ------------------------------------------------------------------ runtime API
 
@@ -99,6 +100,15 @@ class OcppCharger(ChargerDriver):
             if self.link is not link or not link.ready:
                 return False
         return self._acked_ok
+
+    def use_phases(self, n: int | None) -> None:
+        """The phases the core sees the car use (None: not known). A watt limit is converted
+        with them, so a change re-sends the limit at once."""
+        if n == self.phases_in_use:
+            return
+        self.phases_in_use = n
+        if self.link is not None and self.link.ready:
+            self.link.wake()
 
     def status(self) -> DriverStatus:
         notes = dict(self.notes)

@@ -287,7 +287,7 @@ class Link:
         limit, gen = d.wanted_limit()
         now = d.clock.monotonic()
         age = now - d.tx_started_mono if d.tx_started_mono is not None else 0.0
-        profile = dynamic_profile(self.version, form, self._rate, limit,
+        profile = dynamic_profile(self.version, form, self._in_use(self._rate), limit,
                                   d.offset.charger_now(d.clock.wall()), d.settings.ocpp.lease_s, age)
         try:
             ok, detail = await self.cp.set_profile(form.target, profile)
@@ -296,6 +296,14 @@ class Link:
             raise
         d.limit_sent(gen, limit, ok, now + d.settings.ocpp.lease_s if ok else None)
         return ok, detail
+
+    def _in_use(self, rate: Rate) -> Rate:
+        """A watt limit converted with the phases the car is seen to use (a 1-phase car on a
+        3-phase charger: one phase's worth), and saying so in numberPhases."""
+        n = self.driver.phases_in_use
+        if rate.unit != "W" or n is None:
+            return rate
+        return Rate("W", self.driver.settings.voltage_v * n, n)
 
     async def _keep_limit(self) -> None:
         """Until the charger reboots: send on change, renew at half the lease."""
