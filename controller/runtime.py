@@ -32,6 +32,8 @@ from controller.config import Config
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.site import SiteModel
+from controller.core.wiring import conclude, remapped
+from controller.learned_wiring import LearnedWiring
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
 from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
@@ -64,7 +66,10 @@ class Controller:
         self.clock = clock
         self._overrides = Overrides.load(config)
         self.cap_site = None  # e.g. the button's slow mode: SiteModel -> SiteModel, kept on rebuilds
+        self.learned = LearnedWiring(config)  # wiring the meter showed, kept in the state directory
+        self._evidence = None  # the core's wiring evidence last looked at
         self.site = SiteModel.from_config(self.effective_config)
+        self.site = remapped(self.site, self.learned.detected())
         self.state = initial_state(self.site)
         self.central, self.drivers = build_drivers(config)
         self.meter = MeterReader(config.meter, config.site.phases, on_sample=self._on_sample)
@@ -162,6 +167,9 @@ class Controller:
             for key in (f"offline:{i}", f"compliance:{i}", f"command:{i}"):
                 self._faults.pop(key, None)
         self.config = config
+        for cid in self.learned.refit(config):
+            self._note(f"{cid}: phases changed in the config: the wiring learned for it is cleared",
+                       CHARGER_ID=cid, STATE="wiring-cleared")
         for why in self._overrides.refit(config):
             self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
         self.drivers = [drivers[c.id] for c in config.chargers]
@@ -255,7 +263,7 @@ class Controller:
         self._cycle()
 
     def _rebuild(self) -> None:
-        site = SiteModel.from_config(self.effective_config)
+        site = remapped(SiteModel.from_config(self.effective_config), self.learned.detected())
         self.site = self.cap_site(site) if self.cap_site else site
 
     # ------------------------------------------------------------------ the control loop
@@ -282,6 +290,7 @@ class Controller:
         self.state, self.decision = decision.state, decision
         self._report(previous, decision)
         self._use_phases(decision)
+        self._learn_wiring(decision)
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
@@ -289,6 +298,21 @@ class Controller:
         self.cycles += 1
         for observer in self.observers:
             observer()
+
+    def _learn_wiring(self, decision: Decision) -> None:
+        """The core's wiring evidence (controller/core/wiring.py), looked at when it changed: say
+        each conclusion once, and run on a wiring the meter shows strongly."""
+        evidence = decision.state.wiring
+        if evidence is self._evidence:
+            return
+        self._evidence = evidence
+        remap, lines = self.learned.update(self.config, conclude(self.site, evidence), decision.state.flips)
+        for level, text, fields in lines:
+            self._note(text, level=level, **fields)
+        if remap:
+            old = self.site
+            self._rebuild()
+            self.state = remap_state(old, self.site, self.state)
 
     def _use_phases(self, decision: Decision) -> None:
         """Tell drivers that convert amps to watts which phases the car uses (core/phases.py)."""

@@ -5,6 +5,8 @@ phase and the charger, and it ends once B is back under its limit."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 
 import pytest
@@ -13,7 +15,7 @@ from controller.sim.chargepoint import SimOptions
 from controller.sim.live_site import SimCharger
 from controller_kit import running, until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)
 
 CONTROL = """
 [control]
@@ -65,3 +67,48 @@ async def test_a_watt_charger_with_a_one_phase_car_gets_watts_for_one_phase(tmp_
         await cp.wait_for_profile(one_phase_watts, timeout=60)
         await until(lambda: controller.decision.state.active[0] == (0,), "the core counts it on A only")
         await until(lambda: 9.0 <= cp.draw_a() <= 10.0, "the car draws its limit in amps", timeout=30)
+
+
+LEARN = """
+[control]
+ramp_up_delay_s = 0.5
+ramp_up_step_a = 4
+ramp_up_interval_s = 0.5
+restart_delay_s = 4
+response_s = 2
+overload_pause_s = 2
+fallback_a = 6
+"""
+
+
+async def test_a_miswired_charger_is_detected_remapped_persisted_and_cleared_by_a_new_phases(
+        tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    caplog.set_level(logging.INFO, logger="evfuse.runtime")
+    bay = SimCharger("bay", "A", SimOptions(version="1.6", unit="A", phases=1, response_delay_s=0.3),
+                     true_wiring="B")
+    async with running(tmp_path, [bay], control=LEARN) as (site, controller):
+        site.household = lambda t: (0.0, 13.0, 0.0)
+        await until(lambda: controller.site.chargers[0].wiring == "B", "the site runs on the detected wiring",
+                    timeout=150)
+        strong = [r for r in caplog.records if getattr(r, "WIRING_STRENGTH", "") == "strong"]
+        assert strong and strong[0].WIRING_DETECTED == "B" and strong[0].WIRING_CONFIGURED == "A"
+        assert strong[0].WIRING_SAMPLES >= 3 and strong[0].WIRING_SCORE >= 15
+        assert 'phases = "B"' in strong[0].getMessage()
+        from controller.status import render, snapshot
+        snap = snapshot(controller)
+        assert snap["wiring"]["chargers"]["bay"]["detected"] == "B"
+        assert '"A" -> "B"' in render(snap)
+        # Now the model knows where it draws: no more overloads the model cannot explain.
+        await until(lambda: site.meter_a[1] <= 24.0 and controller.decision.chargers[0].limit_a > 0,
+                    "charging on B within B's room", timeout=60)
+        assert controller.decision.chargers[0].limit_a <= 24.0 - 15.0 + 0.1
+        config = controller.config
+    saved = json.loads((tmp_path / "state" / "wiring.json").read_text())
+    assert saved["chargers"]["bay"]["detected"] == "B"
+    from controller.runtime import Controller
+    again = Controller(config)  # a restart runs on what was learned at once
+    assert again.site.chargers[0].wiring == "B"
+    moved = dataclasses.replace(config, chargers=(dataclasses.replace(config.chargers[0], phases="C"),))
+    assert Controller(moved).site.chargers[0].wiring == "C"  # a new `phases` clears it
+    assert "bay" not in json.loads((tmp_path / "state" / "wiring.json").read_text())["chargers"]

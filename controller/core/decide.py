@@ -30,6 +30,7 @@ from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.net import NO_NET, NetFault, NetState
 from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective
+from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -45,6 +46,8 @@ class CoreState:
     meter_prev: Phases | None = None  # the last valid sample's currents
     net: NetState = NO_NET  # overloads the model cannot explain (controller/core/net.py)
     active: ActiveSets = ()  # per load: the site phases its car uses (controller/core/phases.py)
+    wiring: EvidenceState = ()  # the meter's response to each load's changes (controller/core/wiring.py)
+    flips: tuple[InversionConclusion, ...] = ()  # clamps the evidence shows backwards
 
 
 def initial_state(site: SiteModel) -> CoreState:
@@ -98,7 +101,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     if age > site.stale_after_s:
         return _blind(site, memories, state, now, Cause.METER_LOST, f"{age:.0f} s")
 
-    meter = sample.current_a
+    meter = corrected(sample, state.flips).current_a  # a clamp the meter shows backwards is not believed
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
@@ -122,8 +125,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
     _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
     _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
-    net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, make=lambda s, a, c, why:
-                                      ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
+    net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, Links(state.wiring),
+                                      lambda s, a, c, why: ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
+    evidence = observe(site, state.wiring, sample.current_a, memories, readings, now)
 
     planned = [0.0, 0.0, 0.0]
     for spec, d, dec in zip(site.chargers, draw, decisions):
@@ -133,7 +137,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                      for p in range(3))
     return Decision(
         state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter, net=net_state,
-                        active=active),
+                        active=active, wiring=evidence,
+                        flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
         overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
     )
@@ -174,7 +179,12 @@ def _hold(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: fl
                         held, 0.0, now, site.control.response_s)
         mems.append(new)
         out.append(ChargerDecision(spec.id, 0.0, Cause.USER_HOLD, m.limit_a != 0, why))
-    return Decision(state=CoreState(loads=tuple(mems), meter_prev=state.meter_prev), chargers=tuple(out))
+    return Decision(state=CoreState(loads=tuple(mems), meter_prev=state.meter_prev, **_learned(state)), chargers=tuple(out))
+
+
+def _learned(state: CoreState) -> dict:
+    """What the meter taught about phases and wiring: kept while blind or held."""
+    return dict(active=state.active, wiring=state.wiring, flips=state.flips)
 
 
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
@@ -190,7 +200,7 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
         new = commanded(m._replace(hold_since=None, cause=why), held, limit, now, site.control.response_s)
         mems.append(new)
         out.append(ChargerDecision(spec.id, limit, why, limit != m.limit_a, detail))
-    return Decision(state=CoreState(loads=tuple(mems), over_since={}, meter_prev=None),
+    return Decision(state=CoreState(loads=tuple(mems), over_since={}, meter_prev=None, **_learned(state)),
                     chargers=tuple(out), fallback=cause)
 
 

@@ -94,7 +94,7 @@ def apply(site: SiteModel, state: NetState, meter: Phases, draw: list[Draw], dec
         new[p] = ph
         if now - ph.since < ctl.overload_pause_s - EPS:
             continue  # the fast path and the pause have this long first
-        unexplained = excess - _may_fall(site, p, draw, decisions)
+        unexplained = excess - _may_fall(site, p, draw, decisions, links)
         if unexplained <= EPS:
             if ph.cut:  # it was unexplained: keep saying so while it lasts
                 faults.append(NetFault(p, excess, 0.0, ph.cut))
@@ -119,16 +119,17 @@ def apply(site: SiteModel, state: NetState, meter: Phases, draw: list[Draw], dec
     return (NO_NET if out == NO_NET else out), tuple(faults)
 
 
-def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list) -> float:
+def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list, links: Links | None) -> float:
     """How far the loads the model places on p may still come down there: each from the limit
     it may still follow to its new limit. Not from the plan's bound `hi` or from what it is
     believed to draw: those keep a report from before a cut, or a rise the meter credited to
     it on the configured phase, and would 'explain' the overload by a load that was cut long
-    ago. A load that takes no orders comes down by nothing."""
+    ago. A load that takes no orders comes down by nothing, nor one the meter shows on other
+    phases only (its cut shows there, not here)."""
     total = 0.0
     for i in site.phase_members[p]:
         d = draw[i]
-        if not d.fixed:
+        if not d.fixed and not (links is not None and links.elsewhere(i, p)):
             total += max(0.0, d.bound_a - max(decisions[i].limit_a, 0.0))
     return total
 
