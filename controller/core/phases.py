@@ -33,23 +33,46 @@ def active_phases(site: SiteModel, readings: list[ChargerReading], prev: ActiveS
     if not prev:
         prev = (None,) * len(site.chargers)
     out = None
+    no_car, fault = CarState.NO_CAR, CarState.FAULT
     for spec, r in zip(site.chargers, readings):
+        lines = r.draw_lines_a
+        was = prev[spec.index]
+        if lines is None and was is None:
+            continue  # the common case for a charger that does not report per line
         i = spec.index
-        was = prev[i]
         now = was
-        if r.car in (CarState.NO_CAR, CarState.FAULT):
+        if r.car is no_car or r.car is fault:
             now = None  # the next car may use other lines
-        elif r.online and r.draw_lines_a is not None and spec.n_phases > 1:
-            used = [spec.line_phase[k] for k, amps in enumerate(r.draw_lines_a[:len(spec.line_phase)])
-                    if amps >= ACTIVE_A]
-            if used:  # a car drawing nothing says nothing about its lines
-                seen = set(used) | set(was or ())
-                now = None if len(seen) >= spec.n_phases else tuple(sorted(seen))
+        elif lines is not None and r.online and len(spec.line_phase) > 1 and _news(spec, lines, was):
+            seen = {spec.line_phase[k] for k, amps in enumerate(r.draw_lines_a[:len(spec.line_phase)])
+                    if amps >= ACTIVE_A} | set(was or ())
+            now = None if len(seen) >= spec.n_phases else tuple(sorted(seen))
         if now != was:
             if out is None:
                 out = list(prev)
             out[i] = now
     return prev if out is None else tuple(out)
+
+
+def _news(spec, lines: tuple[float, ...], was: tuple[int, ...] | None) -> bool:
+    """Whether a report adds to what is known (no allocation: this runs per load per sample).
+    A car drawing nothing says nothing about its lines; one on every line keeps None."""
+    n = len(spec.line_phase)
+    if was is None:
+        if len(lines) == n and min(lines) >= ACTIVE_A:
+            return False  # the common case: every line in use, as counted
+        unused = len(lines) < n
+        used = False
+        for amps in lines[:n]:
+            if amps >= ACTIVE_A:
+                used = True
+            else:
+                unused = True
+        return used and unused
+    for phase, amps in zip(spec.line_phase, lines):
+        if amps >= ACTIVE_A and phase not in was:
+            return True
+    return False
 
 
 _memo: dict[tuple[int, ActiveSets], tuple[SiteModel, SiteModel]] = {}

@@ -31,6 +31,7 @@ Cost per decision: O(loads) comparisons; allocation only when an episode opens o
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -75,6 +76,7 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
         ev = (Evidence(),) * n
     window = site.control.response_s + ATTRIBUTION_SLACK_S
     out = None
+    changes: list[float] | None = None  # sorted times of every load's last real change (when needed)
     for spec, mem, r in zip(site.chargers, memories, readings):
         i = spec.index
         e = ev[i]
@@ -86,7 +88,10 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
                 step = 0.0
             elif step or now >= e.last_at + window or now >= e.open_at + 4 * window:
                 # the load had time to follow, or turns back: what moved so far is the evidence
-                new = _close(site, spec, e, meter, r, memories, now, window)
+                if changes is None:
+                    changes = sorted(m.changed_at for m in memories
+                                     if abs(m.limit_a - m.prev_a) >= MIN_STEP_A / 2)
+                new = _close(site, spec, e, meter, r, mem, changes, now, window)
         if new.open_at is None and abs(step) >= MIN_STEP_A and r.online:
             new = new._replace(open_at=now, last_at=now, m0=meter, step_a=step, lines0=r.draw_lines_a)
         if new is not e:
@@ -97,15 +102,16 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
 
 
 def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: ChargerReading,
-           memories: list[LoadMemory], now: float, window: float) -> Evidence:
+           mem: LoadMemory, changes: list[float], now: float, window: float) -> Evidence:
     done = e._replace(open_at=None, lines0=None)
     t0 = e.open_at
     if abs(e.step_a) < MIN_STEP_A:
         return done
-    for other, mem in zip(site.chargers, memories):  # another load changed meanwhile: not ours alone
-        if other.index != spec.index and t0 - window < mem.changed_at <= now \
-                and abs(mem.limit_a - mem.prev_a) >= MIN_STEP_A / 2:
-            return done
+    # Another load changed meanwhile: the meter's change is not this one's alone.
+    during = bisect_right(changes, now) - bisect_right(changes, t0 - window)
+    own = t0 - window < mem.changed_at <= now and abs(mem.limit_a - mem.prev_a) >= MIN_STEP_A / 2
+    if during > (1 if own else 0):
+        return done
     sign = 1.0 if e.step_a > 0 else -1.0
     lines: list[int] | None = None
     size = abs(e.step_a)
@@ -259,15 +265,20 @@ def corrected(sample: MeterSample, flips: tuple[InversionConclusion, ...]) -> Me
 class Links:
     """What the evidence says of where each load draws (controller/core/net.py's Links)."""
 
-    __slots__ = ("ev",)
+    __slots__ = ("ev", "_any")
 
     def __init__(self, ev: EvidenceState):
         self.ev = ev
+        self._any: bool | None = None  # any evidence at all (looked at only when the net asks)
 
     def _on(self, i: int, p: int) -> tuple[float, float]:
-        if i >= len(self.ev):
+        if self._any is None:
+            self._any = any(e.samples for e in self.ev)
+        if not self._any or i >= len(self.ev):
             return 0.0, 0.0
         s = self.ev[i].score
+        if s is ZERO9:
+            return 0.0, 0.0
         return s[p] + s[3 + p] + s[6 + p], sum(s)
 
     def linked(self, i: int, p: int) -> bool:
