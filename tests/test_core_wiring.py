@@ -101,8 +101,10 @@ def test_a_backwards_clamp_is_reported_with_its_fix_and_not_believed():
     assert flip.phase == 1 and flip.strength == "strong", first
     assert 'invert = "B"' in flip.text()
     assert ("clamp", 1, "leaning") in first and first[("clamp", 1, "leaning")] < first[("clamp", 1, "strong")]
-    # Not believed: strong, the reading's sign is turned; leaning, the larger of both readings.
+    # Not believed: leaning or strong, the larger of both readings (once the clamp is turned
+    # round, before the evidence catches up, the true reading still counts in full).
     assert corrected(MeterSample(0.0, (3.0, -20.0, 4.0)), (flip,)).current_a == (3.0, 20.0, 4.0)
+    assert corrected(MeterSample(0.0, (3.0, 20.0, 4.0)), (flip,)).current_a == (3.0, 20.0, 4.0)
     lean = flip.__class__(1, "leaning", 7.0, 0.9)
     assert corrected(MeterSample(0.0, (3.0, -20.0, 4.0)), (lean,)).current_a == (3.0, 20.0, 4.0)
     assert corrected(MeterSample(0.0, (3.0, 20.0, 4.0)), (lean,)).current_a == (3.0, 20.0, 4.0)

@@ -23,8 +23,8 @@ for a 1-phase car): *leaning* once its score reaches NOTIFY with SHARE_LEAN of i
 wiring is a remap: the runtime rebuilds the site with it (`remapped`). A clamp is *inverted*
 on a phase when opposite responses there reach the same thresholds against normal ones.
 Until a conclusion is strong, the configured wiring stands and invariant 2's net keeps the
-site safe; a phase leaning inverted is read as |current| (the larger of both readings), a
-strongly inverted one with its sign turned (`corrected`).
+site safe; a phase whose clamp leans or is known backwards is read as |current|, the larger of
+both readings (`corrected`).
 
 Cost per decision: O(loads) comparisons; allocation only when an episode opens or closes.
 """
@@ -250,13 +250,16 @@ def inversions(site: SiteModel, ev: EvidenceState) -> tuple[InversionConclusion,
 
 
 def corrected(sample: MeterSample, flips: tuple[InversionConclusion, ...]) -> MeterSample:
-    """Never act on a backwards clamp's reading as if it were true: strongly inverted, its sign
-    turned; leaning, the larger of both readings (a loaded phase must not look idle)."""
+    """Never act on a backwards clamp's reading as if it were true: a phase whose clamp leans or
+    is known backwards counts at the larger of both readings, |current|. That is the truth while
+    the clamp is backwards and the site imports there, and never less than the truth once it is
+    turned round (before the evidence catches up) or while that phase exports: a loaded phase
+    never looks idle."""
     if not flips:
         return sample
     a = list(sample.current_a)
     for c in flips:
-        a[c.phase] = -a[c.phase] if c.strength == "strong" else abs(a[c.phase])
+        a[c.phase] = abs(a[c.phase])
     return replace(sample, current_a=(a[0], a[1], a[2]))
 
 
