@@ -32,6 +32,7 @@ from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective
 from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
+from controller.core.reclaim import reclaim_cap
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
@@ -207,19 +208,12 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
 # ---------------------------------------------------------------------- pass 4: room
 
 def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
-    """Each load's least draw with the meter's credit for a raise in flight taken back, on each
-    phase at most as much as that phase is over its limit."""
-    budget = [max(0.0, meter[p] - site.limit_a) if p < site.phases else 0.0 for p in range(3)]
-    out = []
-    for d in draw:
-        lo = list(d.lo)
-        for p in range(3):
-            take = min(d.lo[p] - d.lo_doubt[p], budget[p])
-            if take > 0:
-                lo[p] -= take
-                budget[p] -= take
-        out.append((lo[0], lo[1], lo[2]))
-    return out
+    """Each load's least draw with the meter's credit for a raise in flight taken back on every
+    phase that is over its limit. The meter cannot tell a car following our raise from a
+    household step in the same seconds; with an overload measured, the cut is sized as if the
+    step were household (a car that did follow is restored by the normal ramp)."""
+    over = [p < site.phases and meter[p] > site.limit_a for p in range(3)]
+    return [tuple(d.lo_doubt[p] if over[p] else d.lo[p] for p in range(3)) for d in draw]
 
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
@@ -283,6 +277,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
+    reclaimed: dict[int, float] = {}  # load -> what it draws, where its limit follows its draw
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
         i = spec.index
         if d.fixed:
@@ -302,7 +297,10 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
         else:
-            wants.append(_want(spec, mem, spec.max_a, ctl.restart_hysteresis_a))
+            cap = reclaim_cap(spec, mem, d, ctl.response_s)
+            if cap is not None and cap < spec.max_a:
+                reclaimed[i] = max(d.lo[p] for p in spec.phase_idx)
+            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a), ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:
@@ -344,7 +342,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             continue
         amps = max(w.lo, math.floor(plan.current[i] * 10 + 1e-6) / 10)
         by = plan.limited_by.get(i, "cap")
-        if by == "cap":
+        if by == "cap" and i in reclaimed:
+            targets[i] = (amps, Cause.DRAWS_LESS, f"{reclaimed[i]:.1f} A")
+        elif by == "cap":
             targets[i] = (amps, Cause.MODE_CAP, mode_detail[i]) if i in mode_detail else (amps, Cause.MAX, "")
         elif by in overloads:
             targets[i] = (amps, Cause.OVERLOAD_CUT, f"{by} over by {overloads[by]:.1f} A")
@@ -429,7 +429,7 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
-_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)
+_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT, Cause.DRAWS_LESS)
 
 
 def _may_offer(site: SiteModel, memories: list[LoadMemory], draw: list[Draw], i: int) -> bool:
