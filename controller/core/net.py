@@ -70,6 +70,7 @@ class NetFault:
 class Links(Protocol):
     """What the meter says about where a load draws (controller/core/wiring.py)."""
 
+    def any(self) -> bool: ...  # there is evidence at all
     def linked(self, i: int, p: int) -> bool: ...  # its changes show on site phase p
     def elsewhere(self, i: int, p: int) -> bool: ...  # its changes show, and never on p
 
@@ -127,10 +128,15 @@ def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list, links:
     ago. A load that takes no orders comes down by nothing, nor one the meter shows on other
     phases only (its cut shows there, not here)."""
     total = 0.0
-    for i in site.phase_members[p]:
+    ask = links is not None and links.any()
+    for i in site.phase_members[p]:  # per sample while an overload stands: kept lean
         d = draw[i]
-        if not d.fixed and not (links is not None and links.elsewhere(i, p)):
-            total += max(0.0, d.bound_a - max(decisions[i].limit_a, 0.0))
+        if d.fixed or ask and links.elsewhere(i, p):
+            continue
+        limit = decisions[i].limit_a
+        fall = d.bound_a - (limit if limit > 0 else 0.0)
+        if fall > 0:
+            total += fall
     return total
 
 
@@ -139,8 +145,11 @@ def _victims(site: SiteModel, p: int, draw: list[Draw], decisions: list, links: 
     """The loads to cut now, lowest priority (then lowest weight) first: those linked to p
     at the first stage if any is; else every load that may still draw and takes orders,
     except those the meter shows on other phases only."""
-    able = [s.index for s in site.chargers
-            if not draw[s.index].fixed and decisions[s.index].limit_a > 0]
+    able = [i for i, (d, dec) in enumerate(zip(draw, decisions)) if dec.limit_a > 0 and not d.fixed]
+    if links is not None and not links.any():
+        links = None
+    if not able:
+        return able
     if links is not None and stage1:
         linked = [i for i in able if links.linked(i, p)]
         if linked:

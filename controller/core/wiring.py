@@ -274,10 +274,13 @@ class Links:
         self.ev = ev
         self._any: bool | None = None  # any evidence at all (looked at only when the net asks)
 
-    def _on(self, i: int, p: int) -> tuple[float, float]:
+    def any(self) -> bool:
         if self._any is None:
             self._any = any(e.samples for e in self.ev)
-        if not self._any or i >= len(self.ev):
+        return self._any
+
+    def _on(self, i: int, p: int) -> tuple[float, float]:
+        if not self.any() or i >= len(self.ev):
             return 0.0, 0.0
         s = self.ev[i].score
         if s is ZERO9:
