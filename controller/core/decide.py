@@ -106,18 +106,19 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
+    doubted = None
     if overloads and any(d.lo_doubt != d.lo for d in draw):
-        # What the meter credited to raises still in flight may have been a household step: the
-        # cut covers the measured excess even if it was (up to that excess, no more).
-        household = _household(site, meter, _doubted(site, draw, meter))
-        constraints, overloads = _constraints(site, draw, household, meter)
+        # What the meter credited to loads following a change of ours may have been a household
+        # step in the same seconds: the cut is sized as if it were (loads it keeps running stay
+        # at min_a or more: a doubt never stops a car; a real excess that stays is paused later).
+        doubted, _ = _constraints(site, draw, _household(site, meter, _doubted(site, draw, meter)), meter)
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep = constraints
     if not all(d.known for d in draw):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
-    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now)
+    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted)
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
 
     before = list(memories)
@@ -269,7 +270,7 @@ Target = tuple[float, Cause, str]
 
 def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
              draw: list[Draw], constraints: list[Constraint], overloads: dict[str, float],
-             meter: Phases, now: float) -> dict[int, Target]:
+             meter: Phases, now: float, doubted: list[Constraint] | None = None) -> dict[int, Target]:
     """Per load that takes orders: the current it should have and why."""
     ctl = site.control
     targets: dict[int, Target] = {}
@@ -335,6 +336,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             memories[w.index] = mem._replace(hold_since=None)
             targets[w.index] = (0.0, Cause.RESTART_WAIT,
                                 f"restart delay over, no room for min_a (priority {w.priority})")
+    deeper = allocate(wants, doubted) if doubted is not None else None
     for w in wants:
         i = w.index
         if i in plan.shed:
@@ -342,6 +344,10 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             continue
         amps = max(w.lo, math.floor(plan.current[i] * 10 + 1e-6) / 10)
         by = plan.limited_by.get(i, "cap")
+        if deeper is not None:
+            doubt_a = max(w.lo, math.floor(deeper.current.get(i, 0.0) * 10 + 1e-6) / 10)
+            if doubt_a < amps:
+                amps, by = doubt_a, deeper.limited_by.get(i, by)
         if by == "cap" and i in reclaimed:
             targets[i] = (amps, Cause.DRAWS_LESS, f"{reclaimed[i]:.1f} A")
         elif by == "cap":
