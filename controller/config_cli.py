@@ -24,6 +24,9 @@ def check_config(args) -> int:
         return 1
     for line in cfg.warnings:
         print(f"warning: {line}")
+    from controller.learned_wiring import describe_kept  # the state directory: what the service learned
+    for line in describe_kept(cfg):
+        print(line)
     circuits = f", {len(cfg.circuits)} circuit(s)" if cfg.circuits else ""
     stations = cfg.stations()
     print(f"{args.file}: ok ({cfg.site.phases}-phase site, fuse {cfg.site.fuse_a:g} A, "

@@ -34,6 +34,8 @@ from controller.config import Config
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.site import SiteModel
+from controller.core.wiring import conclude, remapped
+from controller.learned_wiring import LearnedWiring
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
 from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
@@ -68,7 +70,10 @@ class Controller:
         self.clock = clock
         self._overrides = Overrides.load(config)
         self.cap_site = None  # e.g. the button's slow mode: SiteModel -> SiteModel, kept on rebuilds
+        self.learned = LearnedWiring(config)  # wiring the meter showed, kept in the state directory
+        self._evidence = None  # the core's wiring evidence last looked at
         self.site = SiteModel.from_config(self.effective_config)
+        self.site = remapped(self.site, self.learned.detected())
         # What the last process left the chargers holding (core.json): a planned restart resumes it.
         self.state = initial_state(self.site, corestate.load(config, clock(), time.time()), clock())
         self.central, self.drivers = build_drivers(config)
@@ -94,6 +99,7 @@ class Controller:
         self.fault_starts: collections.deque[FaultStart] = collections.deque(maxlen=64)
         self.fault_count = 0
         self._overloaded: set[str] = set()  # constraints with an overload fault open
+        self._net_open: dict[str, tuple[str, ...]] = {}  # net fault key -> loads it had cut
         self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
 
     # ------------------------------------------------------------------ life cycle
@@ -178,6 +184,9 @@ class Controller:
             for key in (f"offline:{i}", f"compliance:{i}", f"command:{i}"):
                 self._faults.pop(key, None)
         self.config = config
+        for cid in self.learned.refit(config):
+            self._note(f"{cid}: phases changed in the config: the wiring learned for it is cleared",
+                       CHARGER_ID=cid, STATE="wiring-cleared")
         for why in self._overrides.refit(config):
             self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
         self.drivers = [drivers[c.id] for c in config.chargers]
@@ -271,7 +280,7 @@ class Controller:
         self._cycle()
 
     def _rebuild(self) -> None:
-        site = SiteModel.from_config(self.effective_config)
+        site = remapped(SiteModel.from_config(self.effective_config), self.learned.detected())
         self.site = self.cap_site(site) if self.cap_site else site
 
     # ------------------------------------------------------------------ the control loop
@@ -340,6 +349,8 @@ class Controller:
                           hold=self.pause_reason)
         self.state, self.decision = decision.state, decision
         self._report(previous, decision)
+        self._use_phases(decision)
+        self._learn_wiring(decision)
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
@@ -350,6 +361,31 @@ class Controller:
         self.cycles += 1
         for observer in self.observers:
             observer()
+
+    def _learn_wiring(self, decision: Decision) -> None:
+        """The core's wiring evidence (controller/core/wiring.py), looked at when it changed: say
+        each conclusion once, and run on a wiring the meter shows strongly."""
+        evidence = decision.state.wiring
+        if evidence is self._evidence:
+            return
+        self._evidence = evidence
+        remap, lines = self.learned.update(self.config, conclude(self.site, evidence), decision.state.flips)
+        for level, text, fields in lines:
+            self._note(text, level=level, **fields)
+        if remap:
+            old = self.site
+            self._rebuild()
+            self.state = remap_state(old, self.site, self.state)
+
+    def _use_phases(self, decision: Decision) -> None:
+        """Tell drivers that convert amps to watts which phases the car uses (core/phases.py)."""
+        active = decision.state.active
+        if not active:
+            return
+        for driver, phases in zip(self.drivers, active):
+            use = getattr(driver, "use_phases", None)
+            if use is not None:
+                use(None if phases is None else len(phases))
 
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline
@@ -395,12 +431,27 @@ class Controller:
             self._fault(f"overload:{name}", excess and f"overload on {name}: {excess:.1f} A over the limit",
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
         self._overloaded = set(decision.overloads)
+        self._report_net(decision)
         for spec, reading in zip(self.site.chargers, self.readings):
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
             self._fault(f"compliance:{spec.id}", None if reading.compliant else
                         f"charger {spec.id} draws above its limit: counted as fixed load, paused",
                         level=logging.WARNING, CHARGER_ID=spec.id)
+
+    def _report_net(self, decision: Decision) -> None:
+        """Invariant 2's net (controller/core/net.py): one fault per phase while an overload the
+        model cannot explain stands, naming the loads it cut; one more line when it cuts more."""
+        now = {f"net:{f.constraint}": f for f in decision.net}
+        for key in set(now) | set(self._net_open):
+            f = now.get(key)
+            fields = dict(CONSTRAINT=f.constraint, EXCESS_A=round(f.excess_a, 2), CUT=",".join(f.cut)) if f else {}
+            if f is not None and key in self._faults and self._net_open.get(key) != f.cut:
+                self._faults[key] = f.text()  # same episode, more cut: say so once
+                self._note(f.text(), level=logging.ERROR, FAULT=key, FAULT_STATE="updated", **fields)
+            else:
+                self._fault(key, f and f.text(), level=logging.ERROR, **fields)
+        self._net_open = {key: f.cut for key, f in now.items()}
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
         """Log a fault once when it starts and once when it ends."""

@@ -175,6 +175,7 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         "faults": controller.faults,
         "events": [{"t": e.t, "text": e.text} for e in controller.events],
         "overrides": controller.overrides,
+        "wiring": controller.learned.status(controller.config) if hasattr(controller, "learned") else {},
     }
 
 
@@ -343,6 +344,13 @@ def render(snap: dict) -> str:
     lines += ["", "overrides (MQTT / web page, over the config file): " + ("none" if not overrides else "")]
     lines += [f"  {target}.{key} = {json.dumps(value)}"
               for target, keys in sorted(overrides.items()) for key, value in sorted(keys.items())]
+    wiring = snap.get("wiring") or {}
+    if wiring.get("chargers") or wiring.get("clamps"):
+        lines += ["", "wiring as measured (configured -> detected):"]
+        lines += [f"  {cid}: \"{w['configured']}\" -> \"{w['detected']}\" ({w['strength']}, "
+                  f"{w['samples']} changes, score {w['score']})" for cid, w in sorted(wiring["chargers"].items())]
+        lines += [f"  clamp on phase {c['phase']} reads backwards ({c['strength']}): {c['fix']}"
+                  for c in wiring.get("clamps", [])]
     lines += ["", "faults: " + ("none" if not snap["faults"] else "")]
     lines += [f"  {f}" for f in snap["faults"]]
     if snap["events"]:

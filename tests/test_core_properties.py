@@ -255,8 +255,8 @@ class Checker:
     def check_shedding(self, d, est, fixed, household):
         # Invariant 4: a shed charger could not have run at min_a beside the running ones
         # (within a micro-amp: a floor that misses by 1e-7 A does not fit either).
-        if any(c.cause is Cause.OVERLOAD_PAUSE for c in d.chargers):
-            return  # a persistence pause comes after sharing; shedding is judged without it
+        if any(c.cause in (Cause.OVERLOAD_PAUSE, Cause.NET) for c in d.chargers):
+            return  # a persistence pause (or the net's cut) comes after sharing; shedding is judged without it
         cons = self.constraints(est, fixed, household)
         # A start held back until a cut load follows (break before make) holds its room.
         running = {i for i, c in enumerate(d.chargers)

@@ -25,17 +25,20 @@ def site_of(text: str) -> SiteModel:
 def closed_loop(site: SiteModel, household, cars: dict[str, list[CarPlan]],
                 metering: dict[str, Metering] | None = None, links: dict[str, Link] | None = None,
                 dt: float = 0.25, latency_s: float = 0.0, restarts_s: tuple[float, ...] = (),
-                initial_a: dict[str, float] | None = None) -> ClosedLoop:
-    """A loop over `site`; household is a StepHousehold or [(from_s, (A, B, C)), ...]."""
+                initial_a: dict[str, float] | None = None,
+                wiring: dict[str, str] | None = None, clamp_inverted: tuple[int, ...] = ()) -> ClosedLoop:
+    """A loop over `site`; household is a StepHousehold or [(from_s, (A, B, C)), ...];
+    `wiring` gives a charger's TRUE wiring where it differs from its configured `phases`."""
     if not hasattr(household, "load_at"):
         household = StepHousehold(household)
     metering, links, initial_a = metering or {}, links or {}, initial_a or {}
     chargers = [SimCharger(spec, cars.get(spec.id, []), site.voltage_v,
                            metering.get(spec.id, LIVE),
                            initial_a.get(spec.id, site.fallback_a(spec)),
-                           link=links.get(spec.id), fallback_a=site.fallback_a(spec))
+                           link=links.get(spec.id), fallback_a=site.fallback_a(spec),
+                           true_wiring=(wiring or {}).get(spec.id))
                 for spec in site.chargers]
-    return ClosedLoop(site, household, chargers, dt, latency_s, restarts_s)
+    return ClosedLoop(site, household, chargers, dt, latency_s, restarts_s, clamp_inverted=clamp_inverted)
 
 
 def car(charger: str, arrive_s: float = 0.0, delay_s: float = 1.0, **kw) -> CarPlan:

@@ -5,8 +5,8 @@ behaviour of the simulated site: cars responding in 0.5-4.5 s (plus 0.25 s link 
 within response_s = 5), drawing less than allowed (own max, taper near full), 1- or 3-phase
 cars, chargers measuring per line / power only / nothing, reporting live or every 5-60 s
 or stopping, link blips shorter than the lease, controller restarts mid-run, and a household
-that steps about. Wrong wiring is available (`wrong_wiring=True`) but not drawn by default:
-the phases-as-measured issue uses it.
+that steps about. Wrong wiring (a rotated installation, a 1-phase charger on another phase)
+is available (`wrong_wiring=True`) but not drawn by default: tests/test_core_net.py uses it.
 
 Runs are deterministic (derandomized) and cheap: the default profile runs few examples, a
 thorough hunt (EVFUSE_HYPOTHESIS=thorough) many, and shrinks.
@@ -112,6 +112,8 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
             links[cid] = Link(120.0, ((start, start + draw(st.sampled_from([1.0, 5.0, 30.0]))),))
         if wrong_wiring and len(wiring[cid]) > 1 and draw(st.booleans()):
             true_wiring[cid] = wiring[cid][1:] + wiring[cid][0]
+        elif wrong_wiring and n_phases > 1 and draw(st.booleans()):  # a 1-phase charger moved
+            true_wiring[cid] = draw(st.sampled_from([x for x in names if x != wiring[cid]]))
     household = []
     for t in sorted(draw(st.sets(st.sampled_from([0.0, 40.0, 100.0, 160.0, 220.0, 330.0]), min_size=1))
                     | {0.0}):

@@ -28,6 +28,10 @@ from controller.core import resume
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
+from controller.core.net import NO_NET, NetFault, NetState
+from controller.core.net import apply as net_apply
+from controller.core.phases import ActiveSets, active_phases, effective
+from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
 from controller.core.sequential import one_at_a_time
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
@@ -42,6 +46,10 @@ class CoreState:
     loads: tuple[LoadMemory, ...]
     over_since: dict[str, float] = field(default_factory=dict)  # constraint -> overload start
     meter_prev: Phases | None = None  # the last valid sample's currents
+    net: NetState = NO_NET  # overloads the model cannot explain (controller/core/net.py)
+    active: ActiveSets = ()  # per load: the site phases its car uses (controller/core/phases.py)
+    wiring: EvidenceState = ()  # the meter's response to each load's changes (controller/core/wiring.py)
+    flips: tuple[InversionConclusion, ...] = ()  # clamps the evidence shows backwards
 
 
 def initial_state(site: SiteModel, saved: dict[str, resume.Saved] | None = None, now: float = 0.0) -> CoreState:
@@ -79,6 +87,7 @@ class Decision:
     headroom_a: Phases = ZERO  # per phase left at the site after this plan
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
     draw_a: tuple[Phases, ...] = ()  # per load: the most it may draw, as the plan counted it
+    net: tuple[NetFault, ...] = ()  # overloads the model cannot explain, and what the net cut
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
@@ -86,6 +95,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     """One decision. `hold` (e.g. "paused by button") stops every load, whatever else."""
     loads, readings = resume.relink(site, state.loads, state.meter_prev is not None, readings, now)
     state = state if loads is state.loads else replace(state, loads=loads)
+    active = active_phases(site, readings, state.active)
+    site = effective(site, active)  # each load counted on the phases its car uses
     memories = _track_links(site, state, readings, now)
     if hold:
         return _hold(site, memories, state, now, hold)
@@ -95,7 +106,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     if age > site.stale_after_s:
         return _blind(site, memories, state, now, Cause.METER_LOST, f"{age:.0f} s")
 
-    meter = sample.current_a
+    meter = corrected(sample, state.flips).current_a  # a clamp the meter shows backwards is not believed
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
@@ -120,6 +131,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
     _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
     _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
+    net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, Links(state.wiring),
+                                      lambda s, a, c, why: ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
+    evidence = observe(site, state.wiring, sample.current_a, memories, readings, now)
 
     planned = [0.0, 0.0, 0.0]
     for spec, d, dec in zip(site.chargers, draw, decisions):
@@ -128,9 +142,11 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
-        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter),
+        state=CoreState(loads=tuple(memories), over_since=over_since, meter_prev=meter, net=net_state,
+                        active=active, wiring=evidence,
+                        flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw),
+        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
     )
 
 
@@ -169,7 +185,12 @@ def _hold(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: fl
                         held, 0.0, now, site.control.response_s)
         mems.append(new)
         out.append(ChargerDecision(spec.id, 0.0, Cause.USER_HOLD, m.limit_a != 0, why))
-    return Decision(state=CoreState(loads=tuple(mems), meter_prev=state.meter_prev), chargers=tuple(out))
+    return Decision(state=CoreState(loads=tuple(mems), meter_prev=state.meter_prev, **_learned(state)), chargers=tuple(out))
+
+
+def _learned(state: CoreState) -> dict:
+    """What the meter taught about phases and wiring: kept while blind or held."""
+    return dict(active=state.active, wiring=state.wiring, flips=state.flips)
 
 
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
@@ -188,7 +209,7 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
         new = commanded(m._replace(hold_since=None, cause=why), held, limit, now, site.control.response_s)
         mems.append(new)
         out.append(ChargerDecision(spec.id, limit, why, limit != m.limit_a, detail))
-    return Decision(state=CoreState(loads=tuple(mems), over_since={}, meter_prev=None),
+    return Decision(state=CoreState(loads=tuple(mems), over_since={}, meter_prev=None, **_learned(state)),
                     chargers=tuple(out), fallback=cause)
 
 

@@ -55,6 +55,7 @@ class SimCharger:
     plugged: bool = True  # a car is plugged in at start
     connectors: tuple[SimConnector, ...] = ()  # a twin: its connectors (ids 1..n)
     sequential: bool = False
+    true_wiring: str | None = None  # where its lines really go, if not `wiring` (a miswired bay)
 
     def sockets(self) -> tuple[SimConnector, ...]:
         """Its connectors, or the one it has."""
@@ -132,7 +133,9 @@ class LiveSite:
                 continue
             draws = cp.draws_a()
             for socket in c.sockets():
-                for phase in socket.wiring[: cp.options.phases]:
+                # a miswired bay (true_wiring) is a single charger's: a twin's sockets are as wired
+                wiring = c.true_wiring if c.true_wiring and not c.connectors else socket.wiring
+                for phase in wiring[: cp.options.phases]:
                     out[PHASE_INDEX[phase]] += draws.get(socket.id, 0.0)
         for load in self.extra_loads:
             for p, amps in enumerate(load()):

@@ -89,4 +89,9 @@ def format_result(r: SimResult, description: str = "") -> str:
         f"  overload left standing    {lim.standing_s:9.2f} s (beyond overload_pause_s + response)",
         f"  EV energy / oracle        {r.ev_kwh:9.2f} / {r.oracle_kwh:.2f} kWh = {ratio}",
     ]
+    if r.wiring_detected_s:
+        lines += ["wiring as measured (chargers wired otherwise than configured)"]
+        lines += [f"  {cid[:21]:<22} detected " + ("never" if t is None else f"after {t:.0f} s")
+                  for cid, t in r.wiring_detected_s.items()]
+        lines += [f"  time above the fuse before detection {r.above_fuse_before_detect_s:.2f} s"]
     return "\n".join(lines)

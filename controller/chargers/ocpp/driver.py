@@ -65,6 +65,7 @@ class OcppCharger(ChargerDriver):
         self._closed = False
         self._quiet_until: float | None = None  # stay_quiet(): no initialisation before this
         self._speak = asyncio.Event()
+        self.phases_in_use: int | None = None  # from the core's active phases (use_phases)
 
     # ------------------------------------------------------------------ what the station shares
 
@@ -122,6 +123,15 @@ class OcppCharger(ChargerDriver):
             if self.link is not link or not link.ready:
                 return False
         return self._acked_ok
+
+    def use_phases(self, n: int | None) -> None:
+        """The phases the core sees the car use (None: not known). A watt limit is converted
+        with them, so a change re-sends the limit at once."""
+        if n == self.phases_in_use:
+            return
+        self.phases_in_use = n
+        if self.link is not None and self.link.ready:
+            self.link.wake()
 
     def status(self) -> DriverStatus:
         notes = {**self.station.notes, **self.notes}

@@ -71,7 +71,9 @@ class Link:
         self._ready = False
         self._refused_all = False  # every profile form refused: log that once, not every retry
         self._unit = "A"
-        self._sent: dict[str, float] = {}  # item key -> limit the charger accepted in this session
+        # item key -> (limit, rate) the charger accepted in this session: a new rate (a car seen
+        # to use fewer phases on a watt charger) is a new value to send
+        self._sent: dict[str, tuple[float, Rate]] = {}
         self._installed: set[int] = set()
         self._wake = asyncio.Event()
         self._rebooted = asyncio.Event()
@@ -309,7 +311,14 @@ class Link:
             self.driver.notes.pop("stale_profiles", None)
 
     def _rate(self, item: Item) -> Rate:
-        return Rate(self._unit, self.driver.settings.voltage_v * item.phases)
+        """Amps to the charger's unit for one profile. A watt limit for one connector whose car
+        is seen to use fewer phases than it is wired for is converted with those (a 1-phase car
+        on a 3-phase charger: one phase's worth), and says so in numberPhases."""
+        volts = self.driver.settings.voltage_v
+        n = item.loads[0].phases_in_use if len(item.loads) == 1 else None
+        if self._unit == "W" and n is not None:
+            return Rate("W", volts * n, n)
+        return Rate(self._unit, volts * item.phases)
 
     async def _send_base(self, form: ProfileForm) -> tuple[bool, str]:
         """The never-expiring fallback profiles of `form`. The station cap beside per-connector
@@ -346,7 +355,7 @@ class Link:
             for item in d.items(form, self.version):
                 if item.key == "cap" and not item.required and not d.cap_held:
                     continue  # refused at initialisation: asked again at the next one
-                sent = renew or self._sent.get(item.key) != item.limit_a
+                sent = renew or self._sent.get(item.key) != (item.limit_a, self._rate(item))
                 ok = True
                 if sent:
                     ok, detail = await self._send(item, lease)
@@ -370,7 +379,7 @@ class Link:
                                   profile_id=item.ids[1])
         ok, detail = await self.cp.set_profile(item.form.target, profile)
         if ok:
-            self._sent[item.key] = item.limit_a
+            self._sent[item.key] = (item.limit_a, self._rate(item))
             self._installed.add(item.ids[1])
         else:
             self._sent.pop(item.key, None)

@@ -149,6 +149,7 @@ class Rate:
 
     unit: str = "A"  # "A" | "W"
     volts_per_amp: float = 230.0 * 3  # site voltage x phases in use, for W
+    phases: int | None = None  # phases the car was seen to use, sent as numberPhases (None: not known)
 
 
 def _schedule(version: str, rate: Rate, limit: float, start: datetime | None,
@@ -157,6 +158,8 @@ def _schedule(version: str, rate: Rate, limit: float, start: datetime | None,
         "chargingRateUnit": rate.unit,
         "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
     }
+    if rate.phases is not None:  # a watt limit means this many phases' worth of current
+        schedule["chargingSchedulePeriod"][0]["numberPhases"] = rate.phases
     if start is not None:
         schedule["startSchedule"] = format_time(start)
     if duration_s is not None:

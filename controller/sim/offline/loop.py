@@ -25,13 +25,14 @@ from a scenario file for `evfuse simulate`.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from controller.core import causes
-from controller.core.decide import decide, initial_state
+from controller.core.decide import decide, initial_state, remap_state
 from controller.core.draw import high_now
 from controller.core.resume import Saved
+from controller.core.wiring import conclude, remapped
 from controller.core.site import SiteModel
 from controller.model import MeterSample, Phases
 from controller.sim.offline.cars import SimCharger
@@ -74,6 +75,11 @@ class SimResult:
     oracle_kwh: float
     restarts: int = 0  # planned (SIGTERM, resumed)
     crashes: int = 0  # SIGKILL: a fresh start at fallback
+    # Wiring as measured (scenarios with [scenario.wiring]): per charger whose true wiring
+    # differs from the config, seconds until the detector's strong conclusion (None: never),
+    # and seconds above the fuse (any phase) before the last of them.
+    wiring_detected_s: dict[str, float | None] = field(default_factory=dict)
+    above_fuse_before_detect_s: float = 0.0
 
     @property
     def oracle_ratio(self) -> float | None:
@@ -100,13 +106,15 @@ class ClosedLoop:
     def __init__(self, site: SiteModel, household: HouseholdSource, chargers: list[SimCharger],
                  dt: float, latency_s: float = 0.2, restarts_s: tuple[float, ...] = (),
                  oracle: Oracle | None = None, decide_fn: Callable = decide,
-                 crashes_s: tuple[float, ...] = (), stop_lease_s: float = 60.0):
+                 crashes_s: tuple[float, ...] = (), stop_lease_s: float = 60.0,
+                 clamp_inverted: tuple[int, ...] = ()):
         self.site, self.household, self.chargers = site, household, chargers
         self.dt, self.latency = dt, latency_s
         self.restarts = deque(sorted([(t, True) for t in restarts_s] + [(t, False) for t in crashes_s]))
         self.stop_lease_s = stop_lease_s
         self.oracle = oracle
         self.decide = decide_fn
+        self.clamp_inverted = clamp_inverted  # site phases whose meter clamp is mounted backwards
         delays = [p.delay_s for ch in chargers for p in ch.plans]
         self.max_response_s = latency_s + max(delays, default=0.0)
         grace = self.max_response_s + dt
@@ -133,6 +141,12 @@ class ClosedLoop:
         self.decision = None
         self.true_a: list[float] = [0.0, 0.0, 0.0]  # true site phase currents at the last sample
         self.on_step: Callable[[ClosedLoop, float], None] | None = None
+        # As the runtime does (controller/runtime.py): run on a wiring the meter shows strongly.
+        self.learn_wiring = False
+        self.detected_at: dict[str, float] = {}
+        self.above_fuse_s = 0.0
+        self._above_before = 0.0
+        self._evidence = None
 
     def run(self, steps: int, start_k: int = 0) -> None:
         for k in range(start_k, start_k + steps):
@@ -161,7 +175,8 @@ class ClosedLoop:
         self.true_a = list(meter)
         self._watch(now, meter, net, ev, free)
         readings = [ch.reading(now) for ch in self.chargers]
-        sample = None if self._blind else MeterSample(now, meter)
+        read = tuple(-meter[p] if p in self.clamp_inverted else meter[p] for p in range(3))
+        sample = None if self._blind else MeterSample(now, read)
         self._blind = False
         self.decision = d = self.decide(site, self.state, sample, readings, now)
         self.state = d.state
@@ -172,6 +187,8 @@ class ClosedLoop:
                     self.in_flight.append((now + self.latency, i, c.limit_a, cause_of(c)))
                 else:
                     self.chargers[i].command(c.limit_a, now, cause_of(c))
+        if self.learn_wiring:
+            self._learn(now, meter)
         if self.oracle is not None:
             self.oracle.step(now, load, pv)
         if self.on_step is not None:
@@ -203,6 +220,25 @@ class ClosedLoop:
                 watch.excuse_until = max(watch.excuse_until, now + self._crash_grace)
         for ch in self.chargers:
             ch.forget()
+
+    def _learn(self, now: float, meter) -> None:
+        if any(meter[p] > self.site.fuse_a for p in self.site.phase_range):
+            self.above_fuse_s += self.dt
+        wrong = [ch.spec.id for ch in self.chargers if ch.wiring != ch.spec.wiring]
+        if any(cid not in self.detected_at for cid in wrong):
+            self._above_before = self.above_fuse_s
+        evidence = self.state.wiring
+        if evidence is self._evidence:
+            return
+        self._evidence = evidence
+        found = {c.id: c.detected for c in conclude(self.site, evidence)
+                 if c.strength == "strong" and c.contradicts}
+        if found:
+            old = self.site
+            self.site = remapped(old, found)
+            self.state = remap_state(old, self.site, self.state)
+            for cid in found:
+                self.detected_at.setdefault(cid, now)
 
     def _controllable(self, i: int, now: float) -> bool:
         """Its charger takes orders and has long enough for an order to take effect: a car whose
@@ -255,8 +291,10 @@ def build(scn: Scenario) -> ClosedLoop:
                            link=scn.links.get(spec.id), true_wiring=scn.wiring.get(spec.id))
                 for spec in site.chargers]
     oracle = Oracle(site, plans, dt, scn.wiring)
-    return ClosedLoop(site, household, chargers, dt, scn.link_latency_s, scn.restarts_s, oracle,
+    loop = ClosedLoop(site, household, chargers, dt, scn.link_latency_s, scn.restarts_s, oracle,
                       crashes_s=scn.crashes_s, stop_lease_s=scn.config.ocpp.stop_lease_s)
+    loop.learn_wiring = True
+    return loop
 
 
 def run(scn: Scenario) -> SimResult:
@@ -264,10 +302,14 @@ def run(scn: Scenario) -> SimResult:
     steps = int(round(scn.duration_s / scn.step_s))
     loop.run(steps)
     results = loop.results()
+    configured = {c.id: c.wiring for c in scn.site.chargers}
     return SimResult(
         scenario=scn.name, seed=scn.seed, duration_s=steps * scn.step_s, step_s=scn.step_s,
         steps=steps, commands=loop.commands, chargers=results, fuse=loop.fuse.report(),
         limit=loop.limit.report(), household_fuse=loop.alone.report(),
         max_response_s=loop.max_response_s, ev_kwh=sum(r.energy_kwh for r in results),
         oracle_kwh=loop.oracle.energy_wh / 1000.0 if loop.oracle else 0.0,
-        restarts=loop.restarted, crashes=loop.crashed)
+        restarts=loop.restarted, crashes=loop.crashed,
+        wiring_detected_s={cid: loop.detected_at.get(cid) for cid, w in scn.wiring.items()
+                           if w != configured[cid]},
+        above_fuse_before_detect_s=loop._above_before)

@@ -1,0 +1,95 @@
+"""Active phases (controller/core/phases.py): a 1-phase car on a 3-phase charger reserves only
+the phase it uses, learned from the charger's per-line report; until then, and for a charger
+that does not report per line, every wired phase. Closed loops assert on the TRUE currents
+and on EV energy against the oracle (the per-phase ideal controller)."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.core.phases import active_phases, effective
+from controller.model import CarState, ChargerReading
+from controller.sim.offline.cars import Metering
+from controller.sim.offline.oracle import Oracle
+from truth_kit import car, closed_loop, site_of
+
+pytestmark = pytest.mark.timeout(300)
+
+ROTATED = """
+[site]
+fuse_a = 25
+margin_a = 1
+[control]
+response_s = 5
+[[charger]]
+id = "abc"
+phases = "ABC"
+[[charger]]
+id = "bca"
+phases = "BCA"
+[[charger]]
+id = "cab"
+phases = "CAB"
+"""
+
+
+def _rotated_loop(metering: Metering, seconds: float = 3600.0):
+    site = site_of(ROTATED)
+    cars = {c: [car(c, 0.0, delay_s=2.0, phases=1)] for c in ("abc", "bca", "cab")}
+    loop = closed_loop(site, [(0.0, (12.0, 0.5, 0.5))], cars, metering={c: metering for c in cars},
+                       latency_s=0.25)
+    loop.oracle = Oracle(site, [cars[s.id] for s in site.chargers], loop.dt)
+    loop.run(int(seconds / loop.dt))
+    ev = sum(ch.energy_wh for ch in loop.chargers)
+    return loop, ev / loop.oracle.energy_wh
+
+
+def test_three_one_phase_cars_on_rotated_three_phase_chargers_get_the_per_phase_ideal():
+    """ABC, BCA, CAB with a 1-phase car each (on A, B, C), household 12 A on A: the site can give
+    12 + 16 + 16 A. Counting every car on all three phases gives about a quarter of that."""
+    loop, ratio = _rotated_loop(Metering("lines", 0.0))
+    assert ratio >= 0.9, ratio
+    assert {c.id: c.limit_a for c in loop.decision.chargers} == {"abc": 12.0, "bca": 16.0, "cab": 16.0}
+    report = loop.limit.report()
+    assert report.seconds_above == 0 and report.standing_s == 0, report
+
+
+def test_a_charger_that_does_not_report_per_line_keeps_every_wired_phase():
+    loop, _ = _rotated_loop(Metering("none"), seconds=300.0)
+    assert loop.state.active in ((), (None, None, None))
+    assert loop.limit.report().controller_s == 0
+
+
+def test_the_next_car_may_use_every_phase_again():
+    """A 1-phase car leaves, a 3-phase car arrives at the same charger: its reservation goes
+    back to every wired phase at once, so the household on B and C is respected."""
+    site = site_of(ROTATED.split("[[charger]]")[0] + '[[charger]]\nid = "abc"\nphases = "ABC"\n'
+                   '[[charger]]\nid = "b"\nphases = "B"\n')
+    cars = {"abc": [car("abc", 0.0, delay_s=2.0, phases=1, depart_s=200.0),
+                    car("abc", 230.0, delay_s=2.0, phases=3)],
+            "b": [car("b", 0.0, delay_s=1.0, phases=1)]}
+    loop = closed_loop(site, [(0.0, (2.0, 6.0, 14.0))], cars, latency_s=0.25)
+    seen = []
+    loop.on_step = lambda lp, now: seen.append((now, lp.state.active))
+    loop.run(int(500 / loop.dt))
+    assert any(a and a[0] == (0,) for t, a in seen if t < 200)  # the 1-phase car: on A only
+    assert all(not a or a[0] is None for t, a in seen if 200 < t < 232)  # gone: every phase again
+    assert loop.limit.report().controller_s == 0, loop.limit.report()
+    assert loop.limit.report().standing_s == 0
+
+
+def test_active_sets_grow_with_what_the_lines_show_and_reset_when_the_car_leaves():
+    site = site_of(ROTATED)
+    one = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(10.0, 0.2, 0.0))] + \
+        [ChargerReading(car=CarState.CHARGING)] * 2
+    a = active_phases(site, one, ())
+    assert a == ((0,), None, None)  # abc: L1 on A
+    two = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(0.0, 9.0, 0.0))] + one[1:]
+    assert active_phases(site, two, a)[0] == (0, 1)  # it showed L2 too: both kept
+    idle = [ChargerReading(car=CarState.CONNECTED, draw_lines_a=(0.0, 0.0, 0.0))] + one[1:]
+    assert active_phases(site, idle, a) is a  # drawing nothing says nothing
+    gone = [ChargerReading(car=CarState.NO_CAR)] + one[1:]
+    assert active_phases(site, gone, a)[0] is None
+    eff = effective(site, a)
+    assert eff.chargers[0].phase_idx == (0,) and eff.phase_members[1] == (1, 2)
+    assert effective(site, a) is eff and effective(site, (None, None, None)) is site
