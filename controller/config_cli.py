@@ -25,6 +25,7 @@ def check_config(args) -> int:
     for line in cfg.warnings:
         print(f"warning: {line}")
     circuits = f", {len(cfg.circuits)} circuit(s)" if cfg.circuits else ""
+    circuits = (f", {len(cfg.loads)} switchable load(s)" if cfg.loads else "") + circuits
     print(f"{args.file}: ok ({cfg.site.phases}-phase site, fuse {cfg.site.fuse_a:g} A, "
           f"{len(cfg.chargers)} charger(s){circuits})")
     return 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from controller.core import switch
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floors_fit
@@ -267,7 +268,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         if idle:
             targets[i] = (0.0, idle, "")
             continue
-        if mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
+        if spec.kind == "switch":  # min_off_s instead of restart_delay_s (core/switch.py)
+            delays.update(switch.delays(spec, mem, r, now))
+        elif mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
             left = ctl.restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
@@ -297,6 +300,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     # A load the allocator paused restarts only once room for its floor has held for
     # ramp_up_delay_s; until then it stays out of the sharing, so it cannot push a running
     # load out for a start that may never come.
+    wants = switch.hold_on(site, wants, targets, memories, readings, constraints, overloads, now)
     waiting = [w for w in wants if not _restart_ready(memories[w.index], now, ctl.ramp_up_delay_s)]
     wants = [w for w in wants if w not in waiting]
     plan = allocate(wants, constraints)

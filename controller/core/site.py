@@ -7,6 +7,7 @@ profile. `SiteModel.from_config` reads a parsed config by its attribute names on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from functools import cached_property
 from controller.model import PHASE_INDEX, SITE_PHASES
@@ -49,6 +50,13 @@ class ChargerSpec:
     weight: float
     mode: str
     circuits: tuple[int, ...]  # indices into SiteModel.circuits, innermost first
+    # A switchable load ([[load]], kind "switch") runs all or nothing: min_a = max_a = its
+    # current when on (controller/core/switch.py); min_on_s / min_off_s hold it against
+    # short-cycling, power_w is its configured draw when on.
+    kind: str = "charger"  # "charger" | "switch"
+    min_on_s: float = 0.0
+    min_off_s: float = 0.0
+    power_w: float = 0.0
 
     @property
     def n_phases(self) -> int:
@@ -91,7 +99,7 @@ class SiteModel:
 
     def fallback_a(self, spec: ChargerSpec) -> float:
         """What a charger gets when the controller does not know better (meter lost, start)."""
-        if spec.mode == "off":
+        if spec.mode == "off" or spec.kind == "switch":  # a switch left alone is off (its lease)
             return 0.0
         return min(self.control.fallback_a, spec.max_a)
 
@@ -113,6 +121,12 @@ class SiteModel:
                 min_a=c.min_a, max_a=c.max_a, priority=c.priority, weight=c.weight, mode=c.mode,
                 circuits=chain,
             ))
+        for c in getattr(cfg, "loads", ()):
+            i = len(chargers)
+            chain = tuple(circuit_pos[x.id] for x in cfg.circuit_chain(c.id))
+            for k in chain:
+                members[k].append(i)
+            chargers.append(switch_spec(i, c, cfg.site.voltage_v, chain))
         circuits = tuple(CircuitSpec(id=c.id, limit_a=c.limit_a, members=tuple(members[k]))
                          for k, c in enumerate(cfg.circuits))
         return cls(
@@ -121,6 +135,20 @@ class SiteModel:
             stale_after_s=cfg.meter.stale_after_s, control=Control.of(cfg.control),
             chargers=tuple(chargers), circuits=circuits,
         )
+
+
+def switch_spec(index: int, load, voltage_v: float, chain: tuple[int, ...]) -> ChargerSpec:
+    """A [[load]] as the core sees it: on at its current (power_w over its phases, rounded up
+    to 0.1 A so every rounding in the core keeps it whole) or off."""
+    on_a = math.ceil(load.power_w / (voltage_v * len(load.phases)) * 10 - 1e-9) / 10
+    return ChargerSpec(
+        index=index, id=load.id, wiring=load.phases,
+        phase_idx=tuple(sorted({PHASE_INDEX[p] for p in load.phases})),
+        line_phase=tuple(PHASE_INDEX[p] for p in load.phases),
+        min_a=on_a, max_a=on_a, priority=load.priority, weight=1.0, mode=load.mode,
+        circuits=chain, kind="switch", min_on_s=load.min_on_s, min_off_s=load.min_off_s,
+        power_w=load.power_w,
+    )
 
 
 def phase_name(p: int) -> str:
