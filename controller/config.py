@@ -634,7 +634,8 @@ def _circuits(r: _Reader, data: dict, chargers: list) -> list[CircuitConfig]:
             r.problem(f"{path}.margin_a", circuit.margin_a, f"must be below fuse_a ({fmt(circuit.fuse_a)} A)")
         for member in circuit.chargers:
             if member not in known:
-                r.problem(f"{path}.chargers", member, "names no [[charger]] or [[load]] id; known: " + ", ".join(sorted(known)))
+                r.problem(f"{path}.chargers", member,
+                          "names no [[charger]] id (nor [[load]] id); known: " + ", ".join(sorted(known)))
             elif member in owner:
                 r.problem(f"{path}.chargers", member,
                           f'is already in circuit "{owner[member]}": list a charger only in its innermost '

@@ -137,10 +137,15 @@ class SiteModel:
         )
 
 
+def on_current_a(power_w: float, voltage_v: float, n_phases: int) -> float:
+    """Per phase, what a switchable load of power_w draws when on: rounded up to 0.1 A."""
+    return math.ceil(power_w / (voltage_v * n_phases) * 10 - 1e-9) / 10
+
+
 def switch_spec(index: int, load, voltage_v: float, chain: tuple[int, ...]) -> ChargerSpec:
     """A [[load]] as the core sees it: on at its current (power_w over its phases, rounded up
     to 0.1 A so every rounding in the core keeps it whole) or off."""
-    on_a = math.ceil(load.power_w / (voltage_v * len(load.phases)) * 10 - 1e-9) / 10
+    on_a = on_current_a(load.power_w, voltage_v, len(load.phases))
     return ChargerSpec(
         index=index, id=load.id, wiring=load.phases,
         phase_idx=tuple(sorted({PHASE_INDEX[p] for p in load.phases})),
