@@ -28,10 +28,14 @@ from controller.chargers.base import ChargerDriver
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
 from controller.chargers.ocpp.driver import OcppCharger
+from controller import statedir
 from controller.config import Config
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
+from controller.core.draw import ATTRIBUTION_SLACK_S
 from controller.core.site import SiteModel
+from controller.loads import load_drivers, relink as relink_loads
+from controller.loads.base import SwitchDriver
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
 from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
@@ -42,6 +46,7 @@ log = logging.getLogger("evfuse.runtime")
 COMMAND_TIMEOUT_S = 10.0  # one charger's apply(); the next decision does not wait for it
 STOP_TIMEOUT_S = 8.0  # leaving every charger at fallback on shutdown, all together
 RECENT_EVENTS = 12
+LEARNED_FILE = "loads.json"  # learned draw of switchable loads that measure nothing
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,11 @@ class Controller:
         self.fault_count = 0
         self._overloaded: set[str] = set()  # constraints with an overload fault open
         self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
+        # What a switchable load that measures nothing drew when it last switched on, as the
+        # meter showed it (W, by id): kept across restarts, shown in status.
+        saved = statedir.read_json(LEARNED_FILE)
+        self.learned_w: dict[str, float] = {k: float(v) for k, v in (saved or {}).items()
+                                            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -102,7 +112,8 @@ class Controller:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        self._note(f"started: {len(self.drivers)} charger(s), fuse {self.config.site.fuse_a:g} A, "
+        loads = f", {len(self.config.loads)} switchable load(s)" if self.config.loads else ""
+        self._note(f"started: {len(self.config.chargers)} charger(s){loads}, fuse {self.config.site.fuse_a:g} A, "
                    f"meter {self.meter.where}")
 
     async def stop(self) -> None:
@@ -163,7 +174,10 @@ class Controller:
         self.config = config
         for why in self._overrides.refit(config):
             self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
-        self.drivers = [drivers[c.id] for c in config.chargers]
+        loads, gone, new_loads = relink_loads(config, [d for d in self.drivers if isinstance(d, SwitchDriver)])
+        retiring += gone
+        fresh += new_loads
+        self.drivers = [drivers[c.id] for c in config.chargers] + loads
         old_site = self.site
         self._rebuild()
         self.state = remap_state(old_site, self.site, self.state)
@@ -283,10 +297,27 @@ class Controller:
         for driver, charger, reading in zip(self.drivers, decision.chargers, self.readings):
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
+        self._learn_switches(now)
         self._last_cycle_at = now
         self.cycles += 1
         for observer in self.observers:
             observer()
+
+    def _learn_switches(self, now: float) -> None:
+        """A switchable load that reports no power of its own: once its switch-on had time to
+        show on the meter, what the core credited to it is its draw (household learning)."""
+        settle = self.site.control.response_s + ATTRIBUTION_SLACK_S
+        for spec, reading, mem in zip(self.site.chargers, self.readings, self.state.loads):
+            if spec.kind != "switch" or reading.power_w is not None or reading.draw_lines_a is not None:
+                continue
+            if mem.limit_a <= 0 or not mem.clean or not settle <= now - mem.changed_at < settle + 1.0:
+                continue
+            watts = round(sum(mem.seen[p] for p in spec.phase_idx) * self.site.voltage_v)
+            if watts > 0 and self.learned_w.get(spec.id) != watts:
+                self.learned_w[spec.id] = watts
+                statedir.write_json(LEARNED_FILE, self.learned_w)
+                self._note(f"load {spec.id}: draws {watts} W when on (learned from the meter; "
+                           f"configured {spec.power_w:g} W)", LOAD_ID=spec.id, LEARNED_W=watts)
 
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline
@@ -315,11 +346,14 @@ class Controller:
 
     def _report(self, previous: Decision | None, decision: Decision) -> None:
         before = {c.id: c.limit_a for c in previous.chargers} if previous else {}  # by id: a reload reorders
-        for charger in decision.chargers:
+        for spec, charger in zip(self.site.chargers, decision.chargers):
             if not charger.changed:
                 continue
             old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
+            if spec.kind == "switch":
+                self._note_switch(spec, charger, old)
+                continue
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
                        REASON=charger.reason, CAUSE=charger.cause.value)
@@ -333,11 +367,24 @@ class Controller:
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
         self._overloaded = set(decision.overloads)
         for spec, reading in zip(self.site.chargers, self.readings):
+            if spec.kind == "switch":
+                self._fault(f"offline:{spec.id}", None if reading.online else f"load {spec.id} not reachable",
+                            level=logging.WARNING, LOAD_ID=spec.id)
+                continue
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
             self._fault(f"compliance:{spec.id}", None if reading.compliant else
                         f"charger {spec.id} draws above its limit: counted as fixed load, paused",
                         level=logging.WARNING, CHARGER_ID=spec.id)
+
+    def _note_switch(self, spec, decision, old: float | None) -> None:
+        """A switchable load switched: on or off, and why (LOAD_ID= in the journal)."""
+        on = decision.limit_a > 0
+        if old is not None and (old > 0) == on:
+            return  # the same state sent again (after a reconnect): nothing an installer needs
+        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({decision.reason})",
+                   LOAD_ID=spec.id, SWITCHED="on" if on else "off", LIMIT_A=decision.limit_a,
+                   REASON=decision.reason, CAUSE=decision.cause.value)
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
         """Log a fault once when it starts and once when it ends."""
@@ -361,11 +408,12 @@ class Controller:
 
 
 def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDriver]]:
-    """The OCPP central system (or None) and one driver per [[charger]], in config order."""
+    """The OCPP central system (or None) and one driver per [[charger]], in config order, then
+    one per [[load]] (the core's order: SiteModel.from_config)."""
     central = CentralSystem(config) if any(c.protocol == "ocpp" for c in config.chargers) else None
     modbus = {d.id: d for d in modbus_chargers(config)}
     drivers = [central.drivers[c.id] if c.protocol == "ocpp" else modbus[c.id] for c in config.chargers]
-    return central, drivers
+    return central, drivers + load_drivers(config)
 
 
 def retunable(old: Config, new: Config) -> bool:

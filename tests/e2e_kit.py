@@ -62,7 +62,10 @@ class Service:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE)
             self._reader = asyncio.create_task(self._read_log())
-            await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 20)
+            if self.site.chargers:
+                await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 20)
+            else:  # switchable loads only: no OCPP server
+                await self.until(lambda: self.logged("started:"), "the service to start", 20)
             if self.start_chargers_on_enter:
                 await self.site.start_chargers(self.ocpp_port)
             return self

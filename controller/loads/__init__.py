@@ -28,3 +28,26 @@ def make_driver(load: LoadConfig, cfg: Config) -> SwitchDriver:
         return CoilSwitch(load, cfg.site.voltage_v, timeout_s=cfg.meter.timeout_s)
     from controller.loads.gpio import GpioSwitch
     return GpioSwitch(load, cfg.site.voltage_v)
+
+
+def _link(load: LoadConfig) -> tuple:
+    """What a driver is made from: a change here needs a new driver (the others apply in place)."""
+    return (load.driver, load.host, load.port, load.switch_id, load.lease_s, load.link, load.coil,
+            load.pin, load.active_high, load.power_w, load.phases)
+
+
+def relink(cfg: Config, current: list[SwitchDriver]) -> tuple[list[SwitchDriver], list[SwitchDriver],
+                                                               list[SwitchDriver]]:
+    """For a reloaded config: (a driver per [[load]] in order, drivers to retire, new drivers).
+    A load whose link is unchanged keeps its driver, its device and its state."""
+    by_id = {d.id: d for d in current}
+    drivers, fresh = [], []
+    for load in cfg.loads:
+        old = by_id.get(load.id)
+        if old is not None and _link(old.config) == _link(load):
+            old.config = load  # mode, priority, min_on_s, min_off_s: the core's business
+            drivers.append(by_id.pop(load.id))
+        else:
+            drivers.append(make_driver(load, cfg))
+            fresh.append(drivers[-1])
+    return drivers, list(by_id.values()), fresh
