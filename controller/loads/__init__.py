@@ -24,8 +24,14 @@ def make_driver(load: LoadConfig, cfg: Config) -> SwitchDriver:
         from controller.loads.shelly import ShellySwitch
         return ShellySwitch(load, cfg.site.voltage_v)
     if load.driver == "modbus-coil":
-        from controller.loads.coil import CoilSwitch
-        return CoilSwitch(load, cfg.site.voltage_v, timeout_s=cfg.meter.timeout_s)
+        from controller.loads.coil import BoardDefaults, CoilSwitch
+        from controller.meter.bus import BusKey
+        from controller.meter.reader import profile_for, serial_line
+        defaults = BoardDefaults()
+        if load.link.transport == "rtu" and cfg.meter.link.transport == "rtu" and \
+                BusKey.of(load.link) == BusKey.of(cfg.meter.link):
+            defaults = serial_line(cfg.meter, profile_for(cfg.meter))  # one wire, one setting: the meter's
+        return CoilSwitch(load, cfg.site.voltage_v, timeout_s=cfg.meter.timeout_s, defaults=defaults)
     from controller.loads.gpio import GpioSwitch
     return GpioSwitch(load, cfg.site.voltage_v)
 
