@@ -370,6 +370,9 @@ class Controller:
             if spec.kind == "switch":
                 self._fault(f"offline:{spec.id}", None if reading.online else f"load {spec.id} not reachable",
                             level=logging.WARNING, LOAD_ID=spec.id)
+                self._fault(f"compliance:{spec.id}", None if reading.compliant else
+                            f"load {spec.id} draws more than its power_w: counted at what it draws, switched off",
+                            level=logging.WARNING, LOAD_ID=spec.id)
                 continue
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)

@@ -142,3 +142,12 @@ async def test_the_emulator_speaks_json_rpc_over_post_too():
                 assert r.status == 400 and "on" in (await r.json())["message"]
     finally:
         await device.stop()
+
+
+async def test_a_load_drawing_above_its_power_w_is_flagged_not_compliant():
+    async with shelly_and_driver(power_w=3600) as (device, driver):  # configured 3000 W
+        assert await driver.apply(ON_A)
+        await until(lambda: not driver.reading(time.monotonic()).compliant, "flagged")
+        assert not driver.status().compliant
+        device.power_w = 2900
+        await until(lambda: driver.reading(time.monotonic()).compliant, "within its power_w again")

@@ -30,6 +30,11 @@ log = logging.getLogger("evfuse.loads")
 OFFLINE_AFTER_FAILURES = 2
 MAX_POWER_W = 60000.0  # a household load above this is a garbled reply
 MAX_CURRENT_A = 1000.0
+# Measured above power_w by more than this, this many reads in a row: it does not draw what its
+# config promises (power_w is the most it draws when on), so the core counts it as a fixed load
+# at what it measures and switches it off until it is back within (core: NON_COMPLIANT).
+OVER_TOLERANCE_A = 1.0
+OVER_READS = 3
 
 
 class LinkError(Exception):
@@ -61,6 +66,7 @@ class SwitchDriver(ChargerDriver):
         self._task: asyncio.Task | None = None
         self._closed = False
         self._fault = ""
+        self._over = 0  # reads in a row above power_w
         self.faults = {"link": 0, "bad-data": 0}
 
     # ------------------------------------------------------------------ device I/O (subclasses)
@@ -95,6 +101,7 @@ class SwitchDriver(ChargerDriver):
                 lease_until = self._ok_at  # it said it was off: it holds 0 (its own fallback)
         return ChargerReading(online=self._online, car=car, draw_lines_a=lines, draw_at=self._draw_at,
                               power_w=self._power_w, lease_until=lease_until,
+                              compliant=self._over < OVER_READS,
                               acked_a=None if on is None else (self.on_a if on else 0.0))
 
     async def apply(self, limit_a: float) -> bool:
@@ -119,7 +126,7 @@ class SwitchDriver(ChargerDriver):
             notes["lease"] = "none: stays as it is if evfuse dies"
         if self._fault:
             notes["fault"] = self._fault
-        return DriverStatus(protocol=self.protocol, connected=self._online,
+        return DriverStatus(protocol=self.protocol, connected=self._online, compliant=self._over < OVER_READS,
                             limit_a=None if self._output is None else (self.on_a if self._output else 0.0),
                             fallback_protected=self.lease_s is not None, notes=notes)
 
@@ -189,6 +196,15 @@ class SwitchDriver(ChargerDriver):
             self._power_w = max(0.0, power_w) if power_w is not None else None
             self._current_a = current_a
             self._draw_at = at
+            n = len(self.config.phases)
+            amps = current_a if current_a is not None and n == 1 else (self._power_w or 0.0) / (self.voltage_v * n)
+            was = self._over >= OVER_READS
+            self._over = self._over + 1 if amps > self.on_a + OVER_TOLERANCE_A else 0
+            if (self._over >= OVER_READS) != was:
+                log.warning("load %s: %s", self.id, f"draws {amps:.1f} A, more than its power_w "
+                            f"({self.config.power_w:g} W = {self.on_a:g} A): counted at what it draws, "
+                            "switched off; set power_w to what it really draws" if not was else
+                            "draws within its power_w again", extra={"LOAD_ID": self.id, "FAULT": "compliance"})
 
     def _ok(self, now: float) -> None:
         self._failures = 0
