@@ -252,7 +252,8 @@ class Controller:
                     f"{'resumed' if held is None else 'still ' + held} (pause from {source} released)")
             self._note(f"all charging {what}", STATE="paused" if held else "resumed", **fields)
         else:
-            self._note(f"{target}: {key} {shown} (override from {source})", CHARGER_ID=target, **fields)
+            who = {"LOAD_ID": target} if any(x.id == target for x in self.config.loads) else {"CHARGER_ID": target}
+            self._note(f"{target}: {key} {shown} (override from {source})", **who, **fields)
         self.rebuild_site()
 
     def clear_overrides(self, source: str) -> None:

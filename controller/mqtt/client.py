@@ -27,7 +27,7 @@ import aiomqtt
 
 from controller.config import MqttConfig
 from controller.mqtt.discovery import Discovery
-from controller.mqtt.topics import BadCommand, Topics, charger_state, parse_command, site_state
+from controller.mqtt.topics import BadCommand, Topics, charger_state, load_state, parse_command, site_state
 from controller.overrides import OverrideError
 from controller.status import snapshot
 
@@ -184,6 +184,13 @@ class MqttBridge:
                 await self._put(client, self.topics.charger(charger["id"]), charger_state(charger, spec, overrides))
         for gone in set(self._chargers) - set(specs):  # removed by a reload
             await self._forget(client, gone)
+        loads = {x["id"] for x in snap.get("loads", ())}
+        for load in snap.get("loads", ()):
+            await self._put(client, self.topics.load(load["id"]), load_state(load, overrides))
+        for gone in {t for t in self._sent if t.startswith(f"{self.topics.base}/load/")} - \
+                {self.topics.load(i) for i in loads}:  # a load removed by a reload
+            await client.publish(gone, b"", qos=1, retain=True)
+            self._sent.pop(gone, None)
 
     async def _put(self, client: aiomqtt.Client, topic: str, data, qos: int = 0) -> None:
         payload = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True).encode()
@@ -227,7 +234,8 @@ class MqttBridge:
         controller = self.get_controller()
         try:
             target, key, value = parse_command(self.topics, topic, payload,
-                                               [c.id for c in controller.config.chargers])
+                                               [c.id for c in controller.config.chargers],
+                                               [x.id for x in controller.config.loads])
             if target == "clear":
                 controller.clear_overrides(SOURCE)
             else:
