@@ -311,7 +311,7 @@ class Controller:
         for spec, reading, mem in zip(self.site.chargers, self.readings, self.state.loads):
             if spec.kind != "switch" or reading.power_w is not None or reading.draw_lines_a is not None:
                 continue
-            if mem.limit_a <= 0 or not mem.clean or not settle <= now - mem.changed_at < settle + 1.0:
+            if mem.limit_a <= 0 or not settle <= now - mem.changed_at < settle + 1.0:
                 continue
             watts = round(sum(mem.seen[p] for p in spec.phase_idx) * self.site.voltage_v)
             if watts > 0 and self.learned_w.get(spec.id) != watts:
