@@ -34,7 +34,7 @@ from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.draw import ATTRIBUTION_SLACK_S
 from controller.core.site import SiteModel
-from controller.loads import load_drivers, relink as relink_loads
+from controller.loads import load_drivers, relink as relink_loads, switch_reason
 from controller.loads.base import SwitchDriver
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
@@ -386,9 +386,10 @@ class Controller:
         on = decision.limit_a > 0
         if old is not None and (old > 0) == on:
             return  # the same state sent again (after a reconnect): nothing an installer needs
-        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({decision.reason})",
+        why = switch_reason(decision)
+        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({why})",
                    LOAD_ID=spec.id, SWITCHED="on" if on else "off", LIMIT_A=decision.limit_a,
-                   REASON=decision.reason, CAUSE=decision.cause.value)
+                   REASON=why, CAUSE=decision.cause.value)
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
         """Log a fault once when it starts and once when it ends."""

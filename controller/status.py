@@ -36,6 +36,7 @@ import time
 from datetime import datetime
 
 from controller.core.causes import Cause
+from controller.loads import switch_reason
 from controller.model import SITE_PHASES, CarState
 
 log = logging.getLogger("evfuse.status")
@@ -192,7 +193,7 @@ def load_entry(controller, i: int, driver) -> dict:
         "limit_a": planned.limit_a if planned else None, "on_a": spec.max_a, "power_w": spec.power_w,
         "measured_w": reading.power_w if reading else None,
         "learned_w": None if learned is None else round(learned),
-        "reason": planned.reason if planned else "", "cause": planned.cause.value if planned else None,
+        "reason": switch_reason(planned) if planned else "", "cause": planned.cause.value if planned else None,
         "mode": spec.mode, "priority": spec.priority, "min_on_s": spec.min_on_s, "min_off_s": spec.min_off_s,
         "fallback_protected": st.fallback_protected, "lease": st.notes.get("lease", ""),
     }

@@ -57,3 +57,12 @@ def relink(cfg: Config, current: list[SwitchDriver]) -> tuple[list[SwitchDriver]
             drivers.append(make_driver(load, cfg))
             fresh.append(drivers[-1])
     return drivers, list(by_id.values()), fresh
+
+
+def switch_reason(decision) -> str:
+    """A core decision's reason in a switchable load's words (it has no min_a or max_a of its
+    own: its whole current is both)."""
+    from controller.core.causes import Cause
+    if decision.cause is Cause.MAX:
+        return "room for it"
+    return decision.reason.replace("min_a", "its whole current")
