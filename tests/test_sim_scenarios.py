@@ -19,6 +19,10 @@ WINDOW_S = {  # simulated seconds per scenario in these tests
     "new-user-house": 3 * 3600,  # 17:00-20:00: cooking peak, both blips, a restart
 }
 
+# The module's results fixture simulates every scenario (about a minute on a quiet machine,
+# two on a busy one) inside the first test that uses it: give each test room for that.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def results():

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controller.core import switch
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
-from controller.core.fill import Constraint, Want, allocate, floors_fit
+from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.ramp import commanded, step
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -55,8 +56,7 @@ def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
                      over_since=dict(state.over_since), meter_prev=state.meter_prev)
 
 
-@dataclass(frozen=True, slots=True)
-class ChargerDecision:
+class ChargerDecision(NamedTuple):
     id: str
     limit_a: float
     cause: Cause
@@ -213,32 +213,35 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
     """Capacity left for the loads that take orders, and measured overloads by name."""
     constraints: list[Constraint] = []
     overloads: dict[str, float] = {}
+    fixed = [i for i, d in enumerate(draw) if d.fixed]
+
+    def members_of(coefs: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
+        return tuple(m for m in coefs if not draw[m[0]].fixed) if fixed else coefs
+
+    on = site.phase_on
     for p in site.phase_range:
         name = f"phase {phase_name(p)}"
-        inside = site.phase_members[p]
-        fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
-        members = tuple((i, 1.0) for i in inside if not draw[i].fixed)
-        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a, members, (p,)))
+        fixed_a = sum(draw[i].hi[p] for i in fixed if on[i][p])
+        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a,
+                                      members_of(site.phase_coefs[p]), (p,)))
         if meter[p] > site.limit_a:
             overloads[name] = meter[p] - site.limit_a
-    for circuit, by_phase in zip(site.circuits, site.circuit_phase_members):
+    for circuit, by_phase, coefs in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs):
         for p in site.phase_range:
             inside = by_phase[p]
             if not inside:
                 continue
             name = f"circuit {circuit.id} phase {phase_name(p)}"
             fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
-            members = tuple((i, 1.0) for i in inside if not draw[i].fixed)
-            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members, (p,)))
+            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members_of(coefs[p]), (p,)))
             drawn = sum(draw[i].lo[p] for i in inside)
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
         volts = site.voltage_v
-        fixed_w = sum(sum(draw[s.index].hi) for s in site.chargers if draw[s.index].fixed) * volts
-        members = tuple((s.index, volts * s.n_phases) for s in site.chargers if not draw[s.index].fixed)
+        fixed_w = sum(sum(draw[i].hi) for i in fixed) * volts
         constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
-                                      members, tuple(site.phase_range)))
+                                      members_of(site.import_coefs), tuple(site.phase_range)))
         import_w = sum(meter[p] for p in site.phase_range) * volts
         if import_w > site.max_import_w:
             overloads["max import"] = (import_w - site.max_import_w) / volts
@@ -301,13 +304,14 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     # ramp_up_delay_s; until then it stays out of the sharing, so it cannot push a running
     # load out for a start that may never come.
     wants = switch.hold_on(site, wants, targets, memories, readings, constraints, overloads, now)
-    waiting = [w for w in wants if not _restart_ready(memories[w.index], now, ctl.ramp_up_delay_s)]
-    wants = [w for w in wants if w not in waiting]
+    ready = [_restart_ready(memories[w.index], now, ctl.ramp_up_delay_s) for w in wants]
+    waiting = [w for w, ok in zip(wants, ready) if not ok]
+    wants = [w for w, ok in zip(wants, ready) if ok]
     plan = allocate(wants, constraints)
-    running = [w for w in wants if w.index not in plan.shed]
+    fits = floor_room([w for w in wants if w.index not in plan.shed], constraints) if waiting else None
     for w in waiting:
         mem = memories[w.index]
-        if floors_fit(running, constraints, w):
+        if fits(w):
             since = mem.hold_since if mem.hold_since is not None else now
             memories[w.index] = mem._replace(hold_since=since)
             left = ctl.ramp_up_delay_s - (now - since)
@@ -461,12 +465,14 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     goes to others only once the cut load followed or its response time has passed. On a site
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
+    use = [max(dec.limit_a, d.bound_a) for dec, d in zip(decisions, draw)]
+    all_known = all(d.known for d in draw)
     for k, con in enumerate(constraints):
         with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
-        usage = sum(coef * max(decisions[i].limit_a, draw[i].bound_a) for i, coef in con.members)
+        usage = sum([coef * use[i] for i, coef in con.members])
         excess = usage - con.capacity
         measured_excess = 0.0
-        if with_household and any(not draw[i].known for i, _ in con.members):
+        if with_household and not all_known and any(not draw[i].known for i, _ in con.members):
             # A load whose draw is not known may rise from what it is seen to draw, not only
             # from its bound (it may hold its fallback and draw nothing yet).
             raised_by = sum(coef * max(0.0, decisions[i].limit_a - (draw[i].bound_a if draw[i].known else
@@ -506,6 +512,7 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
             limit, memories[i], cause = step(spec, before[i], bound, keep, Cause.WAIT_FOLLOW, site, now)
             decisions[i] = ChargerDecision(spec.id, limit, Cause.WAIT_FOLLOW,
                                            limit != before[i].limit_a, con.name)
+            use[i] = max(limit, bound)
 
 
 # ---------------------------------------------------------------------- pass 8: persistent overloads

@@ -27,21 +27,20 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 EPS = 1e-9
 
 
-@dataclass(frozen=True, slots=True)
-class Constraint:
+class Constraint(NamedTuple):
     name: str  # for reasons: "phase A", "circuit garage-board", "max import"
     capacity: float
     members: tuple[tuple[int, float], ...]  # (charger index, coefficient > 0)
     phases: tuple[int, ...] = ()  # site phases it covers (for whoever built it; unused here)
 
 
-@dataclass(frozen=True, slots=True)
-class Want:
-    """One charger's part in a problem."""
+class Want(NamedTuple):
+    """One charger's part in a problem (NamedTuples: a thousand are built per decision)."""
 
     index: int
     lo: float  # floor when it runs (min_a, or more for a restart with hysteresis)
@@ -88,17 +87,20 @@ def allocate(wants: list[Want], constraints: list[Constraint]) -> Allocation:
     return Allocation(current=current, shed=shed, limited_by=limited_by)
 
 
-def floors_fit(running: list[Want], constraints: list[Constraint], extra: Want) -> bool:
-    """Whether `extra`'s floor fits beside the floors of `running` on every constraint."""
+def floor_room(running: list[Want], constraints: list[Constraint]) -> Callable[[Want], bool]:
+    """A test of whether one more load's floor fits beside the floors of `running` on every
+    constraint it is on (each candidate on its own, not cumulatively). The room is summed once,
+    so testing many waiting loads costs one pass over the constraints, not one each."""
     floor = {w.index: w.lo for w in running}
-    for con in constraints:
-        coef = next((c for i, c in con.members if i == extra.index), None)
-        if coef is None:
-            continue
-        used = sum(c * floor[i] for i, c in con.members if i in floor)
-        if used + coef * extra.lo > con.capacity + EPS:
-            return False
-    return True
+    left = [con.capacity - sum(c * floor[i] for i, c in con.members if i in floor) for con in constraints]
+    touch: dict[int, list[tuple[int, float]]] = {}
+    for k, con in enumerate(constraints):
+        for i, coef in con.members:
+            touch.setdefault(i, []).append((k, coef))
+
+    def fits(extra: Want) -> bool:
+        return all(coef * extra.lo <= left[k] + EPS for k, coef in touch.get(extra.index, ()))
+    return fits
 
 
 def _shed(wants: list[Want], constraints: list[Constraint],

@@ -4,7 +4,7 @@ section 1, invariant 3), and the bookkeeping of what it may still follow after a
 from __future__ import annotations
 
 from controller.core.causes import Cause
-from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now
+from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now, renew
 from controller.core.site import ChargerSpec, SiteModel
 
 
@@ -18,13 +18,12 @@ def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: 
     # alone (a late rise from the change before would look like this one's).
     clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
     if new >= held:
-        return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
-                            own_fallback=True)
+        return renew(mem, limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                     own_fallback=True)
     was_above = max(mem.seen) > new + FOLLOW_TOLERANCE_A
-    return mem._replace(limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
-                        own_fallback=True,
-                        high_a=max(held, high_now(mem, now)), high_until=now + response_s,
-                        high_early=was_above)
+    return renew(mem, limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
+                 own_fallback=True, high_a=max(held, high_now(mem, now)), high_until=now + response_s,
+                 high_early=was_above)
 
 
 def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: Cause,
@@ -42,27 +41,36 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
         else:  # no car, mode off, fault, user hold: nothing to protect the car from
             paused = None
         hold = mem.hold_since if cause is Cause.RESTART_WAIT else None
-        new = mem._replace(paused_at=paused, hold_since=hold, cause=cause)
+        new = _noted(mem, paused_at=paused, hold_since=hold, cause=cause)
         return 0.0, commanded(new, current, 0.0, now, ctl.response_s), cause
     if current < spec.min_a:  # start, restart, or a fallback below min_a: go to min_a first
         start = min(target, spec.min_a)
-        new = mem._replace(paused_at=None, hold_since=None)
         why = cause if start == target else Cause.STARTING
-        return start, commanded(new._replace(cause=why), current, start, now, ctl.response_s), why
+        new = _noted(mem, paused_at=None, hold_since=None, cause=why)
+        return start, commanded(new, current, start, now, ctl.response_s), why
     if target < current:
-        new = mem._replace(hold_since=None, cause=cause)
+        new = _noted(mem, paused_at=mem.paused_at, hold_since=None, cause=cause)
         return target, commanded(new, current, target, now, ctl.response_s), cause
     if target - current < max(ctl.dead_band_a, 1e-9):
-        new = mem._replace(hold_since=None, cause=cause)
+        new = _noted(mem, paused_at=mem.paused_at, hold_since=None, cause=cause)
         return current, commanded(new, current, current, now, ctl.response_s), cause
     since = mem.hold_since if mem.hold_since is not None else now
-    holding = mem._replace(hold_since=since)
     if now - since < ctl.ramp_up_delay_s:
-        return current, commanded(holding._replace(cause=Cause.RAMP_HOLD), current, current, now,
-                                  ctl.response_s), Cause.RAMP_HOLD
-    if now - mem.changed_at < ctl.ramp_up_interval_s:
-        return current, commanded(holding._replace(cause=Cause.RAMPING), current, current, now,
-                                  ctl.response_s), Cause.RAMPING
-    new_limit = min(target, current + ctl.ramp_up_step_a)
-    why = cause if new_limit == target else Cause.RAMPING
-    return new_limit, commanded(holding._replace(cause=why), current, new_limit, now, ctl.response_s), why
+        why = Cause.RAMP_HOLD
+    elif now - mem.changed_at < ctl.ramp_up_interval_s:
+        why = Cause.RAMPING
+    else:
+        new_limit = min(target, current + ctl.ramp_up_step_a)
+        why = cause if new_limit == target else Cause.RAMPING
+        holding = _noted(mem, paused_at=mem.paused_at, hold_since=since, cause=why)
+        return new_limit, commanded(holding, current, new_limit, now, ctl.response_s), why
+    return current, commanded(_noted(mem, paused_at=mem.paused_at, hold_since=since, cause=why), current,
+                              current, now, ctl.response_s), why
+
+
+def _noted(mem: LoadMemory, paused_at: float | None, hold_since: float | None, cause: Cause) -> LoadMemory:
+    """mem with its pause, hold and cause bookkeeping set: renewed only when one differs (a
+    load holding steady costs no copy)."""
+    if mem.paused_at == paused_at and mem.hold_since == hold_since and mem.cause is cause:
+        return mem
+    return renew(mem, paused_at=paused_at, hold_since=hold_since, cause=cause)

@@ -92,6 +92,27 @@ class SiteModel:
         return tuple(tuple(s.index for s in self.chargers if p in s.phase_idx) for p in range(3))
 
     @cached_property
+    def phase_on(self) -> tuple[tuple[bool, bool, bool], ...]:
+        """Per charger, per site phase: whether it draws from it (for per-phase loops)."""
+        return tuple((0 in s.phase_idx, 1 in s.phase_idx, 2 in s.phase_idx) for s in self.chargers)
+
+    @cached_property
+    def phase_coefs(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Per site phase: (charger index, 1 A per A) of every charger on it, a constraint's
+        members when none of them is fixed load (the common case: built once, not per sample)."""
+        return tuple(tuple((i, 1.0) for i in members) for members in self.phase_members)
+
+    @cached_property
+    def circuit_phase_coefs(self) -> tuple[tuple[tuple[tuple[int, float], ...], ...], ...]:
+        return tuple(tuple(tuple((i, 1.0) for i in members) for members in by_phase)
+                     for by_phase in self.circuit_phase_members)
+
+    @cached_property
+    def import_coefs(self) -> tuple[tuple[int, float], ...]:
+        """(charger index, watts per A) for the import cap."""
+        return tuple((s.index, self.voltage_v * s.n_phases) for s in self.chargers)
+
+    @cached_property
     def circuit_phase_members(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
         """Per circuit, per site phase: charger indices under the circuit drawing from it."""
         return tuple(tuple(tuple(i for i in c.members if p in self.chargers[i].phase_idx)
