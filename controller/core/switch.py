@@ -18,8 +18,6 @@ Plain functions of plain data; time is passed in.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from controller.core.causes import Cause
 from controller.core.draw import UNKNOWN, LoadMemory
 from controller.core.fill import Constraint, Want
@@ -72,7 +70,7 @@ def hold_on(site: SiteModel, wants: list[Want], targets: dict, memories: list[Lo
         spec = site.chargers[w.index]
         if spec.kind == "switch" and w.index not in over and \
                 on_left(spec, memories[w.index], readings[w.index], now) > 0:
-            w = replace(w, priority=HELD_PRIORITY)
+            w = w._replace(priority=HELD_PRIORITY)
         out.append(w)
     for i, (amps, cause, _) in list(targets.items()):
         spec = site.chargers[i]
