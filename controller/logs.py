@@ -48,7 +48,8 @@ class RateLimit(logging.Filter):
         self._windows: dict[tuple, list] = {}  # kind -> [window start, passed, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fault, charger = getattr(record, "FAULT", None), getattr(record, "CHARGER_ID", None)
+        fault = getattr(record, "FAULT", None)
+        charger = getattr(record, "CHARGER_ID", None) or getattr(record, "LOAD_ID", None)  # a load counts like one
         kind = (record.name, "fault", fault) if fault else (
             (record.name, "charger", charger) if charger else (record.name, record.msg))
         now = self.clock()
