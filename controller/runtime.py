@@ -177,11 +177,22 @@ class Controller:
         loads, gone, new_loads = relink_loads(config, [d for d in self.drivers if isinstance(d, SwitchDriver)])
         retiring += gone
         fresh += new_loads
+        for d in gone:  # a load removed or reconnecting: nothing more goes to its old driver
+            if (task := self._sending.pop(d.id, None)) is not None:
+                task.cancel()
+            if all(x.id != d.id for x in config.loads):
+                for key in (f"offline:{d.id}", f"compliance:{d.id}", f"command:{d.id}"):
+                    self._faults.pop(key, None)
         self.drivers = [drivers[c.id] for c in config.chargers] + loads
         old_site = self.site
         self._rebuild()
         self.state = remap_state(old_site, self.site, self.state)
-        self._note(f"config reloaded: {change.describe()}", STATE="reloaded")
+        relinked = [d.id for d in new_loads if d.id in {x.id for x in gone}]
+        what = [f"{w} load(s) {', '.join(ids)}" for w, ids in (
+            ("added", [d.id for d in new_loads if d.id not in relinked]),
+            ("removed", [d.id for d in gone if d.id not in relinked]), ("reconnecting", relinked)) if ids]
+        described = change.describe() if change.describe() != "limits and tuning only" or not what else ""
+        self._note(f"config reloaded: {'; '.join(filter(None, [described] + what))}", STATE="reloaded")
         self._cycle()
         await self._swap_parts(change, retiring, fallback, fresh, new_central)
         return change

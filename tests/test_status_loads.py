@@ -61,3 +61,20 @@ async def test_a_reload_keeps_a_load_whose_link_did_not_change(tmp_path):
             await until(lambda: not shelly.is_on(), "mode off applied", 10)
     finally:
         await shelly.stop()
+
+
+async def test_a_reload_that_moves_a_load_to_another_device_switches_the_old_one_off(tmp_path):
+    old, new = SimShelly(power_w=3000), SimShelly(power_w=3000)
+    old_port, new_port = await old.start(), await new.start()
+    try:
+        async with running(tmp_path, (), extra=boiler(old_port)) as (site, controller):
+            site.extra_loads.append(lambda: (old.draw_a() + new.draw_a(), 0.0, 0.0))
+            await until(old.is_on, "the boiler on", 30)
+            path = tmp_path / "evfuse.toml"
+            path.write_text(path.read_text().replace(f"port = {old_port}\n", f"port = {new_port}\n"))
+            await controller.retune(load_config(path))
+            assert any("config reloaded: reconnecting load(s) boiler" in e.text for e in controller.events)
+            await until(lambda: not old.is_on() and new.is_on(), "the new device on, the old one off", 30)
+    finally:
+        await old.stop()
+        await new.stop()
