@@ -1,5 +1,5 @@
 """MQTT for switchable loads against a real mosquitto broker: the retained state on
-<topic>/load/<id>, and its commands (mode, priority) switching a boiler on the Shelly
+<topic>/load/<id>, its Home Assistant discovery message, and its commands (mode, priority) switching a boiler on the Shelly
 emulator; what a load does not take (weight, max_a) is refused and changes nothing."""
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ async def test_a_boiler_state_and_commands_over_mqtt(tmp_path):
     boiler = f'[[load]]\nid = "boiler"\ndriver = "shelly"\nhost = "127.0.0.1"\nport = {port}\npower_w = 3000\n'
     try:
         async with Broker(tmp_path) as broker, running(tmp_path, (), extra=boiler) as (site, controller), \
-                Subscriber(broker.port, "evfuse/#") as sub:
+                Subscriber(broker.port, "evfuse/#", "homeassistant/#") as sub:
             site.extra_loads.append(lambda: (shelly.draw_a(), 0.0, 0.0))
-            bridge = MqttBridge(MqttConfig(host="127.0.0.1", port=broker.port, discovery_prefix=""),
+            bridge = MqttBridge(MqttConfig(host="127.0.0.1", port=broker.port),
                                 lambda: controller)
             controller.observers.append(bridge.changed)
             await bridge.start()
@@ -53,6 +53,10 @@ async def test_a_boiler_state_and_commands_over_mqtt(tmp_path):
                 await sub.until(lambda: (_json(sub, "evfuse/load/boiler") or {}).get("state") == "on",
                                 "the boiler's state on MQTT", 30)
                 state = _json(sub, "evfuse/load/boiler")
+                config = _json(sub, "homeassistant/device/evfuse/load_boiler/config")
+                assert config["state_topic"] == "evfuse/load/boiler"
+                assert config["components"]["evfuse_load_boiler_mode"]["command_topic"] == "evfuse/load/boiler/mode/set"
+                assert "evfuse_load_boiler_weight" not in config["components"]
                 assert state["power_w"] == 3000 and state["mode"] == "standard" and state["connected"]
                 await until(lambda: bridge.connected, "the bridge connected")
                 await sub.publish("evfuse/load/boiler/weight/set", "2")  # a load has no weight

@@ -207,6 +207,12 @@ class MqttBridge:
             topic = d.charger_topic(c.id)
             await self._put(client, topic, d.charger(c), qos=1)
             self._chargers[c.id] = topic
+        for x in config.loads:
+            await self._put(client, d.load_topic(x.id), d.load(x), qos=1)
+        for gone in {t for t in self._sent if t.startswith(f"{d.prefix}/device/{d.node}/load_")} - \
+                {d.load_topic(x.id) for x in config.loads}:  # a load removed by a reload: its entities go
+            await client.publish(gone, b"", qos=1, retain=True)
+            self._sent.pop(gone, None)
 
     async def _forget(self, client: aiomqtt.Client, charger_id: str) -> None:
         """A removed charger: its entities and its retained state go."""
@@ -260,7 +266,9 @@ class MqttBridge:
                 self._announced = None
                 self._changed.set()
             return
-        current = {self.discovery.charger_topic(c.id) for c in self.get_controller().config.chargers}
+        config = self.get_controller().config
+        current = {self.discovery.charger_topic(c.id) for c in config.chargers} | \
+            {self.discovery.load_topic(x.id) for x in config.loads}
         if not payload or topic == self.discovery.site_topic() or topic in current:
             return
         # A config evfuse left for a charger that is gone (removed while it was stopped).
@@ -269,6 +277,6 @@ class MqttBridge:
             state = json.loads(payload).get("state_topic")
         except (ValueError, AttributeError):
             state = None
-        if isinstance(state, str) and state.startswith(f"{self.topics.base}/charger/"):
+        if isinstance(state, str) and state.startswith((f"{self.topics.base}/charger/", f"{self.topics.base}/load/")):
             await client.publish(state, b"", qos=1, retain=True)
         log.info("MQTT: stale Home Assistant entities removed (%s)", topic)
