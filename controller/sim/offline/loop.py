@@ -145,7 +145,7 @@ class ClosedLoop:
         for ch in self.chargers:
             ch.advance(now, dt)
             ch.draw_on_site(ev)
-            if ch.online(now):
+            if getattr(ch, "controllable", ch.online)(now):  # a switch: online and past its reconnect
                 ch.draw_on_site(free)
         load = self.household.load_at(now)
         pv = self.household.pv_at(now)
@@ -180,7 +180,8 @@ class ClosedLoop:
                     amps = sum(self.chargers[i].draw_a for i in circuit.members
                                if p in self.chargers[i].site_phases)
                     ours = sum(self.chargers[i].draw_a for i in circuit.members
-                               if p in self.chargers[i].site_phases and self.chargers[i].online(now))
+                               if p in self.chargers[i].site_phases and
+                               getattr(self.chargers[i], "controllable", self.chargers[i].online)(now))
                     currents.append(amps)
                     households.append(None)
                     evs.append(amps)
