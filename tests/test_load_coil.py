@@ -116,3 +116,20 @@ async def test_on_the_meters_rtu_bus_behind_the_meter():
             await meter.stop()
         await bus.stop()
         await link.stop()
+
+
+async def test_an_open_relay_reads_as_drawing_nothing():
+    # It measures nothing, but a relay read back open draws nothing: the core may take that
+    # at once (what the meter credited it when it switched on is cleared).
+    board = RelayBoard(unit_id=1, relays=4)
+    port = await board.start_tcp()
+    try:
+        config = pump(SerialSettings(transport="tcp", host="127.0.0.1", port=port, unit_id=1))
+        async with driver_on(config) as driver:
+            assert await driver.apply(8.7)
+            assert driver.reading(time.monotonic()).draw_lines_a is None  # on: unknown
+            assert await driver.apply(0.0)
+            r = driver.reading(time.monotonic())
+            assert r.draw_lines_a == (0.0,) and r.draw_at is not None
+    finally:
+        await board.stop()

@@ -54,6 +54,7 @@ class SwitchDriver(ChargerDriver):
         self.voltage_v = voltage_v
         self._want_on = False  # until the first decision: off (the core's fallback for a switch)
         self._output: bool | None = None  # what the device last said (None: not heard yet)
+        self._output_at: float | None = None  # ... as of then
         self._power_w: float | None = None
         self._current_a: float | None = None
         self._draw_at: float | None = None
@@ -91,15 +92,20 @@ class SwitchDriver(ChargerDriver):
         on = self._output
         car = CarState.UNKNOWN if on is None else CarState.CHARGING if on else CarState.CONNECTED
         lines = None
+        draw_at = self._draw_at
         if self._current_a is not None and len(self.config.phases) == 1:
             lines = (self._current_a,)
+        elif on is False and self._power_w is None and self._current_a is None and self._online:
+            # It measures nothing, but a relay that reads back open draws nothing: a fact the
+            # draw model takes at once (what the meter credited it at switch-on is cleared).
+            lines, draw_at = (0.0,) * len(self.config.phases), self._output_at
         lease_until = None
         if not self._online and self.lease_s is not None:
             if on and self._renewed_at is not None:
                 lease_until = self._renewed_at + self.lease_s
             elif on is False and self._ok_at is not None:
                 lease_until = self._ok_at  # it said it was off: it holds 0 (its own fallback)
-        return ChargerReading(online=self._online, car=car, draw_lines_a=lines, draw_at=self._draw_at,
+        return ChargerReading(online=self._online, car=car, draw_lines_a=lines, draw_at=draw_at,
                               power_w=self._power_w, lease_until=lease_until,
                               compliant=self._over < OVER_READS,
                               acked_a=None if on is None else (self.on_a if on else 0.0))
@@ -157,6 +163,8 @@ class SwitchDriver(ChargerDriver):
         await self._write(on)
         now = self.clock()
         self._ok(now)
+        if on != self._output:
+            self._output_at = now
         self._output = on
         if on and self.lease_s is not None:
             self._renewed_at = now  # the reply came now: the device's timer started no later
@@ -185,6 +193,8 @@ class SwitchDriver(ChargerDriver):
         if output != self._output and self._output is not None:
             log.info("load %s: the device reports it %s", self.id, "on" if output else "off",
                      extra={"LOAD_ID": self.id, "SWITCHED": "on" if output else "off"})
+        if output != self._output:
+            self._output_at = at
         self._output = output
         if power_w is not None and not (math.isfinite(power_w) and -50 <= power_w <= MAX_POWER_W):
             self.faults["bad-data"] += 1

@@ -10,7 +10,8 @@ it draws nothing while switched on). With a lease (a Shelly's toggle_after) it s
 itself once its link has been down for the lease; without one (a relay board, a Pi pin) it
 stays as it is. Its reading: the device's output (CHARGING on, CONNECTED off), acked_a its
 whole current when on, and its own measurement where it has one (a 1-phase load per line,
-a multi-phase one as power only).
+a multi-phase one as power only); one that measures nothing reports 0 A per line while its
+relay reads back open, as the drivers do (controller/loads/base.py).
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ class SimSwitch:
                 lines = (self.draw_a,)
             else:
                 power = self.draw_a * self.voltage_v * len(self.site_phases)
+        elif online and not self.on:  # an open relay draws nothing: the runtime's drivers say so
+            lines = (0.0,) * len(self.spec.wiring)
         known = self.acked_a is not None
         car = CarState.UNKNOWN if not known else CarState.CHARGING if self.acked_a > 0 else CarState.CONNECTED
         return ChargerReading(online=online, car=car, draw_lines_a=lines, power_w=power,
