@@ -97,3 +97,13 @@ async def test_an_excess_boiler_follows_the_export(tmp_path):
         assert shelly.is_on()  # its own draw is surplus it uses: it stays on
         svc.site.household = lambda t: (0.0, 0.0, 0.0)
         await svc.until(lambda: not shelly.is_on(), "the boiler off without surplus", 30)
+
+
+async def test_after_a_start_a_boiler_the_device_reports_off_waits_min_off_s(tmp_path):
+    # evfuse knows nothing of how long the boiler has been off: from the device's word, it
+    # counts min_off_s from its start (a compressor never short-cycles on a restart of evfuse).
+    async with site_with_boiler(tmp_path, min_off_s=8) as (svc, shelly):
+        await svc.until(lambda: svc.logged("load boiler: switched off"), "the start's off", 20)
+        started = time.monotonic()
+        await svc.until(shelly.is_on, "the boiler on once min_off_s is over", 40)
+        assert time.monotonic() - started >= 8.0 - 0.5
