@@ -9,6 +9,7 @@ limit. Warnings (valid but risky settings) are returned alongside the config.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -604,6 +605,26 @@ def _loads(r: _Reader, data: dict, site: SiteConfig, charger_ids: list[str],
     return loads
 
 
+def _loads_share_the_meters_wire(r: _Reader, loads: list[LoadConfig], meter: MeterConfig) -> None:
+    """A relay board on the meter's RS485 port shares its one client: every device on a wire
+    uses the same serial settings (where the load sets none it takes the meter's)."""
+    if meter.link.transport != "rtu" or meter.profile == "custom" or meter.profile not in profile_names():
+        return
+    prof = load_profile(meter.profile)
+    wire = (meter.link.baudrate or prof.baudrate, meter.link.parity or prof.parity,
+            meter.link.stopbits or prof.stopbits)
+    for i, x in enumerate(loads, start=1):
+        link = x.link
+        if link is None or link.transport != "rtu" or \
+                os.path.normpath(link.device) != os.path.normpath(meter.link.device):
+            continue
+        for key, value, want in (("baudrate", link.baudrate, wire[0]), ("parity", link.parity, wire[1]),
+                                 ("stopbits", link.stopbits, wire[2])):
+            if value is not None and value != want:
+                r.problem(f"load[{i}].{key}", value, f"must be {show(want)} as the meter's on {link.device}: "
+                          "every device on one RS485 wire uses the same settings (or leave it out)")
+
+
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
     return (1 <= len(wiring) <= site.phases and len(set(wiring)) == len(wiring)
             and set(wiring) <= set(site.phase_names))
@@ -789,6 +810,7 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     hardware = _hardware(r, data)
     hw_pins = {p for p in (hardware.led_pin, hardware.button_pin) if p is not None} if hardware else set()
     loads = _loads(r, data, site, ids, hw_pins)
+    _loads_share_the_meters_wire(r, loads, meter)
     circuits = _circuits(r, data, chargers + loads)
     mqtt = _mqtt(r, data)
     web = _web(r, data, ocpp)

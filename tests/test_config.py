@@ -289,3 +289,24 @@ chargers = ["boiler"]
     from controller.core.site import SiteModel
     site = SiteModel.from_config(parse_config(tomllib.loads(text), "evfuse.toml"))
     assert site.circuits[0].members == (0,) and site.chargers[0].kind == "switch"
+
+
+def test_a_relay_board_on_the_meters_wire_must_use_its_settings():
+    text = '''
+[site]
+fuse_a = 25
+[meter]
+transport = "rtu"
+device = "/dev/ttyUSB0"
+[[load]]
+id = "pump"
+driver = "modbus-coil"
+transport = "rtu"
+device = "/dev/ttyUSB0"
+unit_id = 7
+baudrate = 19200
+power_w = 1100
+'''
+    out = problems(text)
+    assert any("load[1].baudrate = 19200: must be 9600 as the meter's on /dev/ttyUSB0" in p for p in out), out
+    parse_config(tomllib.loads(text.replace("baudrate = 19200\n", "")), "evfuse.toml")  # its settings: fine
