@@ -36,7 +36,7 @@ def test_every_builtin_scenario_is_covered():
 
 # Scenarios where the first-edition core causes time above the fuse itself (issue 10).
 # Open residuals (issues 10 and 11), not strict: each runs every time and says XPASS once fixed.
-FIRST_EDITION_OVER = {"new-user-house": "issue 10 residual: under a second above the fuse, not yet analysed"}
+FIRST_EDITION_OVER: dict[str, str] = {}
 FIRST_EDITION_STANDING: dict[str, str] = {}
 
 

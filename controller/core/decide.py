@@ -29,6 +29,7 @@ from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.ramp import commanded, step
+from controller.core.reclaim import reclaim_cap
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
@@ -95,18 +96,19 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
+    doubted = None
     if overloads and any(d.lo_doubt != d.lo for d in draw):
-        # What the meter credited to raises still in flight may have been a household step: the
-        # cut covers the measured excess even if it was (up to that excess, no more).
-        household = _household(site, meter, _doubted(site, draw, meter))
-        constraints, overloads = _constraints(site, draw, household, meter)
+        # What the meter credited to loads following a change of ours may have been a household
+        # step in the same seconds: the cut is sized as if it were (loads it keeps running stay
+        # at min_a or more: a doubt never stops a car; a real excess that stays is paused later).
+        doubted, _ = _constraints(site, draw, _household(site, meter, _doubted(site, draw, meter)), meter)
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep = constraints
     if not all(d.known for d in draw):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
-    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now)
+    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted)
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
 
     before = list(memories)
@@ -187,19 +189,12 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
 # ---------------------------------------------------------------------- pass 4: room
 
 def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
-    """Each load's least draw with the meter's credit for a raise in flight taken back, on each
-    phase at most as much as that phase is over its limit."""
-    budget = [max(0.0, meter[p] - site.limit_a) if p < site.phases else 0.0 for p in range(3)]
-    out = []
-    for d in draw:
-        lo = list(d.lo)
-        for p in range(3):
-            take = min(d.lo[p] - d.lo_doubt[p], budget[p])
-            if take > 0:
-                lo[p] -= take
-                budget[p] -= take
-        out.append((lo[0], lo[1], lo[2]))
-    return out
+    """Each load's least draw with the meter's credit for a raise in flight taken back on every
+    phase that is over its limit. The meter cannot tell a car following our raise from a
+    household step in the same seconds; with an overload measured, the cut is sized as if the
+    step were household (a car that did follow is restored by the normal ramp)."""
+    over = [p < site.phases and meter[p] > site.limit_a for p in range(3)]
+    return [tuple(d.lo_doubt[p] if over[p] else d.lo[p] for p in range(3)) for d in draw]
 
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
@@ -255,7 +250,7 @@ Target = tuple[float, Cause, str]
 
 def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
              draw: list[Draw], constraints: list[Constraint], overloads: dict[str, float],
-             meter: Phases, now: float) -> dict[int, Target]:
+             meter: Phases, now: float, doubted: list[Constraint] | None = None) -> dict[int, Target]:
     """Per load that takes orders: the current it should have and why."""
     ctl = site.control
     targets: dict[int, Target] = {}
@@ -263,6 +258,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
+    reclaimed: dict[int, float] = {}  # load -> what it draws, where its limit follows its draw
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
         i = spec.index
         if d.fixed:
@@ -284,7 +280,10 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
         else:
-            wants.append(_want(spec, mem, spec.max_a, ctl.restart_hysteresis_a))
+            cap = reclaim_cap(spec, mem, d, ctl.response_s)
+            if cap is not None and cap < spec.max_a:
+                reclaimed[i] = max(d.lo[p] for p in spec.phase_idx)
+            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a), ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:
@@ -320,6 +319,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             memories[w.index] = mem._replace(hold_since=None)
             targets[w.index] = (0.0, Cause.RESTART_WAIT,
                                 f"restart delay over, no room for min_a (priority {w.priority})")
+    deeper = allocate(wants, doubted) if doubted is not None else None
     for w in wants:
         i = w.index
         if i in plan.shed:
@@ -327,7 +327,13 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             continue
         amps = max(w.lo, math.floor(plan.current[i] * 10 + 1e-6) / 10)
         by = plan.limited_by.get(i, "cap")
-        if by == "cap":
+        if deeper is not None:
+            doubt_a = max(w.lo, math.floor(deeper.current.get(i, 0.0) * 10 + 1e-6) / 10)
+            if doubt_a < amps:
+                amps, by = doubt_a, deeper.limited_by.get(i, by)
+        if by == "cap" and i in reclaimed:
+            targets[i] = (amps, Cause.DRAWS_LESS, f"{reclaimed[i]:.1f} A")
+        elif by == "cap":
             targets[i] = (amps, Cause.MODE_CAP, mode_detail[i]) if i in mode_detail else (amps, Cause.MAX, "")
         elif by in overloads:
             targets[i] = (amps, Cause.OVERLOAD_CUT, f"{by} over by {overloads[by]:.1f} A")
@@ -412,7 +418,7 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
-_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT)
+_SHARING = (Cause.SHARE, Cause.SHED, Cause.MAX, Cause.OVERLOAD_CUT, Cause.DRAWS_LESS)
 
 
 def _may_offer(site: SiteModel, memories: list[LoadMemory], draw: list[Draw], i: int) -> bool:

@@ -8,9 +8,13 @@ DESIGN.md section 1, invariant 1. For a load on phase p:
   down holds its acknowledged limit until its lease ends, then its own fallback.
 - `lo[p]`, what it certainly draws (`seen`): its last report taken after the car had time to
   follow our last change; a report from inside that window only raises it. Between reports the
-  meter tells: a rise on p while loads there follow a raise goes to them (up to the raise),
-  a fall while loads there follow a cut goes to them (down to their new limit); every other
-  change is household. A load that does not measure starts at 0 and learns only from the meter.
+  meter tells: a rise on p while loads there follow a raise goes to them, but only the part no
+  other follower could have made (a floor must never exceed the truth: what it overstates is
+  household hidden from the plan); a fall while loads there follow a cut is shared out to them
+  (down to their new limit). Every other change is household. A load that does not measure
+  starts at 0 and learns only from the meter. With an overload measured, what the meter
+  credited a load since our last change to it is doubted (a household step in those seconds
+  looks the same), and a report from before our last change never holds its bound up.
 Household = meter - sum(lo), so it is never underestimated by what a car does not use, and the
 plan (household + sum(hi)) is an upper bound of what the site can draw.
 """
@@ -51,6 +55,8 @@ class LoadMemory(NamedTuple):
     lease_until: float | None = None  # while offline: when the limit it holds expires (None: unknown)
     own_fallback: bool = True  # after a reconnect it may hold its own fallback (lease over or unknown)
     cause: Cause | None = None  # why it has its limit (last decision)
+    floor: Phases = ZERO  # the part of `seen` that is certain (reports and sure meter credit):
+    # `seen` may also hold what a full follow of a raise implies it drew before (its old limit)
 
 
 class Draw(NamedTuple):
@@ -140,37 +146,46 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
         if not online and r.lease_until is not None and now >= r.lease_until:
             m = None  # a report from before the link died says nothing of its own fallback
         seen = old = mem.seen
+        floor = mem.floor
         report_at, known = mem.report_at, mem.known
+        at = now if r.draw_at is None else r.draw_at
+        # A report from before our last change says what it drew then, not what it may draw now:
+        # it never holds the bound up (a report that does not come expires, invariant 3).
+        stale = m is None or at < mem.changed_at
         if m is None:
             if r.car is _NO_CAR or r.car is _FAULT:
-                seen = ZERO
+                seen = floor = ZERO
         else:
-            at = now if r.draw_at is None else r.draw_at
             if at > report_at:
                 if at >= mem.changed_at or at >= now:
                     # Taken after our last change (or live): what it drew then. After a cut it can
                     # only fall further, after a raise only rise: either way no more than it showed.
-                    seen = m
+                    seen = floor = m
                 elif mem.limit_a > mem.prev_a:
                     # Taken before our raise: it cannot show the rise the meter already credited.
                     seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
+                    floor = (max(floor[0], m[0]), max(floor[1], m[1]), max(floor[2], m[2]))
                 # Taken before our cut: the cut is in flight; it counts at what we knew until it
                 # follows (break before make keeps its old limit reserved meanwhile).
                 report_at, known = at, True
                 reported.add(spec.index)
-        if m is None and mem.limit_a == 0 and now >= mem.changed_at + resp:
-            seen, known = ZERO, True  # told 0 long enough: it draws nothing
+        if stale and mem.limit_a == 0 and now >= mem.changed_at + resp:
+            seen, floor, known = ZERO, ZERO, True  # told 0 long enough: it draws nothing
         if m is None and r.power_w is not None and volts > 0 and online:
             seen = _within_power(spec, seen, max(0.0, r.power_w) / volts)
         bound, fixed = bound_of(spec, r, mem, site, now)
-        if not online:  # still drawing what it drew, at most what it holds
-            seen = m if m is not None else (min(seen[0], bound), min(seen[1], bound), min(seen[2], bound))
-        if seen != old or report_at != mem.report_at or known != mem.known:
-            memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known)
+        if not online and report_at == mem.report_at:
+            # Still drawing what it drew, at most what it holds. (A new report says it; an old
+            # one is already in `seen`, with whatever the meter showed since.)
+            seen = (min(seen[0], bound), min(seen[1], bound), min(seen[2], bound))
+        if floor is not seen and (floor[0] > seen[0] or floor[1] > seen[1] or floor[2] > seen[2]):
+            floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
+        if seen != old or report_at != mem.report_at or known != mem.known or floor != mem.floor:
+            memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known, floor=floor)
             explained[0] += seen[0] - old[0]
             explained[1] += seen[1] - old[1]
             explained[2] += seen[2] - old[2]
-        parts.append((bound, fixed, m))
+        parts.append((bound, fixed, None if stale else m))
     _attribute(site, memories, explained, reported, meter, meter_prev, now)
     window = resp + ATTRIBUTION_SLACK_S
     result = []
@@ -191,13 +206,16 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
         # bound the plan uses; a load with none at all (started or reconnected mid-charge,
         # never measured) is 'not known': nothing is taken from it on a guess (decide.py).
         known = mem.known or s0 > 0 or s1 > 0 or s2 > 0
-        # While a raise of ours is in flight, what the meter rose by was credited to this load;
-        # a household step at that moment would be credited too. With an overload measured,
-        # that credit is doubted: the cut is sized as if the raise had not shown yet.
-        doubt = lo
-        if mem.limit_a > mem.prev_a and now <= mem.changed_at + window and mem.report_at < mem.changed_at:
+        # While a change of ours is in flight, what the meter rose by was credited to this load
+        # (a raise, or the late rise of a raise just before a cut); a household step at that
+        # moment would be credited too. With an overload measured, that credit is doubted: the
+        # cut is sized as if the change had not shown yet.
+        # What it is credited beyond its certain floor (a full follow's inference) is doubted too.
+        z = mem.floor
+        doubt = (min(lo[0], z[0]), min(lo[1], z[1]), min(lo[2], z[2])) if z != seen else lo
+        if now <= mem.changed_at + window and mem.report_at < mem.changed_at:
             z = mem.seen0
-            doubt = (min(lo[0], z[0]), min(lo[1], z[1]), min(lo[2], z[2]))
+            doubt = (min(doubt[0], z[0]), min(doubt[1], z[1]), min(doubt[2], z[2]))
         result.append(_new_tuple(Draw, (lo, hi, bound, known, lo if known else hi, doubt, fixed)))
         if mem.high_early and now < mem.high_until and _fell(spec, mem):
             memories[spec.index] = renew(mem, high_until=now, high_early=False)
@@ -224,7 +242,7 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
               if now <= mem.changed_at + window and not mem.offline and spec.index not in reported]
     for p in site.phase_range:
         change = meter[p] - meter_prev[p] - explained[p]
-        if abs(change) < 1e-6 or not recent:
+        if abs(change) < 1e-6 or not recent and change > 0:
             continue
         followers = []
         for spec in recent:
@@ -245,18 +263,60 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
             if room > 0:
                 followers.append((spec.index, room))
         total = sum(room for _, room in followers)
+        if change < 0 and -change > total + 1e-6:
+            _self_fall(site, memories, p, -change - total, reported, {i for i, _ in followers})
         if total <= 0:
             continue
         share = min(1.0, abs(change) / total)
         for i, room in followers:
             mem = memories[i]
             s = list(mem.seen)
-            s[p] += math.copysign(room * share, change)
+            # What the others following with it could not have made: the part that is surely its.
+            sure = min(room, max(0.0, abs(change) - (total - room)))
             limit = max(mem.limit_a, 0.0)
-            if change > 0 and mem.clean and s[p] - mem.seen0[p] >= limit - mem.prev_a - FOLLOW_TOLERANCE_A:
-                # It rose by the whole raise, so our limit held it: it drew all of its old
-                # limit and now draws the new one (a load that starts mid-way is learned here).
-                s[p] = max(s[p], limit)
-                memories[i] = renew(mem, seen=(s[0], s[1], s[2]), known=True)
+            f = list(mem.floor)
+            if change > 0:
+                # A rise is credited only where it is surely its: crediting a car with current it
+                # does not draw would hide that much household from the plan (`seen` is a floor).
+                s[p] += sure
+                f[p] += sure
+                rise = s[p] - mem.seen0[p]
+                if mem.clean and rise >= limit - mem.prev_a - FOLLOW_TOLERANCE_A and rise > FOLLOW_TOLERANCE_A:
+                    # It rose by (nearly) the whole raise, so our old limit held it: it drew that
+                    # limit and now draws it plus the rise (a load that starts mid-way is learned
+                    # here). That is an inference, not a measurement (a car just starting drew
+                    # nothing before): it stays out of `floor`, so an overload cut doubts it. A
+                    # raise within the tolerance proves nothing: the rise must show.
+                    s[p] = max(s[p], min(limit, mem.prev_a + rise))
+                    memories[i] = renew(mem, seen=(s[0], s[1], s[2]), floor=(f[0], f[1], f[2]), known=True)
+                    continue
             else:
-                memories[i] = renew(mem, seen=(s[0], s[1], s[2]))
+                # A fall is shared out (a floor set too low only overstates the household), but a
+                # share that is not surely its is no sign it followed: its cut window runs in full.
+                s[p] -= room * share
+                f[p] = min(f[p], s[p])
+                if mem.high_early and sure < room * share - 1e-9:
+                    mem = renew(mem, high_early=False)
+            memories[i] = renew(mem, seen=(s[0], s[1], s[2]), floor=(f[0], f[1], f[2]))
+
+
+def _self_fall(site: SiteModel, memories: list[LoadMemory], p: int, amps: float, reported: set[int],
+               followers: set[int]) -> None:
+    """A fall on phase p no change of ours explains: a car tapering or stopping by itself looks
+    the same as a household load switching off. Loads that may have fallen (drawing there, no
+    fresh report) are lowered, in proportion to what they draw: a floor set too low only
+    overstates the household, a floor left too high would hide the household's next rise."""
+    candidates = [spec.index for spec in site.chargers
+                  if p in spec.phase_idx and spec.index not in reported and spec.index not in followers
+                  and not memories[spec.index].offline and memories[spec.index].seen[p] > 0]
+    drawn = sum(memories[i].seen[p] for i in candidates)
+    if drawn <= 0:
+        return
+    share = min(1.0, amps / drawn)
+    for i in candidates:
+        mem = memories[i]
+        s, f = list(mem.seen), list(mem.floor)
+        s[p] -= s[p] * share
+        f[p] = min(f[p], s[p])
+        # Not a sign that it followed a cut of ours: its cut window (if any) runs in full.
+        memories[i] = renew(mem, seen=(s[0], s[1], s[2]), floor=(f[0], f[1], f[2]), high_early=False)

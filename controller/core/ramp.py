@@ -48,11 +48,13 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
         why = cause if start == target else Cause.STARTING
         new = _noted(mem, paused_at=None, hold_since=None, cause=why)
         return start, commanded(new, current, start, now, ctl.response_s), why
+    # From here on it runs (current >= min_a > 0): an allocator pause is over, so a link blip or
+    # a reconnect later is no restart that waits for its delay again.
     if target < current:
-        new = _noted(mem, paused_at=mem.paused_at, hold_since=None, cause=cause)
+        new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
         return target, commanded(new, current, target, now, ctl.response_s), cause
     if target - current < max(ctl.dead_band_a, 1e-9):
-        new = _noted(mem, paused_at=mem.paused_at, hold_since=None, cause=cause)
+        new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
         return current, commanded(new, current, current, now, ctl.response_s), cause
     since = mem.hold_since if mem.hold_since is not None else now
     if now - since < ctl.ramp_up_delay_s:
@@ -62,9 +64,9 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
     else:
         new_limit = min(target, current + ctl.ramp_up_step_a)
         why = cause if new_limit == target else Cause.RAMPING
-        holding = _noted(mem, paused_at=mem.paused_at, hold_since=since, cause=why)
+        holding = _noted(mem, paused_at=None, hold_since=since, cause=why)
         return new_limit, commanded(holding, current, new_limit, now, ctl.response_s), why
-    return current, commanded(_noted(mem, paused_at=mem.paused_at, hold_since=since, cause=why), current,
+    return current, commanded(_noted(mem, paused_at=None, hold_since=since, cause=why), current,
                               current, now, ctl.response_s), why
 
 

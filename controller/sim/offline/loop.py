@@ -109,6 +109,8 @@ class ClosedLoop:
         # rather than stop it on a worst-case guess, so an overload the fallbacks cause is the
         # fast path's to remove: the cars' response to the fallback and to that cut is excused.
         self._restart_grace = 2 * grace
+        self._grace = grace
+        self._up_since: list[float | None] = [None] * len(chargers)  # link up since (None: down)
         self.fuse = OverWatch([site.fuse_a] * site.phases, dt, grace, stand, excuse_until=2 * grace)
         self.limit = OverWatch([site.limit_a] * site.phases + circuit_limits, dt, grace, stand,
                                excuse_until=2 * grace)
@@ -142,10 +144,12 @@ class ClosedLoop:
             self.chargers[i].command(limit, at, origin)
         ev = [0.0, 0.0, 0.0]
         free = [0.0, 0.0, 0.0]  # draw of cars whose charger takes orders now
-        for ch in self.chargers:
+        for i, ch in enumerate(self.chargers):
             ch.advance(now, dt)
             ch.draw_on_site(ev)
-            if getattr(ch, "controllable", ch.online)(now):  # a switch: online and past its reconnect
+            up = ch.online(now)
+            self._up_since[i] = (self._up_since[i] if self._up_since[i] is not None else now) if up else None
+            if self._controllable(i, now):
                 ch.draw_on_site(free)
         load = self.household.load_at(now)
         pv = self.household.pv_at(now)
@@ -168,6 +172,12 @@ class ClosedLoop:
         if self.on_step is not None:
             self.on_step(self, now)
 
+    def _controllable(self, i: int, now: float) -> bool:
+        """Its charger takes orders and has long enough for an order to take effect: a car whose
+        link just came back had no order obeyed yet, whatever it drew while the link was down."""
+        since = self._up_since[i]
+        return since is not None and now - since >= self._grace
+
     def _watch(self, now, meter, net, ev, free) -> None:
         site = self.site
         n = site.phases
@@ -180,8 +190,7 @@ class ClosedLoop:
                     amps = sum(self.chargers[i].draw_a for i in circuit.members
                                if p in self.chargers[i].site_phases)
                     ours = sum(self.chargers[i].draw_a for i in circuit.members
-                               if p in self.chargers[i].site_phases and
-                               getattr(self.chargers[i], "controllable", self.chargers[i].online)(now))
+                               if p in self.chargers[i].site_phases and self._controllable(i, now))
                     currents.append(amps)
                     households.append(None)
                     evs.append(amps)

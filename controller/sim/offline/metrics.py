@@ -21,7 +21,10 @@ is the controller's when the current minus the household's rise over the last gr
 still above the limit, while cars draw there. So a kettle switched on during an excursion the
 controller caused excuses the kettle's amperes, not the controller's; an excursion that
 started without any household rise (freed current granted before a cut took effect, a car
-counted below what it may draw) is the controller's from its first sample. Circuits carry no
+counted below what it may draw) is the controller's from its first sample. A household rise
+just before an excursion begins (a step while a raise of ours was in flight: the car's rise
+shows a little later) stays an excuse for the first grace_s of that excursion, the time the
+cars need to follow the cut it forces. Circuits carry no
 household load: every sample above a circuit's limit is the controller's. The first grace_s
 of a run are nobody's: the chargers hold whatever they held before the controller started.
 """
@@ -59,6 +62,9 @@ class OverWatch:
         # + one sample (the sample before a rise must still be in the window to show it).
         self._hist: list[deque[tuple[float, float]]] = [deque() for _ in limits]
         self._over_runs = [0] * len(limits)
+        # Household floor of the window when each constraint's excursion began: a household
+        # rise just before it stays an excuse for the cars' response to the cut it forces.
+        self._floor_at_start: list[float] = [math.inf] * len(limits)
         self._samples = self._run = self._longest = 0
         self._amp_seconds = 0.0
         self._excursions = self._controller = self._standing = 0
@@ -86,7 +92,12 @@ class OverWatch:
             self._amp_seconds += (amps - limit) * self.dt
             rise = 0.0
             if h is not None:
-                rise = h - self._hist[k][0][1] if window < math.inf else math.inf
+                floor = self._hist[k][0][1] if window < math.inf else -math.inf
+                if self._over_runs[k] == 0:
+                    self._floor_at_start[k] = floor
+                if self._over_runs[k] * self.dt <= self.grace_s + EPS:
+                    floor = min(floor, self._floor_at_start[k])
+                rise = h - floor
             # Only cars the controller can still cut make an excursion its fault: one whose link
             # is down holds what it held (counted at that in the plan) and takes no order now.
             ev_here = ev[k] if ev is not None else math.inf

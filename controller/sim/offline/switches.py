@@ -23,8 +23,6 @@ from controller.core.site import ChargerSpec
 from controller.model import CarState, ChargerReading
 from controller.sim.offline.cars import INITIAL, Link
 
-RECONNECT_GRACE_S = 1.0  # link latency and a meter poll after a link comes back
-
 
 @dataclass(frozen=True)
 class SwitchPlan:
@@ -64,13 +62,6 @@ class SimSwitch:
     # ---------------------------------------------------------------- link
     def online(self, now: float) -> bool:
         return not any(a <= now < b for a, b in self.link.blips)
-
-    def controllable(self, now: float) -> bool:
-        """It takes orders now and a cut sent when its link came back has had time to act: a
-        relay without a lease holds what it held while its link is down (nobody can cut it,
-        check-config says so), and once back the cut needs the link and the load's response."""
-        return self.online(now) and not any(b <= now < b + self.plan.delay_s + RECONNECT_GRACE_S
-                                            for _, b in self.link.blips)
 
     def lease_until(self) -> float | None:
         if self._down_since is None or not self.leased:
