@@ -9,8 +9,9 @@ limit. Warnings (valid but risky settings) are returned alongside the config.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,39 @@ def charger_fallback_a(charger: ChargerConfig, control: ControlConfig) -> float:
 
 
 @dataclass(frozen=True)
+class LoadConfig:
+    """A switchable load ([[load]]): on at power_w or off, through a smart plug or relay."""
+
+    id: str
+    driver: str  # LOAD_DRIVERS
+    phases: str = "A"  # site phases it draws on
+    power_w: float = 0.0  # its draw when on
+    priority: int = 1
+    mode: str = "standard"
+    min_on_s: float = 0.0
+    min_off_s: float = 0.0
+    # shelly
+    host: str = ""
+    port: int = 80
+    switch_id: int = 0
+    lease_s: float = 60.0  # toggle_after: the device switches off by itself this long after a renewal
+    # modbus-coil
+    link: SerialSettings | None = None
+    coil: int = 0
+    # gpio
+    pin: int | None = None
+    active_high: bool = True
+
+    @property
+    def leased(self) -> bool:
+        """It switches off by itself when evfuse is gone (the device enforces a lease)."""
+        return self.driver == "shelly"
+
+
+LOAD_DRIVERS = ("shelly", "modbus-coil", "gpio")
+
+
+@dataclass(frozen=True)
 class CircuitConfig:
     id: str
     fuse_a: float
@@ -201,6 +235,7 @@ class Config:
     web: WebConfig | None = None
     source: str = "<config>"
     warnings: tuple[str, ...] = ()
+    loads: tuple[LoadConfig, ...] = ()  # [[load]], after the chargers in the core's order
 
     def stations(self) -> dict[str, tuple[ChargerConfig, ...]]:
         """[[charger]] id -> its entries in `chargers` (its connectors, or itself), file order."""
@@ -603,18 +638,106 @@ def _within_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig,
                   f'cannot be set for profile "{profile.name}": it takes {profile.watchdog_range()}')
 
 
+LOAD_KEYS = {"id", "driver", "phases", "power_w", "priority", "mode", "min_on_s", "min_off_s"}
+LOAD_DRIVER_KEYS = {
+    "shelly": {"host", "port", "switch_id", "lease_s"},
+    "modbus-coil": SERIAL_KEYS | {"coil"},
+    "gpio": {"pin", "active_high"},
+}
+
+
+def _load(r: _Reader, t: Any, path: str, site: SiteConfig) -> LoadConfig | None:
+    if not isinstance(t, dict):
+        r.problem(path, t, "must be a table ([[load]])")
+        return None
+    driver = r.text(t, "driver", path, _MISSING, LOAD_DRIVERS)
+    r.only(t, path, LOAD_KEYS | LOAD_DRIVER_KEYS.get(driver, set()))
+    load_id = r.text(t, "id", path, _MISSING)
+    if "id" in t and not load_id.strip():
+        r.problem(f"{path}.id", load_id, "must not be empty")
+    wiring = r.text(t, "phases", path, "A")
+    if not _wiring_ok(wiring, site):
+        r.problem(f"{path}.phases", wiring, f"must be 1 to {site.phases} different phases of this "
+                  f"{site.phases}-phase site ({', '.join(site.phase_names)}), e.g. \"A\" or \"ABC\"")
+        wiring = "A"
+    active_high = r.flag(t, "active_high", path, True)
+    load = LoadConfig(
+        id=load_id, driver=driver, phases=wiring,
+        power_w=r.number(t, "power_w", path, _MISSING, 1, 60000, " W") or 1.0,
+        priority=r.number(t, "priority", path, 1, 1, 100, integer=True),
+        mode=r.text(t, "mode", path, "standard", MODES),
+        min_on_s=r.number(t, "min_on_s", path, 0.0, 0, 86400, " s"),
+        min_off_s=r.number(t, "min_off_s", path, 0.0, 0, 86400, " s"),
+    )
+    if driver == "shelly":
+        load = replace(load, host=r.text(t, "host", path, _MISSING),
+                       port=r.number(t, "port", path, 80, 1, 65535, integer=True),
+                       switch_id=r.number(t, "switch_id", path, 0, 0, 255, integer=True),
+                       lease_s=r.number(t, "lease_s", path, 60.0, 10, 3600, " s"))
+        if "host" in t and not load.host.strip():
+            r.problem(f"{path}.host", load.host, "must not be empty (the Shelly's IP address or name)")
+    elif driver == "modbus-coil":
+        load = replace(load, link=_serial(r, t, path, "tcp", unit_hi=247),
+                       coil=r.number(t, "coil", path, 0, 0, 65535, " (0-based coil address)", integer=True))
+    elif driver == "gpio":
+        load = replace(load, pin=r.number(t, "pin", path, _MISSING, 0, 27, " (BCM GPIO number)", integer=True),
+                       active_high=True if active_high is None else active_high)
+    amps = load.power_w / (site.voltage_v * len(wiring))
+    if amps > site.limit_a:
+        r.problem(f"{path}.power_w", load.power_w, f"draws {amps:.1f} A per phase when on, more than the "
+                  f"site limit ({fmt(site.limit_a)} A): it could never switch on")
+    return load
+
+
+def _loads(r: _Reader, data: dict, site: SiteConfig, charger_ids: list[str],
+           hardware_pins: set[int]) -> list[LoadConfig]:
+    raw = data.get("load", [])
+    if not isinstance(raw, list):
+        r.problem("load", raw, "must be an array of tables ([[load]])")
+        return []
+    loads = [x for i, t in enumerate(raw, start=1) if (x := _load(r, t, f"load[{i}]", site)) is not None]
+    ids = [x.id for x in loads]
+    pins = [x.pin for x in loads if x.pin is not None]
+    for i, x in enumerate(loads, start=1):
+        if x.id and (ids.count(x.id) > 1 or x.id in charger_ids):
+            r.problem(f"load[{i}].id", x.id, "is used by another [[load]] or [[charger]]; ids must be unique")
+        if x.pin is not None and (pins.count(x.pin) > 1 or x.pin in hardware_pins):
+            r.problem(f"load[{i}].pin", x.pin, "is used by another load or by [hardware]; one relay per pin")
+    return loads
+
+
+def _loads_share_the_meters_wire(r: _Reader, loads: list[LoadConfig], meter: MeterConfig) -> None:
+    """A relay board on the meter's RS485 port shares its one client: every device on a wire
+    uses the same serial settings (where the load sets none it takes the meter's)."""
+    if meter.link.transport != "rtu" or meter.profile == "custom" or meter.profile not in profile_names():
+        return
+    prof = load_profile(meter.profile)
+    wire = (meter.link.baudrate or prof.baudrate, meter.link.parity or prof.parity,
+            meter.link.stopbits or prof.stopbits)
+    for i, x in enumerate(loads, start=1):
+        link = x.link
+        if link is None or link.transport != "rtu" or \
+                os.path.normpath(link.device) != os.path.normpath(meter.link.device):
+            continue
+        for key, value, want in (("baudrate", link.baudrate, wire[0]), ("parity", link.parity, wire[1]),
+                                 ("stopbits", link.stopbits, wire[2])):
+            if value is not None and value != want:
+                r.problem(f"load[{i}].{key}", value, f"must be {show(want)} as the meter's on {link.device}: "
+                          "every device on one RS485 wire uses the same settings (or leave it out)")
+
+
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:
     return (1 <= len(wiring) <= site.phases and len(set(wiring)) == len(wiring)
             and set(wiring) <= set(site.phase_names))
 
 
-def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[CircuitConfig]:
+def _circuits(r: _Reader, data: dict, chargers: list) -> list[CircuitConfig]:
     raw = data.get("circuit", [])
     if not isinstance(raw, list):
         r.problem("circuit", raw, "must be an array of tables ([[circuit]])")
         return []
-    known = {c.station for c in chargers}
-    connectors = {c.id: c.station for c in chargers if c.charger_id}
+    known = {getattr(c, "station", c.id) for c in chargers}  # chargers (by their own id) and loads
+    connectors = {c.id: c.station for c in chargers if getattr(c, "charger_id", "")}
     out: list[CircuitConfig] = []
     owner: dict[str, str] = {}
     for i, t in enumerate(raw, start=1):
@@ -637,7 +760,8 @@ def _circuits(r: _Reader, data: dict, chargers: list[ChargerConfig]) -> list[Cir
                 r.problem(f"{path}.chargers", member, f'names a connector: list its charger "{connectors[member]}" '
                           "(a circuit covers all its connectors)")
             elif member not in known:
-                r.problem(f"{path}.chargers", member, "names no [[charger]] id; known: " + ", ".join(sorted(known)))
+                r.problem(f"{path}.chargers", member,
+                          "names no [[charger]] id (nor [[load]] id); known: " + ", ".join(sorted(known)))
             elif member in owner:
                 r.problem(f"{path}.chargers", member,
                           f'is already in circuit "{owner[member]}": list a charger only in its innermost '
@@ -747,6 +871,11 @@ def _warnings(cfg: Config) -> list[str]:
             out.append(f'charger "{c.id}": profile "{c.profile}" has a watchdog on some firmware only: '
                        "`evfuse status` says whether this charger has one; without it, it is not protected "
                        "if the Pi dies")
+    for x in cfg.loads:
+        if not x.leased:
+            out.append(f'load "{x.id}": driver "{x.driver}" has no lease the device enforces: if evfuse or '
+                       "the Pi dies it stays as it was (on, if it was on) until someone switches it; only "
+                       "the fuse protects the site then. A Shelly (toggle_after) switches off by itself")
     for phase in cfg.site.phase_names:
         total = sum(charger_fallback_a(c, cfg.control) for c in cfg.chargers if phase in c.phases)
         if total > cfg.site.limit_a:
@@ -765,7 +894,8 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
     """Validate a parsed TOML document. Raises ConfigError listing every problem."""
     problems: list[str] = []
     r = _Reader(source, problems)
-    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "mqtt", "web"})
+    r.only(data, "", {"site", "meter", "control", "ocpp", "charger", "circuit", "hardware", "mqtt", "web",
+                      "load"})
     site = _site(r, data)
     meter = _meter(r, data)
     control = _control(r, data)
@@ -776,20 +906,24 @@ def parse_config(data: dict, source: str = "<config>") -> Config:
         raw_chargers = []
     per_table = [_charger(r, t, f"charger[{i}]", site) or [] for i, t in enumerate(raw_chargers, start=1)]
     chargers = [c for entries in per_table for c in entries]
-    if not raw_chargers:
-        r.problem("charger", _MISSING, "at least one [[charger]] is required")
+    if not raw_chargers and not data.get("load"):
+        r.problem("charger", _MISSING, "at least one [[charger]] or [[load]] is required")
     ids = [entries[0].station for entries in per_table if entries]
     for i, entries in enumerate(per_table, start=1):
         if entries and entries[0].station and ids.count(entries[0].station) > 1:
             r.problem(f"charger[{i}].id", entries[0].station, "is used by another [[charger]]; ids must be unique")
-    circuits = _circuits(r, data, chargers)
     hardware = _hardware(r, data)
+    hw_pins = {p for p in (hardware.led_pin, hardware.button_pin) if p is not None} if hardware else set()
+    loads = _loads(r, data, site, ids, hw_pins)
+    _loads_share_the_meters_wire(r, loads, meter)
+    circuits = _circuits(r, data, chargers + loads)
     mqtt = _mqtt(r, data)
     web = _web(r, data, ocpp)
     if problems:
         raise ConfigError(problems)
     cfg = Config(site=site, meter=meter, control=control, ocpp=ocpp, chargers=tuple(chargers),
-                 circuits=tuple(circuits), hardware=hardware, mqtt=mqtt, web=web, source=source)
+                 circuits=tuple(circuits), hardware=hardware, mqtt=mqtt, web=web, source=source,
+                 loads=tuple(loads))
     _fallbacks_fit_circuits(r, cfg)
     if problems:
         raise ConfigError(problems)

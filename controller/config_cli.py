@@ -29,6 +29,7 @@ def check_config(args) -> int:
         print(line)
     circuits = f", {len(cfg.circuits)} circuit(s)" if cfg.circuits else ""
     stations = cfg.stations()
+    circuits = (f", {len(cfg.loads)} switchable load(s)" if cfg.loads else "") + circuits
     print(f"{args.file}: ok ({cfg.site.phases}-phase site, fuse {cfg.site.fuse_a:g} A, "
           f"{len(stations)} charger(s){circuits})")
     for station, entries in stations.items():

@@ -48,8 +48,10 @@ class RateLimit(logging.Filter):
         self._windows: dict[tuple, list] = {}  # kind -> [window start, passed, dropped]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fault, charger = getattr(record, "FAULT", None), getattr(record, "CHARGER_ID", None)
-        charger = (charger, getattr(record, "CONNECTOR", None)) if charger else None  # per connector
+        fault = getattr(record, "FAULT", None)
+        charger = getattr(record, "CHARGER_ID", None)
+        # per connector; a load counts like a charger of its own
+        charger = (charger, getattr(record, "CONNECTOR", None)) if charger else getattr(record, "LOAD_ID", None)
         kind = (record.name, "fault", fault) if fault else (
             (record.name, "charger", charger) if charger else (record.name, record.msg))
         now = self.clock()

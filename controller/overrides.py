@@ -30,6 +30,7 @@ log = logging.getLogger("evfuse.overrides")
 FILE = "overrides.json"
 SITE = "site"
 CHARGER_KEYS = ("mode", "priority", "weight", "max_a")
+LOAD_KEYS = ("mode", "priority")  # a switchable load ([[load]]) runs all or nothing: no weight, no max_a
 PAUSE_REASONS = {"mqtt": "paused over MQTT", "web": "paused on the web page"}
 
 
@@ -51,8 +52,12 @@ def known(config: Config, target: str, key: str) -> None:
         if key != "pause":
             raise OverrideError(f'site: unknown override "{key}"; allowed: pause')
         return
+    if any(x.id == target for x in config.loads):
+        if key not in LOAD_KEYS:
+            raise OverrideError(f'load {target}: unknown override "{key}"; allowed: {", ".join(LOAD_KEYS)}')
+        return
     if not any(c.id == target for c in config.chargers):
-        known_ids = ", ".join(sorted(c.id for c in config.chargers)) or "none"
+        known_ids = ", ".join(sorted([c.id for c in config.chargers] + [x.id for x in config.loads])) or "none"
         raise OverrideError(f'"{target}" names no charger (known: {known_ids}) and is not "site"')
     if key not in CHARGER_KEYS:
         raise OverrideError(f'charger {target}: unknown override "{key}"; allowed: {", ".join(CHARGER_KEYS)}')
@@ -65,8 +70,8 @@ def check(config: Config, target: str, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise OverrideError(f"site.pause = {value!r}: must be true or false")
         return value
-    charger = config.charger(target)
-    where = f"charger {target}.{key} = {value!r}"
+    kind = "load" if any(x.id == target for x in config.loads) else "charger"
+    where = f"{kind} {target}.{key} = {value!r}"
     if key == "mode":
         if value not in MODES:
             raise OverrideError(f"{where}: must be one of " + ", ".join(f'"{m}"' for m in MODES))
@@ -80,6 +85,7 @@ def check(config: Config, target: str, key: str, value: Any) -> Any:
         if not (number and 0 < value <= 100):
             raise OverrideError(f"{where}: must be a number above 0 to 100")
         return float(value)
+    charger = config.charger(target)
     lo, hi = charger.min_a, charger.max_a  # max_a: within [min_a, the file's max_a]
     if not (number and lo <= value <= hi):
         raise OverrideError(f"{where}: must be a number from {_fmt(lo)} (its min_a) to "
@@ -168,7 +174,9 @@ class Overrides:
             return config
         chargers = tuple(replace(c, **{k: v for k, (v, _) in self._entries[c.id].items()})
                          if c.id in self._entries else c for c in config.chargers)
-        return replace(config, chargers=chargers)
+        loads = tuple(replace(x, **{k: v for k, (v, _) in self._entries[x.id].items()})
+                      if x.id in self._entries else x for x in config.loads)
+        return replace(config, chargers=chargers, loads=loads)
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {t: {k: v for k, (v, _) in keys.items()} for t, keys in self._entries.items()}

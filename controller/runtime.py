@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 
 from controller import corestate
+from controller import statedir
 from controller.chargers.base import ChargerDriver
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
 from controller.chargers.ocpp import CentralSystem
@@ -33,9 +34,12 @@ from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
+from controller.core.draw import ATTRIBUTION_SLACK_S
 from controller.core.site import SiteModel
 from controller.core.wiring import conclude, remapped
 from controller.learned_wiring import LearnedWiring
+from controller.loads import load_drivers, relink as relink_loads, switch_reason
+from controller.loads.base import SwitchDriver
 from controller.meter.reader import MeterReader
 from controller.model import ChargerReading, MeterSample
 from controller.overrides import SITE, OverrideError, Overrides, pause_reason  # noqa: F401 (OverrideError: callers')
@@ -48,6 +52,7 @@ STOP_TIMEOUT_S = 8.0  # leaving every charger (short lease or fallback) on shutd
 RECENT_EVENTS = 12
 SAVE_AFTER_CHANGE_S = 1.0  # core.json follows a limit change within this ...
 SAVE_EVERY_S = 15.0  # ... and leases renewed without one at least this often
+LEARNED_FILE = "loads.json"  # learned draw of switchable loads that measure nothing
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,11 @@ class Controller:
         self._overloaded: set[str] = set()  # constraints with an overload fault open
         self._net_open: dict[str, tuple[str, ...]] = {}  # net fault key -> loads it had cut
         self.observers: list = []  # called after every cycle, e.g. MqttBridge.changed: no I/O there
+        # What a switchable load that measures nothing drew when it last switched on, as the
+        # meter showed it (W, by id): kept across restarts, shown in status.
+        saved = statedir.read_json(LEARNED_FILE)
+        self.learned_w: dict[str, float] = {k: float(v) for k, v in (saved or {}).items()
+                                            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
     # ------------------------------------------------------------------ life cycle
 
@@ -117,7 +127,8 @@ class Controller:
         gc.unfreeze()
         gc.collect()
         gc.freeze()
-        self._note(f"started: {len(self.drivers)} charger(s), fuse {self.config.site.fuse_a:g} A, "
+        loads = f", {len(self.config.loads)} switchable load(s)" if self.config.loads else ""
+        self._note(f"started: {len(self.config.chargers)} charger(s){loads}, fuse {self.config.site.fuse_a:g} A, "
                    f"meter {self.meter.where}")
 
     async def stop(self) -> None:
@@ -189,11 +200,25 @@ class Controller:
                        CHARGER_ID=cid, STATE="wiring-cleared")
         for why in self._overrides.refit(config):
             self._note(f"override dropped by the reload: {why}", level=logging.WARNING, FAULT="override")
-        self.drivers = [drivers[c.id] for c in config.chargers]
+        loads, gone, new_loads = relink_loads(config, [d for d in self.drivers if isinstance(d, SwitchDriver)])
+        retiring += gone
+        fresh += new_loads
+        for d in gone:  # a load removed or reconnecting: nothing more goes to its old driver
+            if (task := self._sending.pop(d.id, None)) is not None:
+                task.cancel()
+            if all(x.id != d.id for x in config.loads):
+                for key in (f"offline:{d.id}", f"compliance:{d.id}", f"command:{d.id}"):
+                    self._faults.pop(key, None)
+        self.drivers = [drivers[c.id] for c in config.chargers] + loads
         old_site = self.site
         self._rebuild()
         self.state = remap_state(old_site, self.site, self.state)
-        self._note(f"config reloaded: {change.describe()}", STATE="reloaded")
+        relinked = [d.id for d in new_loads if d.id in {x.id for x in gone}]
+        what = [f"{w} load(s) {', '.join(ids)}" for w, ids in (
+            ("added", [d.id for d in new_loads if d.id not in relinked]),
+            ("removed", [d.id for d in gone if d.id not in relinked]), ("reconnecting", relinked)) if ids]
+        described = change.describe() if change.describe() != "limits and tuning only" or not what else ""
+        self._note(f"config reloaded: {'; '.join(filter(None, [described] + what))}", STATE="reloaded")
         self._cycle()
         await self._swap_parts(change, retiring, fallback, fresh, new_central)
         return change
@@ -264,7 +289,8 @@ class Controller:
                     f"{'resumed' if held is None else 'still ' + held} (pause from {source} released)")
             self._note(f"all charging {what}", STATE="paused" if held else "resumed", **fields)
         else:
-            self._note(f"{target}: {key} {shown} (override from {source})", CHARGER_ID=target, **fields)
+            who = {"LOAD_ID": target} if any(x.id == target for x in self.config.loads) else {"CHARGER_ID": target}
+            self._note(f"{target}: {key} {shown} (override from {source})", **who, **fields)
         self.rebuild_site()
 
     def clear_overrides(self, source: str) -> None:
@@ -357,6 +383,7 @@ class Controller:
                 self._save_due = True
         if self._quiet:
             self._release_quiet(decision)
+        self._learn_switches(now)
         self._last_cycle_at = now
         self.cycles += 1
         for observer in self.observers:
@@ -387,6 +414,22 @@ class Controller:
             if use is not None:
                 use(None if phases is None else len(phases))
 
+    def _learn_switches(self, now: float) -> None:
+        """A switchable load that reports no power of its own: once its switch-on had time to
+        show on the meter, what the core credited to it is its draw (household learning)."""
+        settle = self.site.control.response_s + ATTRIBUTION_SLACK_S
+        for spec, reading, mem in zip(self.site.chargers, self.readings, self.state.loads):
+            if spec.kind != "switch" or reading.power_w is not None or reading.draw_lines_a is not None:
+                continue
+            if mem.limit_a <= 0 or not settle <= now - mem.changed_at < settle + 1.0:
+                continue
+            watts = round(sum(mem.seen[p] for p in spec.phase_idx) * self.site.voltage_v)
+            if watts > 0 and self.learned_w.get(spec.id) != watts:
+                self.learned_w[spec.id] = watts
+                statedir.write_json(LEARNED_FILE, self.learned_w)
+                self._note(f"load {spec.id}: draws {watts} W when on (learned from the meter; "
+                           f"configured {spec.power_w:g} W)", LOAD_ID=spec.id, LEARNED_W=watts)
+
     def _send(self, driver: ChargerDriver, limit_a: float, online: bool) -> None:
         """Replace whatever is still being sent to this charger with the new limit. An offline
         driver keeps the limit and applies it when the charger connects."""
@@ -414,11 +457,14 @@ class Controller:
 
     def _report(self, previous: Decision | None, decision: Decision) -> None:
         before = {c.id: c.limit_a for c in previous.chargers} if previous else {}  # by id: a reload reorders
-        for charger in decision.chargers:
+        for spec, charger in zip(self.site.chargers, decision.chargers):
             if not charger.changed:
                 continue
             old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
+            if spec.kind == "switch":
+                self._note_switch(spec, charger, old)
+                continue
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
                        REASON=charger.reason, CAUSE=charger.cause.value)
@@ -433,6 +479,13 @@ class Controller:
         self._overloaded = set(decision.overloads)
         self._report_net(decision)
         for spec, reading in zip(self.site.chargers, self.readings):
+            if spec.kind == "switch":
+                self._fault(f"offline:{spec.id}", None if reading.online else f"load {spec.id} not reachable",
+                            level=logging.WARNING, LOAD_ID=spec.id)
+                self._fault(f"compliance:{spec.id}", None if reading.compliant else
+                            f"load {spec.id} draws more than its power_w: counted at what it draws, switched off",
+                            level=logging.WARNING, LOAD_ID=spec.id)
+                continue
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
             self._fault(f"compliance:{spec.id}", None if reading.compliant else
@@ -452,6 +505,16 @@ class Controller:
             else:
                 self._fault(key, f and f.text(), level=logging.ERROR, **fields)
         self._net_open = {key: f.cut for key, f in now.items()}
+
+    def _note_switch(self, spec, decision, old: float | None) -> None:
+        """A switchable load switched: on or off, and why (LOAD_ID= in the journal)."""
+        on = decision.limit_a > 0
+        if old is not None and (old > 0) == on:
+            return  # the same state sent again (after a reconnect): nothing an installer needs
+        why = switch_reason(decision)
+        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({why})",
+                   LOAD_ID=spec.id, SWITCHED="on" if on else "off", LIMIT_A=decision.limit_a,
+                   REASON=why, CAUSE=decision.cause.value)
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
         """Log a fault once when it starts and once when it ends."""
@@ -475,11 +538,12 @@ class Controller:
 
 
 def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDriver]]:
-    """The OCPP central system (or None) and one driver per [[charger]], in config order."""
+    """The OCPP central system (or None) and one driver per [[charger]], in config order, then
+    one per [[load]] (the core's order: SiteModel.from_config)."""
     central = CentralSystem(config) if any(c.protocol == "ocpp" for c in config.chargers) else None
     modbus = {d.id: d for d in modbus_chargers(config)}
     drivers = [central.drivers[c.id] if c.protocol == "ocpp" else modbus[c.id] for c in config.chargers]
-    return central, drivers
+    return central, drivers + load_drivers(config)
 
 
 def retunable(old: Config, new: Config) -> bool:

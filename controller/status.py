@@ -17,6 +17,10 @@ JSON fields (version 1):
               (what the driver found out about the device: limit_unit, failsafe, watchdog,
               clock_offset_s, profile (the OCPP profile form it takes), station_cap,
               unknown_connectors, where known), mode (with any override)
+  loads[]: id, driver, connected, state ("on" | "off" | "offline" | "fault" | "unknown"), limit_a,
+           on_a, power_w (configured), measured_w (its own, or null), learned_w (the meter's step
+           when it switched, for a load that measures nothing, or null), reason, cause, mode,
+           priority, min_on_s, min_off_s, fallback_protected, lease
   overloads: {constraint: excess A}, faults[], events[]: {t, text}
   overrides: {target: {key: value}} set over MQTT or the web page ("site": {"pause": true})
 """
@@ -34,6 +38,7 @@ import time
 from datetime import datetime
 
 from controller.core.causes import Cause
+from controller.loads import switch_reason
 from controller.model import SITE_PHASES, CarState
 
 log = logging.getLogger("evfuse.status")
@@ -129,8 +134,11 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
             "headroom_a": round(decision.headroom_a[p], 2) if decision else None,
             "limit_a": site.limit_a,
         })
-    chargers = []
+    chargers, loads = [], []
     for i, driver in enumerate(controller.drivers):
+        if i < len(site.chargers) and site.chargers[i].kind == "switch":
+            loads.append(load_entry(controller, i, driver))
+            continue
         st = driver.status()
         reading = controller.readings[i] if i < len(controller.readings) else None
         planned = decision.chargers[i] if decision else None
@@ -171,11 +179,33 @@ def snapshot(controller, slow_mode: bool = False) -> dict:
         "site": {"phases": site.phases, "fuse_a": site.fuse_a, "limit_a": site.limit_a},
         "phases": phases,
         "chargers": chargers,
+        "loads": loads,
         "overloads": {k: round(v, 2) for k, v in (decision.overloads if decision else {}).items()},
         "faults": controller.faults,
         "events": [{"t": e.t, "text": e.text} for e in controller.events],
         "overrides": controller.overrides,
         "wiring": controller.learned.status(controller.config) if hasattr(controller, "learned") else {},
+    }
+
+
+def load_entry(controller, i: int, driver) -> dict:
+    """One switchable load: switched on or off, its draw (measured, else what the meter showed
+    when it switched: learned), why."""
+    st, spec, decision = driver.status(), controller.site.chargers[i], controller.decision
+    reading = controller.readings[i] if i < len(controller.readings) else None
+    planned = decision.chargers[i] if decision else None
+    online = reading.online if reading else st.connected
+    on = st.notes.get("switched")
+    state = "offline" if not online else "fault" if reading and reading.car is CarState.FAULT else on or "unknown"
+    learned = getattr(controller, "learned_w", {}).get(spec.id)
+    return {
+        "id": spec.id, "driver": st.protocol, "connected": st.connected, "state": state,
+        "limit_a": planned.limit_a if planned else None, "on_a": spec.max_a, "power_w": spec.power_w,
+        "measured_w": reading.power_w if reading else None,
+        "learned_w": None if learned is None else round(learned),
+        "reason": switch_reason(planned) if planned else "", "cause": planned.cause.value if planned else None,
+        "mode": spec.mode, "priority": spec.priority, "min_on_s": spec.min_on_s, "min_off_s": spec.min_off_s,
+        "fallback_protected": st.fallback_protected, "lease": st.notes.get("lease", ""),
     }
 
 
@@ -188,6 +218,9 @@ def summary_line(snap: dict) -> str:
     for c in snap["chargers"]:
         counts[c["state"]] = counts.get(c["state"], 0) + 1
     chargers = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "no chargers"
+    on = sum(1 for x in snap.get("loads", ()) if x["state"] == "on")
+    if snap.get("loads"):
+        chargers += f"; loads {on}/{len(snap['loads'])} on"
     parts = [meter + (f" ({loads} A)" if loads else ""), chargers]
     if snap["paused"]:
         parts.insert(0, snap["paused"].upper())
@@ -340,6 +373,19 @@ def render(snap: dict) -> str:
         device = c.get("device") or {}
         if device:
             lines.append(" " * 13 + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in device.items()))
+    if snap.get("loads"):
+        lines += ["", f"{'load':<12} {'driver':<12} {'link':<5} {'state':<8} {'draw W':>7}  {'lease':<6} reason"]
+        for x in snap["loads"]:
+            if x["measured_w"] is not None:
+                draw = f"{x['measured_w']:.0f}"
+            elif x["learned_w"] is not None:
+                draw = f"{x['learned_w']:.0f}*"  # learned from the meter's step at switching
+            else:
+                draw = f"({x['power_w']:.0f})"  # as configured
+            lines.append(f"{x['id']:<12} {x['driver']:<12} {'up' if x['connected'] else 'down':<5} "
+                         f"{x['state']:<8} {draw:>7}  {'yes' if x['fallback_protected'] else 'NONE':<6} "
+                         f"{x['reason']}")
+        lines.append(" " * 13 + "draw: measured; * learned from the meter at switching; (configured power_w)")
     overrides = snap.get("overrides") or {}
     lines += ["", "overrides (MQTT / web page, over the config file): " + ("none" if not overrides else "")]
     lines += [f"  {target}.{key} = {json.dumps(value)}"

@@ -84,7 +84,10 @@ class Service:
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)  # the old process's log ended
         self._reader = asyncio.create_task(self._read_log())
-        await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 30)
+        if self.site.chargers:
+            await self.until(lambda: self.ocpp_port is not None, "the OCPP server to listen", 30)
+        else:  # switchable loads only: no OCPP server
+            await self.until(lambda: self.logged("started:"), "the service to start", 30)
 
     async def start_again(self) -> None:
         """Start the service anew (same config, same state directory: STATE_DIRECTORY is the

@@ -299,3 +299,108 @@ def test_check_config_lists_the_connectors(tmp_path, capsys):
     assert "1 charger(s)" in out
     assert "twin: 2 connector(s), together at most 32 A per phase (one at a time: sequential)" in out
     assert "twin/2: phases BCA, 6-16 A, priority 2, weight 2, mode standard" in out
+
+# ---------------------------------------------------------------------- [[load]]
+
+LOADS_ONLY = '''
+[site]
+fuse_a = 25
+[meter]
+host = "127.0.0.1"
+[[load]]
+id = "boiler"
+driver = "shelly"
+host = "192.168.1.60"
+power_w = 3000
+'''
+
+
+def test_a_site_may_have_loads_and_no_charger():
+    cfg = parse_config(tomllib.loads(LOADS_ONLY), "evfuse.toml")
+    assert cfg.chargers == () and [x.id for x in cfg.loads] == ["boiler"]
+    boiler = cfg.loads[0]
+    assert (boiler.driver, boiler.phases, boiler.port, boiler.switch_id, boiler.lease_s) == ("shelly", "A", 80, 0, 60.0)
+    assert not [w for w in cfg.warnings if "boiler" in w]  # a Shelly has a lease
+
+
+def test_load_problems_name_the_file_the_key_and_what_is_allowed():
+    text = LOADS_ONLY + '''
+[[load]]
+id = "pump"
+driver = "relay"
+power_w = 1000
+[[load]]
+id = "boiler"
+driver = "gpio"
+pin = 40
+phases = "AD"
+power_w = 0
+mode = "sometimes"
+coil = 3
+'''
+    out = problems(text)
+    assert any('site.toml: load[2].driver = "relay": must be one of "shelly", "modbus-coil", "gpio"' in p for p in out)
+    assert any("load[3].pin = 40: must be a whole number from 0 to 27" in p for p in out)
+    assert any('load[3].phases = "AD": must be 1 to 3 different phases' in p for p in out)
+    assert any("load[3].power_w = 0: must be a number from 1 to 60000 W" in p for p in out)
+    assert any('load[3].mode = "sometimes": must be one of' in p for p in out)
+    assert any("load[3].coil: unknown key" in p for p in out)  # a gpio load has no coil
+    assert any('load[3].id = "boiler": is used by another' in p for p in out)
+
+
+def test_a_load_without_a_device_lease_is_flagged_and_one_too_big_refused():
+    text = LOADS_ONLY + '''
+[[load]]
+id = "pump"
+driver = "modbus-coil"
+transport = "rtu"
+device = "/dev/ttyUSB0"
+unit_id = 3
+coil = 1
+power_w = 1100
+[[load]]
+id = "heatpump"
+driver = "gpio"
+pin = 22
+phases = "ABC"
+power_w = 6000
+'''
+    cfg = parse_config(tomllib.loads(text), "evfuse.toml")
+    for name in ("pump", "heatpump"):
+        assert any(f'load "{name}"' in w and "no lease the device enforces" in w for w in cfg.warnings), cfg.warnings
+    out = problems(LOADS_ONLY.replace("power_w = 3000", "power_w = 9000"))
+    assert any("load[1].power_w = 9000.0: draws 39.1 A per phase when on, more than the site limit" in p
+               for p in out)
+
+
+def test_a_load_may_sit_under_a_circuit():
+    text = LOADS_ONLY + '''
+[[circuit]]
+id = "utility"
+fuse_a = 16
+chargers = ["boiler"]
+'''
+    from controller.core.site import SiteModel
+    site = SiteModel.from_config(parse_config(tomllib.loads(text), "evfuse.toml"))
+    assert site.circuits[0].members == (0,) and site.chargers[0].kind == "switch"
+
+
+def test_a_relay_board_on_the_meters_wire_must_use_its_settings():
+    text = '''
+[site]
+fuse_a = 25
+[meter]
+transport = "rtu"
+device = "/dev/ttyUSB0"
+[[load]]
+id = "pump"
+driver = "modbus-coil"
+transport = "rtu"
+device = "/dev/ttyUSB0"
+unit_id = 7
+baudrate = 19200
+power_w = 1100
+'''
+    out = problems(text)
+    assert any("load[1].baudrate = 19200: must be 9600 as the meter's on /dev/ttyUSB0" in p for p in out), out
+    parse_config(tomllib.loads(text.replace("baudrate = 19200\n", "")), "evfuse.toml")  # its settings: fine

@@ -57,3 +57,12 @@ def test_configuration_says_changes_apply_on_reload_not_at_once():
     body = " ".join(text("docs/configuration.md").split())
     assert "apply at once" not in body
     assert "changes apply on a SIGHUP reload" in body
+
+
+def test_configuration_lists_every_load_key():
+    from controller.config import LOAD_DRIVER_KEYS, LOAD_KEYS
+    body = text("docs/configuration.md")
+    section = body[body.index("## `[[load]]`"):]
+    section = section[:section.index("\n## ", 1)]
+    for key in LOAD_KEYS | set().union(*LOAD_DRIVER_KEYS.values()):
+        assert f"`{key}`" in section, key

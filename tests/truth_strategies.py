@@ -136,3 +136,77 @@ def describe(loop) -> str:
         out.append(f"  {ch.spec.id} {ch.spec.wiring} max {ch.spec.max_a} {ch.metering} {ch.link} "
                    f"cars {ch.plans} stops {ch.stops} unexplained {ch.unexplained[:3]}")
     return "\n".join(out)
+
+
+@st.composite
+def closed_loops_with_switches(draw, restarts: bool = True, blips: bool = True, idle_unmeasured: bool = False):
+    """(loop, steps) over a random site with 1-3 switchable loads ([[load]]) and 0-2 chargers:
+    loads that measure or not, with a lease or without, slow to respond, drawing less than
+    their power_w or nothing (a satisfied thermostat), in every mode, with min_on_s /
+    min_off_s; a household that steps about, exports included. A thermostat that opens and
+    closes by itself behind a load that measures nothing only with idle_unmeasured: its fall
+    looks like household to the meter (as a car tapering between two reports does)."""
+    from controller.sim.offline.cars import SimCharger
+    from controller.sim.offline.household import StepHousehold
+    from controller.sim.offline.loop import ClosedLoop
+    from controller.sim.offline.switches import SimSwitch, SwitchPlan
+
+    n_phases = draw(st.integers(1, 3))
+    names = "ABC"[:n_phases]
+    fuse = draw(st.integers(16, 63))
+    margin = draw(st.sampled_from([0, 1, 2]))
+    limit = fuse - margin
+    lines = ["[site]", f"phases = {n_phases}", f"fuse_a = {fuse}", f"margin_a = {margin}",
+             "[control]", f"ramp_up_delay_s = {draw(st.sampled_from([0, 5, 15]))}",
+             f"restart_delay_s = {draw(st.sampled_from([30, 120]))}", "response_s = 5",
+             f"overload_pause_s = {draw(st.sampled_from([3, 6]))}",
+             f"solar_start_delay_s = {draw(st.sampled_from([0, 30]))}",
+             f"solar_stop_grace_s = {draw(st.sampled_from([0, 60]))}"]
+    n_chargers = draw(st.integers(0, 2))
+    for i in range(n_chargers):
+        wiring = "".join(draw(st.permutations(names))[:draw(st.sampled_from([1, n_phases]))])
+        lines += ["[[charger]]", f'id = "c{i}"', f'phases = "{wiring}"', "min_a = 6",
+                  f"max_a = {draw(st.sampled_from([10, 16, 32]))}", f"priority = {draw(st.integers(1, 3))}"]
+    n_loads = draw(st.integers(1, 3))
+    switch_plans = []
+    for i in range(n_loads):
+        wiring = "".join(draw(st.permutations(names))[:draw(st.sampled_from([1, n_phases]))])
+        power = draw(st.sampled_from([500, 1000, 2000, 3000, 6000]))
+        if power / (230 * len(wiring)) > limit:
+            power = 1000
+        leased = draw(st.booleans())
+        lines += ["[[load]]", f'id = "s{i}"', f'phases = "{wiring}"', f"power_w = {power}",
+                  f"priority = {draw(st.integers(1, 3))}",
+                  f'mode = "{draw(st.sampled_from(["standard", "standard", "excess", "solar-only"]))}"',
+                  f"min_on_s = {draw(st.sampled_from([0, 30, 120]))}",
+                  f"min_off_s = {draw(st.sampled_from([0, 30]))}"]
+        lines += ['driver = "shelly"', 'host = "sim"'] if leased else ['driver = "gpio"', f"pin = {5 + i}"]
+        measures = draw(st.booleans())
+        idle = ()
+        if (measures or idle_unmeasured) and draw(st.booleans()):
+            start = draw(st.sampled_from([20.0, 80.0, 150.0]))
+            idle = ((start, start + draw(st.sampled_from([10.0, 60.0]))),)
+        plan = SwitchPlan(draw_w=power * draw(st.sampled_from([1.0, 1.0, 0.9, 0.5])),
+                          delay_s=draw(st.sampled_from([0.2, 1.0, 3.0])), measures=measures, idle=idle)
+        link = None
+        if blips and draw(st.integers(0, 2)) == 0:
+            start = draw(st.sampled_from([30.0, 90.0, 200.0]))
+            link = Link(60.0, ((start, start + draw(st.sampled_from([1.0, 5.0, 90.0]))),))
+        switch_plans.append((plan, link, leased))
+    site = site_of("\n".join(lines))
+    chargers = []
+    for spec in site.chargers[:n_chargers]:
+        plans = [car(spec.id, draw(st.sampled_from([-10.0, 0.0, 60.0])),
+                     delay_s=draw(st.sampled_from([0.5, 2.5])), phases=draw(st.sampled_from([1, 3])),
+                     max_a=draw(st.sampled_from([10.0, 16.0, 32.0])))] if draw(st.booleans()) else []
+        chargers.append(SimCharger(spec, plans, site.voltage_v, Metering("lines", 0.0),
+                                   site.fallback_a(spec), fallback_a=site.fallback_a(spec)))
+    for spec, (plan, link, leased) in zip(site.chargers[n_chargers:], switch_plans):
+        chargers.append(SimSwitch(spec, plan, site.voltage_v, link=link, leased=leased))
+    household = []
+    for t in sorted(draw(st.sets(st.sampled_from([0.0, 40.0, 100.0, 160.0, 220.0]), min_size=1)) | {0.0}):
+        household.append((t, tuple(draw(st.sampled_from([-15.0, 0.0, 2.0, 5.0, 0.5 * fuse, fuse - 8.0]))
+                                    if p < n_phases else 0.0 for p in range(3))))
+    restart_at = tuple(draw(st.sets(st.sampled_from([50.0, 125.0]), max_size=1))) if restarts else ()
+    loop = ClosedLoop(site, StepHousehold(household), chargers, DT, LATENCY_S, restart_at)
+    return loop, int(draw(st.sampled_from([240.0, 360.0])) / DT)

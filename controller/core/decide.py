@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from controller.core import resume
+from controller.core import switch
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
@@ -293,7 +294,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         if idle:
             targets[i] = (0.0, idle, "")
             continue
-        if mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
+        if spec.kind == "switch":  # min_off_s instead of restart_delay_s (core/switch.py)
+            delays.update(switch.delays(spec, mem, r, now))
+        elif mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
             left = ctl.restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
@@ -324,6 +327,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     # A load the allocator paused restarts only once room for its floor has held for
     # ramp_up_delay_s; until then it stays out of the sharing, so it cannot push a running
     # load out for a start that may never come.
+    wants = switch.hold_on(site, wants, targets, memories, readings, constraints, overloads, now)
     ready = [_restart_ready(memories[w.index], now, ctl.ramp_up_delay_s) for w in wants]
     waiting = [w for w, ok in zip(wants, ready) if not ok]
     wants = [w for w, ok in zip(wants, ready) if ok]

@@ -7,6 +7,7 @@ profile. `SiteModel.from_config` reads a parsed config by its attribute names on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from functools import cached_property
 from controller.model import PHASE_INDEX, SITE_PHASES
@@ -54,6 +55,13 @@ class ChargerSpec:
     charger_id: str = ""
     connector: int = 0
     sequential: bool = False  # its charger powers one connector at a time (core/sequential.py)
+    # A switchable load ([[load]], kind "switch") runs all or nothing: min_a = max_a = its
+    # current when on (controller/core/switch.py); min_on_s / min_off_s hold it against
+    # short-cycling, power_w is its configured draw when on.
+    kind: str = "charger"  # "charger" | "switch"
+    min_on_s: float = 0.0
+    min_off_s: float = 0.0
+    power_w: float = 0.0
 
     @property
     def n_phases(self) -> int:
@@ -117,7 +125,7 @@ class SiteModel:
 
     def fallback_a(self, spec: ChargerSpec) -> float:
         """What a charger gets when the controller does not know better (meter lost, start)."""
-        if spec.mode == "off":
+        if spec.mode == "off" or spec.kind == "switch":  # a switch left alone is off (its lease)
             return 0.0
         return min(self.control.fallback_a, spec.max_a)
 
@@ -145,6 +153,12 @@ class SiteModel:
                 circuits=chain, charger_id=getattr(c, "charger_id", ""), connector=getattr(c, "connector", 0),
                 sequential=getattr(c, "sequential", False),
             ))
+        for c in getattr(cfg, "loads", ()):
+            i = len(chargers)
+            chain = tuple(circuit_pos[x.id] for x in cfg.circuit_chain(c.id))
+            for k in chain:
+                members[k].append(i)
+            chargers.append(switch_spec(i, c, cfg.site.voltage_v, chain))
         circuits = tuple(CircuitSpec(id=c.id, limit_a=c.limit_a, members=tuple(members[k]))
                          for k, c in enumerate(cfg.circuits))
         circuits += tuple(CircuitSpec(id=f"{name} (charger max_a)", limit_a=limit, members=tuple(members[k]))
@@ -169,6 +183,25 @@ def _charger_caps(entries, first: int) -> dict[str, tuple[int, float]]:
             limit[name] = c.charger_max_a
     several = [name for name in counts if counts[name] > 1]
     return {name: (first + k, limit[name]) for k, name in enumerate(several)}
+
+
+def on_current_a(power_w: float, voltage_v: float, n_phases: int) -> float:
+    """Per phase, what a switchable load of power_w draws when on: rounded up to 0.1 A."""
+    return math.ceil(power_w / (voltage_v * n_phases) * 10 - 1e-9) / 10
+
+
+def switch_spec(index: int, load, voltage_v: float, chain: tuple[int, ...]) -> ChargerSpec:
+    """A [[load]] as the core sees it: on at its current (power_w over its phases, rounded up
+    to 0.1 A so every rounding in the core keeps it whole) or off."""
+    on_a = on_current_a(load.power_w, voltage_v, len(load.phases))
+    return ChargerSpec(
+        index=index, id=load.id, wiring=load.phases,
+        phase_idx=tuple(sorted({PHASE_INDEX[p] for p in load.phases})),
+        line_phase=tuple(PHASE_INDEX[p] for p in load.phases),
+        min_a=on_a, max_a=on_a, priority=load.priority, weight=1.0, mode=load.mode,
+        circuits=chain, kind="switch", min_on_s=load.min_on_s, min_off_s=load.min_off_s,
+        power_w=load.power_w,
+    )
 
 
 def phase_name(p: int) -> str:

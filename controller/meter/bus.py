@@ -168,6 +168,12 @@ class ModbusBus:
         await self._submit(unit, priority, 5, address,
                            lambda c: c.write_coil(address, value, device_id=unit))
 
+    async def read_coils(self, unit: int, address: int, count: int,
+                         priority: Priority = Priority.CHARGER) -> list[bool]:
+        """Function code 1 (a relay board's outputs)."""
+        return await self._submit(unit, priority, 1, address,
+                                  lambda c: c.read_coils(address, count=count, device_id=unit))
+
     async def _submit(self, unit: int, priority: Priority, function: int, address: int,
                       call: Callable[[Any], Awaitable[Any]]) -> Any:
         if self._worker is None or self._worker.done():
@@ -213,6 +219,8 @@ class ModbusBus:
             raise ExceptionReply(function, address, getattr(reply, "exception_code", 0))
         if reply.function_code != function:  # a late reply to an earlier request
             raise NoAnswer(f"{self.where} unit {unit} answered another request")
+        if function == 1:
+            return list(reply.bits)
         return list(reply.registers) if function in (3, 4) else None
 
     async def _ensure_connected(self) -> None:

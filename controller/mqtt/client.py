@@ -27,7 +27,7 @@ import aiomqtt
 
 from controller.config import MqttConfig
 from controller.mqtt.discovery import Discovery
-from controller.mqtt.topics import BadCommand, Topics, charger_state, parse_command, site_state
+from controller.mqtt.topics import BadCommand, Topics, charger_state, load_state, parse_command, site_state
 from controller.overrides import OverrideError
 from controller.status import snapshot
 
@@ -184,6 +184,13 @@ class MqttBridge:
                 await self._put(client, self.topics.charger(charger["id"]), charger_state(charger, spec, overrides))
         for gone in set(self._chargers) - set(specs):  # removed by a reload
             await self._forget(client, gone)
+        loads = {x["id"] for x in snap.get("loads", ())}
+        for load in snap.get("loads", ()):
+            await self._put(client, self.topics.load(load["id"]), load_state(load, overrides))
+        for gone in {t for t in self._sent if t.startswith(f"{self.topics.base}/load/")} - \
+                {self.topics.load(i) for i in loads}:  # a load removed by a reload
+            await client.publish(gone, b"", qos=1, retain=True)
+            self._sent.pop(gone, None)
 
     async def _put(self, client: aiomqtt.Client, topic: str, data, qos: int = 0) -> None:
         payload = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True).encode()
@@ -200,6 +207,12 @@ class MqttBridge:
             topic = d.charger_topic(c.id)
             await self._put(client, topic, d.charger(c), qos=1)
             self._chargers[c.id] = topic
+        for x in config.loads:
+            await self._put(client, d.load_topic(x.id), d.load(x), qos=1)
+        for gone in {t for t in self._sent if t.startswith(f"{d.prefix}/device/{d.node}/load_")} - \
+                {d.load_topic(x.id) for x in config.loads}:  # a load removed by a reload: its entities go
+            await client.publish(gone, b"", qos=1, retain=True)
+            self._sent.pop(gone, None)
 
     async def _forget(self, client: aiomqtt.Client, charger_id: str) -> None:
         """A removed charger: its entities and its retained state go."""
@@ -227,7 +240,8 @@ class MqttBridge:
         controller = self.get_controller()
         try:
             target, key, value = parse_command(self.topics, topic, payload,
-                                               [c.id for c in controller.config.chargers])
+                                               [c.id for c in controller.config.chargers],
+                                               [x.id for x in controller.config.loads])
             if target == "clear":
                 controller.clear_overrides(SOURCE)
             else:
@@ -252,7 +266,9 @@ class MqttBridge:
                 self._announced = None
                 self._changed.set()
             return
-        current = {self.discovery.charger_topic(c.id) for c in self.get_controller().config.chargers}
+        config = self.get_controller().config
+        current = {self.discovery.charger_topic(c.id) for c in config.chargers} | \
+            {self.discovery.load_topic(x.id) for x in config.loads}
         if not payload or topic == self.discovery.site_topic() or topic in current:
             return
         # A config evfuse left for a charger that is gone (removed while it was stopped).
@@ -261,6 +277,6 @@ class MqttBridge:
             state = json.loads(payload).get("state_topic")
         except (ValueError, AttributeError):
             state = None
-        if isinstance(state, str) and state.startswith(f"{self.topics.base}/charger/"):
+        if isinstance(state, str) and state.startswith((f"{self.topics.base}/charger/", f"{self.topics.base}/load/")):
             await client.publish(state, b"", qos=1, retain=True)
         log.info("MQTT: stale Home Assistant entities removed (%s)", topic)

@@ -6,6 +6,9 @@ same device identifiers, so Home Assistant shows a single device:
                                                faults binary sensor, clear-overrides button
   <prefix>/device/<node>/charger_<id>/config   limit, draw, state, reason sensors, mode select,
                                                priority / weight / max_a numbers, link sensor
+  <prefix>/device/<node>/load_<id>/config      a switchable load: on/off and link binary
+                                               sensors, power and reason sensors, mode select,
+                                               priority number
 <node> is the base topic made safe ([a-zA-Z0-9_-]). A removed charger's message is replaced
 by an empty retained one, which removes its entities. Unique ids are derived from the base
 topic and the charger id only, so they are stable across restarts; entity ids are suggested
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from controller.config import MODES, ChargerConfig, Config
+from controller.config import MODES, ChargerConfig, Config, LoadConfig
 from controller.model import SITE_PHASES
 from controller.mqtt.topics import Topics
 
@@ -38,6 +41,9 @@ class Discovery:
 
     def charger_topic(self, charger_id: str) -> str:
         return f"{self.prefix}/device/{self.node}/charger_{slug(charger_id)}/config"
+
+    def load_topic(self, load_id: str) -> str:
+        return f"{self.prefix}/device/{self.node}/load_{slug(load_id)}/config"
 
     @property
     def own_configs(self) -> str:
@@ -116,3 +122,25 @@ class Discovery:
                          command_topic=t.command(i, "max_a"), value_template="{{ value_json.max_a }}"),
         ])
         return self._device_message(t.charger(i), components)
+
+    def load(self, x: LoadConfig) -> dict:
+        """A switchable load ([[load]]): all or nothing, so no weight and no max current."""
+        t, i = self.topics, x.id
+        components = dict([
+            self._entity("binary_sensor", self._uid("load", i, "on"), f"{i} on", device_class="power",
+                         value_template="{{ 'ON' if value_json.state == 'on' else 'OFF' }}"),
+            self._entity("sensor", self._uid("load", i, "power"), f"{i} power", device_class="power",
+                         unit_of_measurement="W", state_class="measurement",
+                         value_template="{{ value_json.measured_w if value_json.measured_w is not none "
+                                        "else value_json.learned_w }}"),
+            self._entity("sensor", self._uid("load", i, "reason"), f"{i} reason",
+                         value_template="{{ value_json.reason }}", icon="mdi:information-outline"),
+            self._entity("binary_sensor", self._uid("load", i, "link"), f"{i} link", device_class="connectivity",
+                         value_template="{{ 'ON' if value_json.connected else 'OFF' }}"),
+            self._entity("select", self._uid("load", i, "mode"), f"{i} mode", options=list(MODES),
+                         command_topic=f"{t.load(i)}/mode/set", value_template="{{ value_json.mode }}"),
+            self._entity("number", self._uid("load", i, "priority"), f"{i} priority", min=1, max=100, step=1,
+                         mode="box", command_topic=f"{t.load(i)}/priority/set",
+                         value_template="{{ value_json.priority }}"),
+        ])
+        return self._device_message(t.load(i), components)

@@ -5,11 +5,14 @@ not republish every sample):
   <topic>/status                 "online"; "offline" on stop and as the last will
   <topic>/site                   paused, meter, per-phase load/headroom, faults, overrides
   <topic>/charger/<id>           connected, state, car, limit_a, draw_a, reason, mode, ...
+  <topic>/load/<id>              a switchable load: connected, state (on/off/...), power_w, ...
 Commands, not retained (a retained one is ignored: it would replay at every connect):
   <topic>/charger/<id>/mode/set      standard | solar-priority | solar-only | excess | off
   <topic>/charger/<id>/priority/set  whole number 1-100
   <topic>/charger/<id>/weight/set    number above 0 to 100
   <topic>/charger/<id>/max_a/set     number from the charger's min_a to its max_a in the file
+  <topic>/load/<id>/mode/set         as for a charger
+  <topic>/load/<id>/priority/set     as for a charger (a load has no weight or max_a)
   <topic>/pause/set                  ON | OFF
   <topic>/overrides/clear            any payload: every override cleared, back to the file
 A charger id becomes one topic level: "+" and "#" in it are replaced by "_". A connector of a
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from controller.config import MODES
 
 CHARGER_COMMANDS = ("mode", "priority", "weight", "max_a")
+LOAD_COMMANDS = ("mode", "priority")
 
 
 def segment(charger_id: str) -> str:
@@ -58,6 +62,9 @@ class Topics:
     def command(self, charger_id: str, key: str) -> str:
         return f"{self.charger(charger_id)}/{key}/set"
 
+    def load(self, load_id: str) -> str:
+        return f"{self.base}/load/{segment(load_id)}"
+
     @property
     def pause(self) -> str:
         return f"{self.base}/pause/set"
@@ -68,14 +75,16 @@ class Topics:
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
-        return (f"{self.base}/charger/+/+/set", f"{self.base}/charger/+/+/+/set", self.pause, self.clear)
+        return (f"{self.base}/charger/+/+/set", f"{self.base}/charger/+/+/+/set", f"{self.base}/load/+/+/set",
+                self.pause, self.clear)
 
 
 class BadCommand(ValueError):
     """A command payload that is not a value of its kind (the message says what is allowed)."""
 
 
-def parse_command(topics: Topics, topic: str, payload: bytes, charger_ids) -> tuple[str, str, object]:
+def parse_command(topics: Topics, topic: str, payload: bytes, charger_ids,
+                  load_ids=()) -> tuple[str, str, object]:
     """(target, key, value) for Controller.set_override, or target "clear" for clear_overrides.
     Raises BadCommand for an unknown topic or a payload that is not a value of its kind; the
     range checks are the controller's (OverrideError)."""
@@ -91,6 +100,8 @@ def parse_command(topics: Topics, topic: str, payload: bytes, charger_ids) -> tu
             raise BadCommand(f"{text!r}: must be ON or OFF")
         return "site", "pause", value
     prefix = f"{topics.base}/charger/"
+    if topic.startswith(f"{topics.base}/load/"):
+        return _load_command(topics, topic, text, load_ids)
     rest = topic[len(prefix):].split("/") if topic.startswith(prefix) else []
     if len(rest) not in (3, 4) or rest[-1] != "set" or rest[-2] not in CHARGER_COMMANDS:
         raise BadCommand("unknown command topic; see docs/home-assistant.md")
@@ -100,6 +111,23 @@ def parse_command(topics: Topics, topic: str, payload: bytes, charger_ids) -> tu
         raise BadCommand(f"no charger {target!r} (known: {', '.join(sorted(by_levels)) or 'none'})")
     key = rest[-2]
     return by_levels[target], key, _value(key, text)
+
+
+def _load_command(topics: Topics, topic: str, text: str, load_ids) -> tuple[str, str, object]:
+    rest = topic[len(f"{topics.base}/load/"):].split("/")
+    if len(rest) != 3 or rest[2] != "set" or rest[1] not in LOAD_COMMANDS:
+        raise BadCommand("unknown load command topic; a load takes " + ", ".join(f"{k}/set" for k in LOAD_COMMANDS))
+    by_segment = {segment(i): i for i in load_ids}
+    if rest[0] not in by_segment:
+        raise BadCommand(f"no load {rest[0]!r} (known: {', '.join(sorted(by_segment)) or 'none'})")
+    return by_segment[rest[0]], rest[1], _value(rest[1], text)
+
+
+def load_state(load: dict, overrides: dict) -> dict:
+    """One switchable load from the snapshot."""
+    return {k: load[k] for k in ("id", "connected", "state", "limit_a", "power_w", "measured_w", "learned_w",
+                                 "reason", "mode", "priority", "min_on_s", "min_off_s", "fallback_protected")} | {
+        "overrides": overrides.get(load["id"], {})}
 
 
 def _value(key: str, text: str):

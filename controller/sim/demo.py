@@ -2,7 +2,8 @@
 
 Four OCPP charge points (1.6 in amps, 1.6 in watts on one phase, 2.0.1 at priority 2, and a
 1.6 twin with a car on each of its two connectors, the second wired "BCA", under its own
-20 A), behind a 40 A fuse; every 100 s the household script switches a kettle and an
+20 A), and a 2 kW boiler on a simulated Shelly (phase A, priority 3: the first to go when the
+room is short, all or nothing), behind a 40 A fuse; every 100 s the household script switches a kettle and an
 oven on phase A (an overload the controller must cut) and then the meter goes silent for 8 s
 (every charger must fall back). A live view shows load against the fuse, each charger's
 limit, draw and reason, and the latest decisions. The web page is served on 127.0.0.1
@@ -22,6 +23,7 @@ import tomllib
 from controller.config import parse_config
 from controller.runtime import Controller
 from controller.sim.live_site import LiveSite
+from controller.sim.shelly import SimShelly
 
 CYCLE_S = 100.0
 OVERLOAD = (25.0, 45.0)  # kettle + oven on phase A, seconds into each cycle
@@ -37,6 +39,21 @@ ramp_up_step_a = 4
 ramp_up_interval_s = 3
 restart_delay_s = 20
 fallback_a = 6
+"""
+
+BOILER_W = 2000.0
+DEMO_BOILER = """
+[[load]]
+id = "boiler"
+driver = "shelly"
+host = "127.0.0.1"
+port = {port}
+phases = "A"
+power_w = {power:g}
+priority = 3
+min_on_s = 30
+min_off_s = 30
+lease_s = 30
 """
 
 
@@ -94,10 +111,13 @@ async def run_demo(duration: float | None, out, web_port: int = 0, web_password:
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     controller = web = None
+    boiler = SimShelly(power_w=BOILER_W)
     try:
+        shelly_port = await boiler.start()
+        site.extra_loads.append(lambda: (boiler.draw_a(), 0.0, 0.0))
         meter_port = await site.start_meter()
-        config = parse_config(tomllib.loads(site.config(meter_port, fuse_a=DEMO_FUSE_A, extra=DEMO_CONTROL)),
-                              "demo")
+        extra = DEMO_CONTROL + DEMO_BOILER.format(port=shelly_port, power=BOILER_W)
+        config = parse_config(tomllib.loads(site.config(meter_port, fuse_a=DEMO_FUSE_A, extra=extra)), "demo")
         controller = Controller(config)
         await controller.start()
         await site.start_chargers(controller.ocpp_port)
@@ -125,7 +145,8 @@ async def run_demo(duration: float | None, out, web_port: int = 0, web_password:
         if controller is not None:
             await controller.stop()
         await site.stop()
-    out.write("demo stopped: every charger left at its fallback limit\n")
+        await boiler.stop()
+    out.write("demo stopped: every charger left at its fallback limit, the boiler off\n")
     return 0
 
 
@@ -156,6 +177,9 @@ def render(controller: Controller, site: LiveSite, t: float, width: int = 80) ->
         limit = d.chargers[spec.index].limit_a if d else 0.0
         reason = d.chargers[spec.index].reason if d else ""
         draw = max(reading.draw_lines_a or (0.0,))
+        if spec.kind == "switch":  # all or nothing: on or off, never a part
+            lines.append(f"{spec.id:<9}{link:<11}{'on' if limit > 0 else 'off':>6}{draw:6.1f}  {reason}"[:width])
+            continue
         lines.append(f"{spec.id:<9}{link:<11}{limit:6.1f}{draw:6.1f}  {reason}"[:width])
     lines += ["", "recent decisions:"]
     for event in list(controller.events)[-8:]:

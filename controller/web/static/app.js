@@ -50,6 +50,9 @@ function render(s) {
   $("phases").replaceChildren(...s.phases.map((p) => phaseRow(p, s.site)));
   const picking = document.activeElement && document.activeElement.closest("#chargers select");
   if (!picking) $("chargers").replaceChildren(...s.chargers.map((c) => chargerCard(c, s.overrides || {})));
+  const loads = s.loads || [];
+  $("loads-section").hidden = loads.length === 0;
+  $("loads").replaceChildren(...loads.map(loadRow));
   $("faults").replaceChildren(...(s.faults.length ? s.faults.map((f) => el("li", {}, f))
                                                   : [el("li", { class: "none" }, "none")]));
   $("events").replaceChildren(...s.events.slice(-8).reverse().map((e) =>
@@ -57,6 +60,14 @@ function render(s) {
   const pause = $("pause");
   pause.textContent = s.paused ? "Resume charging" : "Pause all charging";
   pause.classList.toggle("resume", !!s.paused);
+}
+
+function loadRow(x) {
+  // A switchable load runs all or nothing: on or off, its draw, and why.
+  const draw = x.measured_w !== null ? `${x.measured_w.toFixed(0)} W`
+    : x.learned_w !== null ? `${x.learned_w} W (learned)` : `${x.power_w} W (configured)`;
+  return el("li", { class: `load ${x.state}`, "data-load": x.id },
+    el("strong", {}, x.id), ` ${x.state} · ${draw} · ${x.reason}`);
 }
 
 function phaseRow(p, site) {

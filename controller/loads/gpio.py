@@ -1,0 +1,54 @@
+"""A relay on a Raspberry Pi pin (gpiozero OutputDevice): a contactor for a heat pump or a
+boiler, switched by the Pi itself. No lease: a crashed process or a dead Pi leaves the pin as
+it was (a relay board's own pull-down usually drops it when the Pi loses power, but evfuse
+cannot know), so check-config says so and `close` switches it off on every stop. It measures
+nothing: the core counts it at its whole current when on and learns its draw from the meter.
+Off a Pi (no pin library) the load is offline, counted at what it may hold; tests use
+gpiozero's MockFactory.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from controller.config import LoadConfig
+from controller.loads.base import LinkError, SwitchDriver
+
+log = logging.getLogger("evfuse.loads")
+
+
+class GpioSwitch(SwitchDriver):
+    protocol = "gpio"
+
+    def __init__(self, config: LoadConfig, voltage_v: float, **kw):
+        super().__init__(config, voltage_v, **kw)
+        self._device = None
+        self._error = ""
+
+    async def _open(self) -> None:
+        try:
+            from gpiozero import OutputDevice
+
+            # initial_value=None: leave the pin as it is; the first decision sets it.
+            self._device = OutputDevice(self.config.pin, active_high=self.config.active_high, initial_value=None)
+        except Exception as e:  # no GPIO here: BadPinFactory, permissions, pin in use
+            self._error = f"GPIO{self.config.pin} unavailable: {e}"
+            log.warning("load %s: %s", self.id, self._error, extra={"LOAD_ID": self.id, "FAULT": "gpio"})
+
+    async def _shut(self) -> None:
+        if self._device is not None:
+            self._device.close()
+            self._device = None
+
+    async def _write(self, on: bool) -> None:
+        if self._device is None:
+            raise LinkError(self._error or "not started")
+        if on:
+            self._device.on()
+        else:
+            self._device.off()
+
+    async def _read(self) -> tuple[bool, float | None, float | None]:
+        if self._device is None:
+            raise LinkError(self._error or "not started")
+        return bool(self._device.value), None, None
