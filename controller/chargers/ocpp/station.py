@@ -104,6 +104,12 @@ class Station:
     def closed(self) -> bool:
         return all(c.closed for c in self.connectors.values())
 
+    async def quiet(self) -> None:
+        """Wait while any of its connectors stays quiet (a resumed charger before the first
+        valid sample: its profiles are not touched, so its lease is not extended)."""
+        for c in self.loads():
+            await c.quiet()
+
     def loads(self) -> list[OcppCharger]:
         return list(self.connectors.values())
 
