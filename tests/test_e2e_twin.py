@@ -128,7 +128,10 @@ async def test_a_connector_wired_bca_is_counted_where_its_car_draws(tmp_path):
                                     zip(controller.decision.household_a, (3.0, 16.0, 2.5))),
                         "the household as it is", 120)
             assert site.meter_a[1] <= controller.config.site.limit_a + 0.2
-            assert reading(controller, "twin/2").draw_lines_a[0] == twin.draw_a(2)
+            # its report is periodic: it shows the car's current on its own line 1 once it comes
+            await until(lambda: reading(controller, "twin/2").draw_lines_a[0] == twin.draw_a(2),
+                        "connector 2's report of its car", 60)
+            assert reading(controller, "twin/2").draw_lines_a[1:] == (0.0, 0.0)
         finally:
             await watch.stop()
         assert watch.longest_over_s <= RESPONSE_S + 1.0, (watch.longest_over_s, watch.peak_a)
