@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from controller.core import resume
 from controller.core import switch
+from controller.core.ask import to_ask
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
@@ -90,6 +91,7 @@ class Decision:
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
     draw_a: tuple[Phases, ...] = ()  # per load: the most it may draw, as the plan counted it
     net: tuple[NetFault, ...] = ()  # overloads the model cannot explain, and what the net cut
+    ask_reports: tuple[int, ...] = ()  # loads to ask for a fresh report (core/ask.py)
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
@@ -109,7 +111,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         return _blind(site, memories, state, now, Cause.METER_LOST, f"{age:.0f} s")
 
     meter = corrected(sample, state.flips).current_a  # a clamp the meter shows backwards is not believed
+    unmeasured = list(memories)
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
+    ask_reports = to_ask(site, unmeasured, memories)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
     doubted = None
@@ -148,7 +152,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                         active=active, wiring=evidence,
                         flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
+        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults, ask_reports=ask_reports,
     )
 
 
