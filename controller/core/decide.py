@@ -202,15 +202,11 @@ def _learned(state: CoreState) -> dict:
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
            cause: Cause, detail: str) -> Decision:
     """No valid sample: every load to min(its limit now, its fallback) — blind, the controller
-    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback, unless
-    it came back within its lease: then it holds what it acknowledged, and that is its limit."""
+    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
     out, mems = [], []
     for spec, m in zip(site.chargers, memories):
         fallback = site.fallback_a(spec)
-        if m.limit_a != UNKNOWN:
-            limit = min(m.limit_a, fallback)
-        else:  # high_a: what it holds since the link came back (_track_links)
-            limit = fallback if m.own_fallback else min(m.high_a, fallback)
+        limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause
         held = max(m.limit_a, 0.0)
         if cause is Cause.NO_SAMPLE and (kept := resume.kept(m, now)) is not None:
