@@ -143,15 +143,15 @@ class Controller:
         for task in self._sending.values():
             task.cancel()
         stop_lease = min(self.config.ocpp.stop_lease_s, self.config.ocpp.lease_s)
-        leaving = [d.leave(self.site.fallback_a(spec), stop_lease) for d, spec in zip(self.drivers, self.site.chargers)]
-        done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in leaving],
-                                           timeout=STOP_TIMEOUT_S)
+        leaving = {asyncio.ensure_future(d.leave(self.site.fallback_a(spec), stop_lease)): d
+                   for d, spec in zip(self.drivers, self.site.chargers)}
+        done, pending = await asyncio.wait(leaving, timeout=STOP_TIMEOUT_S) if leaving else ((), ())
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("%d charger(s) did not confirm their limit before shutdown; they fall "
-                        "back by themselves when their lease or watchdog runs out", len(pending),
-                        extra={"FAULT": "shutdown-timeout"})
+            log.warning("%s did not confirm their state before shutdown; they fall back by themselves "
+                        "when their lease or watchdog runs out (a load without one stays as it is)",
+                        ", ".join(_who(leaving[t]) for t in pending), extra={"FAULT": "shutdown-timeout"})
         self._save_state(planned=True)
         if self.central is not None:
             await self.central.stop()
@@ -445,13 +445,15 @@ class Controller:
         except asyncio.TimeoutError:
             ok = False
         except Exception:  # a driver bug must not take the control loop down
-            log.exception("charger %s: sending %.1f A failed", driver.id, limit_a,
-                          extra={"CHARGER_ID": driver.id, "LIMIT_A": limit_a})
+            log.exception("%s: sending %s failed", _who(driver), _what(driver, limit_a),
+                          extra={**_id_field(driver), "LIMIT_A": limit_a})
             ok = False
         if online or ok:  # an offline charger's silence is already its own fault
-            self._fault(f"command:{driver.id}", None if ok else
-                        f"charger {driver.id} did not confirm {limit_a:.1f} A (link lost or refused)",
-                        CHARGER_ID=driver.id, LIMIT_A=limit_a)
+            if isinstance(driver, SwitchDriver):
+                text = f"load {driver.id} did not switch {'on' if limit_a > 0 else 'off'} (link lost or refused)"
+            else:
+                text = f"charger {driver.id} did not confirm {limit_a:.1f} A (link lost or refused)"
+            self._fault(f"command:{driver.id}", None if ok else text, **_id_field(driver), LIMIT_A=limit_a)
 
     # ------------------------------------------------------------------ what an installer sees
 
@@ -470,7 +472,8 @@ class Controller:
                        REASON=charger.reason, CAUSE=charger.cause.value)
         lost = decision.fallback is Cause.METER_LOST and self._last_sample is not None
         why = decision.chargers[0].reason if lost and decision.chargers else "meter lost"
-        self._fault("meter", lost and f"meter lost: every charger at fallback ({why})",
+        loads_off = ", every switchable load off" if self.config.loads else ""
+        self._fault("meter", lost and f"meter lost: every charger at fallback{loads_off} ({why})",
                     level=logging.ERROR)
         for name in set(decision.overloads) | self._overloaded:
             excess = decision.overloads.get(name)
@@ -535,6 +538,22 @@ class Controller:
     @property
     def faults(self) -> list[str]:
         return list(self._faults.values())
+
+
+def _id_field(driver: ChargerDriver) -> dict:
+    """The journal field naming a driver: LOAD_ID= for a switchable load, else CHARGER_ID=."""
+    return {"LOAD_ID": driver.id} if isinstance(driver, SwitchDriver) else {"CHARGER_ID": driver.id}
+
+
+def _who(driver: ChargerDriver) -> str:
+    return f"load {driver.id}" if isinstance(driver, SwitchDriver) else f"charger {driver.id}"
+
+
+def _what(driver: ChargerDriver, limit_a: float) -> str:
+    """A command in the words of its load: a switch is switched, a charger gets amps."""
+    if isinstance(driver, SwitchDriver):
+        return f"switch {'on' if limit_a > 0 else 'off'}"
+    return f"{limit_a:.1f} A"
 
 
 def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDriver]]:

@@ -40,6 +40,7 @@ class SimShelly:
         self.calls: list[tuple[str, dict]] = []  # every RPC call, for tests
         self.offline = False  # answer nothing (HTTP 503), as a device off the network would
         self.load_wants = True  # False: the load's own thermostat is open (draws nothing)
+        self.refuse: set[str] = set()  # methods answered with an error (a device that refuses them)
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task | None = None
@@ -93,6 +94,8 @@ class SimShelly:
         if method == "Shelly.GetDeviceInfo":
             return {"id": "shellyplus1pm-sim", "model": "SNSW-001P16EU", "gen": 2, "app": "Plus1PM",
                     "ver": "1.0.0-sim"}
+        if method in self.refuse:
+            raise RpcError(500, -108, f"Method {method} failed: refused")
         sid = _int(params.get("id", 0), "id")
         if not 0 <= sid < len(self.output):
             raise RpcError(404, -105, f"Argument 'id', value {sid} not found!")
