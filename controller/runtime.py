@@ -32,6 +32,7 @@ from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, mod
 from controller.chargers.ocpp import CentralSystem
 from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
+from controller.core import resume, switch
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.draw import ATTRIBUTION_SLACK_S
@@ -332,7 +333,7 @@ class Controller:
         controller/core/resume.py): returns them."""
         quiet = []
         for driver, mem in zip(self.drivers, self.state.loads):
-            if mem.resume is not None and mem.resume.carry:
+            if resume.carried(mem):
                 driver.stay_quiet(mem.resume.until)
                 quiet.append(driver)
         return quiet
@@ -465,7 +466,8 @@ class Controller:
             old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
             if spec.kind == "switch":
-                self._note_switch(spec, charger, old)
+                self._note_switch(spec, charger, old, decision.state.loads[spec.index],
+                                  self.readings[spec.index] if spec.index < len(self.readings) else None)
                 continue
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
@@ -481,13 +483,22 @@ class Controller:
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
         self._overloaded = set(decision.overloads)
         self._report_net(decision)
-        for spec, reading in zip(self.site.chargers, self.readings):
+        for spec, reading, driver in zip(self.site.chargers, self.readings, self.drivers):
             if spec.kind == "switch":
-                self._fault(f"offline:{spec.id}", None if reading.online else f"load {spec.id} not reachable",
-                            level=logging.WARNING, LOAD_ID=spec.id)
+                why = getattr(driver, "fault", "")
+                text = None if reading.online else f"load {spec.id} not reachable" + (f": {why}" if why else "")
+                key = f"offline:{spec.id}"
+                if text and self._faults.get(key, text) != text:  # the same episode, its reason known now
+                    self._faults[key] = text
+                    self._note(text, level=logging.WARNING, FAULT=key, FAULT_STATE="updated", LOAD_ID=spec.id)
+                self._fault(key, text, level=logging.WARNING, LOAD_ID=spec.id)
                 self._fault(f"compliance:{spec.id}", None if reading.compliant else
                             f"load {spec.id} draws more than its power_w: counted at what it draws, switched off",
                             level=logging.WARNING, LOAD_ID=spec.id)
+                limit = decision.chargers[spec.index].limit_a
+                if f"command:{spec.id}" in self._faults and reading.online and reading.acked_a is not None \
+                        and (reading.acked_a > 0) == (limit > 0):  # its driver got it through since
+                    self._fault(f"command:{spec.id}", None, LOAD_ID=spec.id)
                 continue
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
@@ -509,14 +520,19 @@ class Controller:
                 self._fault(key, f and f.text(), level=logging.ERROR, **fields)
         self._net_open = {key: f.cut for key, f in now.items()}
 
-    def _note_switch(self, spec, decision, old: float | None) -> None:
-        """A switchable load switched: on or off, and why (LOAD_ID= in the journal)."""
+    def _note_switch(self, spec, decision, old: float | None, mem, reading: ChargerReading | None) -> None:
+        """A switchable load switched: on or off, and why (LOAD_ID= in the journal). Its first
+        command after a start says whether it keeps the state its device was found in."""
         on = decision.limit_a > 0
-        if old is not None and (old > 0) == on:
+        first = switch.starting(mem)
+        if not first and old is not None and (old > 0) == on:
             return  # the same state sent again (after a reconnect): nothing an installer needs
         why = switch_reason(decision)
-        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({why})",
-                   LOAD_ID=spec.id, SWITCHED="on" if on else "off", LIMIT_A=decision.limit_a,
+        state = "on" if on else "off"
+        found = first and reading is not None and reading.acked_a is not None and (reading.acked_a > 0) == on
+        what = f"{'kept on' if on else 'stays off'} (found {state} at the start; {why})" if found \
+            else f"switched {state} ({why})"
+        self._note(f"load {spec.id}: {what}", LOAD_ID=spec.id, SWITCHED=state, LIMIT_A=decision.limit_a,
                    REASON=why, CAUSE=decision.cause.value)
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
