@@ -156,8 +156,10 @@ class Controller:
         self._save_state(planned=True)
         if self.central is not None:
             await self.central.stop()
+        loads = ("; a Shelly that is on stays on under its shortened lease, relays and pins are off"
+                 if self.config.loads else "")
         log.info(f"stopped: chargers keep their limits at most {stop_lease:g} s (OCPP) or until their "
-                 "watchdog (Modbus), then fall back by themselves unless evfuse starts again",
+                 f"watchdog (Modbus), then fall back by themselves unless evfuse starts again{loads}",
                  extra={"STATE": "stopped"})
 
     async def retune(self, config: Config) -> ReloadPlan:
@@ -485,13 +487,10 @@ class Controller:
         self._report_net(decision)
         for spec, reading, driver in zip(self.site.chargers, self.readings, self.drivers):
             if spec.kind == "switch":
-                why = getattr(driver, "fault", "")
-                text = None if reading.online else f"load {spec.id} not reachable" + (f": {why}" if why else "")
-                key = f"offline:{spec.id}"
-                if text and self._faults.get(key, text) != text:  # the same episode, its reason known now
-                    self._faults[key] = text
-                    self._note(text, level=logging.WARNING, FAULT=key, FAULT_STATE="updated", LOAD_ID=spec.id)
-                self._fault(key, text, level=logging.WARNING, LOAD_ID=spec.id)
+                # Not reachable once its driver tried and says why (not while it is still starting).
+                why = "" if reading.online else getattr(driver, "fault", "")
+                self._fault(f"offline:{spec.id}", why and f"load {spec.id} not reachable: {why}",
+                            level=logging.WARNING, LOAD_ID=spec.id)
                 self._fault(f"compliance:{spec.id}", None if reading.compliant else
                             f"load {spec.id} draws more than its power_w: counted at what it draws, switched off",
                             level=logging.WARNING, LOAD_ID=spec.id)
