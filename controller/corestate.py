@@ -149,17 +149,16 @@ def _switch_entry(mem: LoadMemory, driver, now: float, wall: float) -> dict | No
     is elsewhere (switched off on stop, by its lease, by hand: then as the driver saw it)."""
     device = driver.switched()  # (on, since) as the device last said, or None
     s = mem.resume
-    if mem.limit_a == UNKNOWN:  # not decided yet: as the last process left it, if still so
-        if isinstance(s, Start) and s.on is not None and s.switched_at is not None \
-                and (device is None or device[0] is s.on):
-            on, at = s.on, s.switched_at
-        elif device is not None:
-            on, at = device
-        else:
+    saved = (s.on, s.switched_at) if isinstance(s, Start) and s.on is not None and s.switched_at is not None else None
+    if device is None:  # not heard in this process (a command to it never confirmed): as it was left
+        if saved is None:
             return None
+        on, at = saved
+    elif mem.limit_a == UNKNOWN:  # heard, not decided yet: as the last process left it, if still so
+        on, at = saved if saved is not None and saved[0] is device[0] else device
     else:
         on, at = mem.limit_a > 0, mem.changed_at
-        if device is not None and device[0] is not on:
+        if device[0] is not on:
             on, at = device
     if not math.isfinite(at):
         return None
