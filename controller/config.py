@@ -165,6 +165,7 @@ class LoadConfig:
     port: int = 80
     switch_id: int = 0
     lease_s: float = 60.0  # toggle_after: the device switches off by itself this long after a renewal
+    password: str = ""  # the Shelly's own authentication (user "admin"); "" = it has none
     # modbus-coil
     link: SerialSettings | None = None
     coil: int = 0
@@ -638,7 +639,7 @@ def _within_profile(r: _Reader, t: dict, path: str, charger: ChargerConfig,
 
 LOAD_KEYS = {"id", "driver", "phases", "power_w", "priority", "mode", "min_on_s", "min_off_s"}
 LOAD_DRIVER_KEYS = {
-    "shelly": {"host", "port", "switch_id", "lease_s"},
+    "shelly": {"host", "port", "switch_id", "lease_s", "password"},
     "modbus-coil": SERIAL_KEYS | {"coil"},
     "gpio": {"pin", "active_high"},
 }
@@ -671,9 +672,12 @@ def _load(r: _Reader, t: Any, path: str, site: SiteConfig) -> LoadConfig | None:
         load = replace(load, host=r.text(t, "host", path, _MISSING),
                        port=r.number(t, "port", path, 80, 1, 65535, integer=True),
                        switch_id=r.number(t, "switch_id", path, 0, 0, 255, integer=True),
-                       lease_s=r.number(t, "lease_s", path, 60.0, 10, 3600, " s"))
+                       lease_s=r.number(t, "lease_s", path, 60.0, 10, 3600, " s"),
+                       password=r.text(t, "password", path, ""))
         if "host" in t and not load.host.strip():
             r.problem(f"{path}.host", load.host, "must not be empty (the Shelly's IP address or name)")
+        if "password" in t and isinstance(t["password"], str) and not load.password:
+            r.problem(f"{path}.password", "", "must not be empty; leave the key out for a Shelly without authentication")
     elif driver == "modbus-coil":
         load = replace(load, link=_serial(r, t, path, "tcp", unit_hi=247),
                        coil=r.number(t, "coil", path, 0, 0, 65535, " (0-based coil address)", integer=True))

@@ -14,6 +14,12 @@ by a planned stop, after every lease was shortened (controller/runtime.py `stop`
 while running (on limit changes, and as leases are renewed) it is false: after a crash the
 next process counts what the chargers hold but starts them at their fallback.
 
+Switchable loads have their own table: what each was left at and since when, so the next
+process times min_on_s / min_off_s from the last real switch (controller/core/switch.py):
+
+     "loads": {"boiler": {"on": true, "switched_at": <unix time>, "lease_until": <unix time or null>,
+                          "driver": "shelly"}}
+
 `site` is where the main meter is (its host:port or serial device): a file left by another
 site sharing the state directory (`evfuse demo` run by hand, a test) is foreign, never resumed.
 Times in the file are wall clock (the next process has its own monotonic clock); they become
@@ -26,8 +32,9 @@ from __future__ import annotations
 import logging
 import math
 
-from controller.core.draw import LoadMemory, high_now
+from controller.core.draw import UNKNOWN, LoadMemory, high_now
 from controller.core.resume import Saved
+from controller.core.switch import Left, Start
 from controller.statedir import read_json, write_json
 
 log = logging.getLogger("evfuse.state")
@@ -73,17 +80,47 @@ def load(config, now: float, wall: float) -> dict[str, Saved]:
         log.info("%s: %s %.1f A from the last process (its lease runs %.0f s more)%s", cid, verb,
                  min(limit, c.max_a), left, "" if carry else ": no planned stop, so its fallback first",
                  extra={"CHARGER_ID": cid, "LIMIT_A": limit, "STATE": "resumed" if carry else "counted"})
-    if not out:
+    if not out and config.chargers:
         log.info("%s: no charger holds a limit from the last process: fresh start", FILE)
+    out.update(_load_switches(config, data.get("loads"), now, wall))
+    return out
+
+
+def _load_switches(config, table, now: float, wall: float) -> dict[str, Left]:
+    """Per load id, what the last process left it at (a damaged entry is left out: for that
+    load the start is as if it had just switched)."""
+    if not isinstance(table, dict):
+        return {}
+    loads = {x.id: x for x in config.loads}
+    out: dict[str, Left] = {}
+    for lid, e in table.items():
+        x = loads.get(lid)
+        if x is None or not isinstance(e, dict) or e.get("driver") != x.driver or not isinstance(e.get("on"), bool):
+            continue
+        at, until = e.get("switched_at"), e.get("lease_until")
+        if not _number(at) or at > wall + CLOCK_SKEW_S or not (until is None or _number(until)):
+            continue
+        lease = None
+        if until is not None and e["on"]:
+            lease = now + min(until - wall, x.lease_s)  # never longer than a lease it can have
+        out[lid] = Left(e["on"], now - max(0.0, wall - at), lease)
+        log.info("load %s: the last process left it %s, switched %.0f s before now; its min_on_s / "
+                 "min_off_s run from then if the device still reports it so", lid, "on" if e["on"] else "off",
+                 max(0.0, wall - at), extra={"LOAD_ID": lid, "STATE": "found"})
     return out
 
 
 def snapshot(site, loads: tuple[LoadMemory, ...], drivers, config, planned: bool,
              now: float, wall: float) -> dict:
     """The file's content for what the core and the drivers know now."""
-    chargers = {}
+    chargers, switches = {}, {}
     by_id = {c.id: c for c in config.chargers}
     for spec, mem, driver in zip(site.chargers, loads, drivers):
+        if spec.kind == "switch":
+            entry = _switch_entry(mem, driver, now, wall)
+            if entry is not None:
+                switches[spec.id] = entry
+            continue
         r = mem.resume
         limit, carry = mem.limit_a, True
         if limit < 0 and r is not None:  # stopped before its first decision: as it was saved
@@ -104,7 +141,30 @@ def snapshot(site, loads: tuple[LoadMemory, ...], drivers, config, planned: bool
             "paused_at": None if mem.paused_at is None else round(wall - (now - mem.paused_at)),
         }
     return {"format": FORMAT, "planned": planned, "saved_at": round(wall, 3), "site": site_key(config),
-            "chargers": chargers}
+            "chargers": chargers, "loads": switches}
+
+
+def _switch_entry(mem: LoadMemory, driver, now: float, wall: float) -> dict | None:
+    """A switch's state and its last switch time: as the core commanded it, unless the device
+    is elsewhere (switched off on stop, by its lease, by hand: then as the driver saw it)."""
+    device = driver.switched()  # (on, since) as the device last said, or None
+    s = mem.resume
+    saved = (s.on, s.switched_at) if isinstance(s, Start) and s.on is not None and s.switched_at is not None else None
+    if device is None:  # not heard in this process (a command to it never confirmed): as it was left
+        if saved is None:
+            return None
+        on, at = saved
+    elif mem.limit_a == UNKNOWN:  # heard, not decided yet: as the last process left it, if still so
+        on, at = saved if saved is not None and saved[0] is device[0] else device
+    else:
+        on, at = mem.limit_a > 0, mem.changed_at
+        if device[0] is not on:
+            on, at = device
+    if not math.isfinite(at):
+        return None
+    end = driver.lease_end() if on else None
+    return {"on": on, "switched_at": round(wall - (now - at), 3),
+            "lease_until": None if end is None else round(wall + end - now, 3), "driver": driver.config.driver}
 
 
 def site_key(config) -> str:

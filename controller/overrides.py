@@ -58,7 +58,7 @@ def known(config: Config, target: str, key: str) -> None:
         return
     if not any(c.id == target for c in config.chargers):
         known_ids = ", ".join(sorted([c.id for c in config.chargers] + [x.id for x in config.loads])) or "none"
-        raise OverrideError(f'"{target}" names no charger (known: {known_ids}) and is not "site"')
+        raise OverrideError(f'"{target}" names no charger or load (known: {known_ids}) and is not "site"')
     if key not in CHARGER_KEYS:
         raise OverrideError(f'charger {target}: unknown override "{key}"; allowed: {", ".join(CHARGER_KEYS)}')
 

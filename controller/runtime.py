@@ -32,6 +32,7 @@ from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, mod
 from controller.chargers.ocpp import CentralSystem
 from controller.chargers.ocpp.driver import OcppCharger
 from controller.config import Config
+from controller.core import resume, switch
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.draw import ATTRIBUTION_SLACK_S
@@ -143,20 +144,22 @@ class Controller:
         for task in self._sending.values():
             task.cancel()
         stop_lease = min(self.config.ocpp.stop_lease_s, self.config.ocpp.lease_s)
-        leaving = [d.leave(self.site.fallback_a(spec), stop_lease) for d, spec in zip(self.drivers, self.site.chargers)]
-        done, pending = await asyncio.wait([asyncio.ensure_future(c) for c in leaving],
-                                           timeout=STOP_TIMEOUT_S)
+        leaving = {asyncio.ensure_future(d.leave(self.site.fallback_a(spec), stop_lease)): d
+                   for d, spec in zip(self.drivers, self.site.chargers)}
+        done, pending = await asyncio.wait(leaving, timeout=STOP_TIMEOUT_S) if leaving else ((), ())
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("%d charger(s) did not confirm their limit before shutdown; they fall "
-                        "back by themselves when their lease or watchdog runs out", len(pending),
-                        extra={"FAULT": "shutdown-timeout"})
+            log.warning("%s did not confirm their state before shutdown; they fall back by themselves "
+                        "when their lease or watchdog runs out (a load without one stays as it is)",
+                        ", ".join(_who(leaving[t]) for t in pending), extra={"FAULT": "shutdown-timeout"})
         self._save_state(planned=True)
         if self.central is not None:
             await self.central.stop()
+        loads = ("; a Shelly that is on stays on under its shortened lease, relays and pins are off"
+                 if self.config.loads else "")
         log.info(f"stopped: chargers keep their limits at most {stop_lease:g} s (OCPP) or until their "
-                 "watchdog (Modbus), then fall back by themselves unless evfuse starts again",
+                 f"watchdog (Modbus), then fall back by themselves unless evfuse starts again{loads}",
                  extra={"STATE": "stopped"})
 
     async def retune(self, config: Config) -> ReloadPlan:
@@ -332,7 +335,7 @@ class Controller:
         controller/core/resume.py): returns them."""
         quiet = []
         for driver, mem in zip(self.drivers, self.state.loads):
-            if mem.resume is not None and mem.resume.carry:
+            if resume.carried(mem):
                 driver.stay_quiet(mem.resume.until)
                 quiet.append(driver)
         return quiet
@@ -447,13 +450,15 @@ class Controller:
         except asyncio.TimeoutError:
             ok = False
         except Exception:  # a driver bug must not take the control loop down
-            log.exception("charger %s: sending %.1f A failed", driver.id, limit_a,
-                          extra={"CHARGER_ID": driver.id, "LIMIT_A": limit_a})
+            log.exception("%s: sending %s failed", _who(driver), _what(driver, limit_a),
+                          extra={**_id_field(driver), "LIMIT_A": limit_a})
             ok = False
         if online or ok:  # an offline charger's silence is already its own fault
-            self._fault(f"command:{driver.id}", None if ok else
-                        f"charger {driver.id} did not confirm {limit_a:.1f} A (link lost or refused)",
-                        CHARGER_ID=driver.id, LIMIT_A=limit_a)
+            if isinstance(driver, SwitchDriver):
+                text = f"load {driver.id} did not switch {'on' if limit_a > 0 else 'off'} (link lost or refused)"
+            else:
+                text = f"charger {driver.id} did not confirm {limit_a:.1f} A (link lost or refused)"
+            self._fault(f"command:{driver.id}", None if ok else text, **_id_field(driver), LIMIT_A=limit_a)
 
     # ------------------------------------------------------------------ what an installer sees
 
@@ -465,14 +470,16 @@ class Controller:
             old = before.get(charger.id)
             was = "?" if old is None else f"{old:.1f}"
             if spec.kind == "switch":
-                self._note_switch(spec, charger, old)
+                self._note_switch(spec, charger, old, decision.state.loads[spec.index],
+                                  self.readings[spec.index] if spec.index < len(self.readings) else None)
                 continue
             self._note(f"{charger.id}: {was} -> {charger.limit_a:.1f} A ({charger.reason})",
                        CHARGER_ID=charger.id, LIMIT_A=charger.limit_a, OLD_LIMIT_A=old,
                        REASON=charger.reason, CAUSE=charger.cause.value)
         lost = decision.fallback is Cause.METER_LOST and self._last_sample is not None
         why = decision.chargers[0].reason if lost and decision.chargers else "meter lost"
-        self._fault("meter", lost and f"meter lost: every charger at fallback ({why})",
+        loads_off = ", every switchable load off" if self.config.loads else ""
+        self._fault("meter", lost and f"meter lost: every charger at fallback{loads_off} ({why})",
                     level=logging.ERROR)
         for name in set(decision.overloads) | self._overloaded:
             excess = decision.overloads.get(name)
@@ -480,13 +487,19 @@ class Controller:
                         level=logging.WARNING, CONSTRAINT=name, EXCESS_A=round(excess or 0.0, 2))
         self._overloaded = set(decision.overloads)
         self._report_net(decision)
-        for spec, reading in zip(self.site.chargers, self.readings):
+        for spec, reading, driver in zip(self.site.chargers, self.readings, self.drivers):
             if spec.kind == "switch":
-                self._fault(f"offline:{spec.id}", None if reading.online else f"load {spec.id} not reachable",
+                # Not reachable once its driver tried and says why (not while it is still starting).
+                why = "" if reading.online else getattr(driver, "fault", "")
+                self._fault(f"offline:{spec.id}", why and f"load {spec.id} not reachable: {why}",
                             level=logging.WARNING, LOAD_ID=spec.id)
                 self._fault(f"compliance:{spec.id}", None if reading.compliant else
                             f"load {spec.id} draws more than its power_w: counted at what it draws, switched off",
                             level=logging.WARNING, LOAD_ID=spec.id)
+                limit = decision.chargers[spec.index].limit_a
+                if f"command:{spec.id}" in self._faults and reading.online and reading.acked_a is not None \
+                        and (reading.acked_a > 0) == (limit > 0):  # its driver got it through since
+                    self._fault(f"command:{spec.id}", None, LOAD_ID=spec.id)
                 continue
             self._fault(f"offline:{spec.id}", None if reading.online else f"charger {spec.id} not connected",
                         level=logging.WARNING, CHARGER_ID=spec.id)
@@ -508,14 +521,19 @@ class Controller:
                 self._fault(key, f and f.text(), level=logging.ERROR, **fields)
         self._net_open = {key: f.cut for key, f in now.items()}
 
-    def _note_switch(self, spec, decision, old: float | None) -> None:
-        """A switchable load switched: on or off, and why (LOAD_ID= in the journal)."""
+    def _note_switch(self, spec, decision, old: float | None, mem, reading: ChargerReading | None) -> None:
+        """A switchable load switched: on or off, and why (LOAD_ID= in the journal). Its first
+        command after a start says whether it keeps the state its device was found in."""
         on = decision.limit_a > 0
-        if old is not None and (old > 0) == on:
+        first = switch.starting(mem)
+        if not first and old is not None and (old > 0) == on:
             return  # the same state sent again (after a reconnect): nothing an installer needs
         why = switch_reason(decision)
-        self._note(f"load {spec.id}: switched {'on' if on else 'off'} ({why})",
-                   LOAD_ID=spec.id, SWITCHED="on" if on else "off", LIMIT_A=decision.limit_a,
+        state = "on" if on else "off"
+        found = first and reading is not None and reading.acked_a is not None and (reading.acked_a > 0) == on
+        what = f"{'kept on' if on else 'stays off'} (found {state} at the start; {why})" if found \
+            else f"switched {state} ({why})"
+        self._note(f"load {spec.id}: {what}", LOAD_ID=spec.id, SWITCHED=state, LIMIT_A=decision.limit_a,
                    REASON=why, CAUSE=decision.cause.value)
 
     def _fault(self, key: str, text: str | None, level: int = logging.WARNING, **fields) -> None:
@@ -537,6 +555,22 @@ class Controller:
     @property
     def faults(self) -> list[str]:
         return list(self._faults.values())
+
+
+def _id_field(driver: ChargerDriver) -> dict:
+    """The journal field naming a driver: LOAD_ID= for a switchable load, else CHARGER_ID=."""
+    return {"LOAD_ID": driver.id} if isinstance(driver, SwitchDriver) else {"CHARGER_ID": driver.id}
+
+
+def _who(driver: ChargerDriver) -> str:
+    return f"load {driver.id}" if isinstance(driver, SwitchDriver) else f"charger {driver.id}"
+
+
+def _what(driver: ChargerDriver, limit_a: float) -> str:
+    """A command in the words of its load: a switch is switched, a charger gets amps."""
+    if isinstance(driver, SwitchDriver):
+        return f"switch {'on' if limit_a > 0 else 'off'}"
+    return f"{limit_a:.1f} A"
 
 
 def build_drivers(config: Config) -> tuple[CentralSystem | None, list[ChargerDriver]]:

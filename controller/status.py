@@ -358,7 +358,8 @@ def render(snap: dict) -> str:
         where = "press the button again" if "button" in snap["paused"] else "resume it there"
         lines.append(f"PAUSED: {snap['paused']} ({where} to resume)")
     if snap["slow_mode"]:
-        lines.append("SLOW MODE: every charger capped at the fallback current (long press to undo)")
+        loads = ", switchable loads as they are" if snap.get("loads") else ""
+        lines.append(f"SLOW MODE: every charger capped at the fallback current{loads} (long press to undo)")
     lines += ["", f"phase  load A  household A  headroom A  limit A (fuse {snap['site']['fuse_a']:g})"]
     for p in snap["phases"]:
         lines.append(f"{p['phase']:<5}  {_a(p['load_a']):>6}  {_a(p['household_a']):>11}  "

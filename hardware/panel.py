@@ -4,7 +4,11 @@ Button:
   short press      pause all charging / resume (controller.set_user_pause); kept in
                    $STATE_DIRECTORY/button.json, so a restart or power cut keeps it paused
   long press (3 s) slow mode on / off: every charger capped at control.fallback_a (at least its
-                   min_a), still under full load management; also kept across restarts
+                   min_a), still under full load management; also kept across restarts.
+                   Switchable loads ([[load]]: boilers, heat pumps) are left as they are: they
+                   run all or nothing, so a cap has no meaning for them (a boiler capped below
+                   its whole current could never run); their mode, priority and min_on_s /
+                   min_off_s apply as without slow mode. The short press pauses them too.
 
 gpiozero runs button callbacks on its own threads; they only hand the press to the event
 loop (call_soon_threadsafe), where the Controller lives. With no [hardware] section nothing
@@ -38,9 +42,10 @@ def state_file(environ=os.environ) -> Path:
 
 
 def capped(site: SiteModel) -> SiteModel:
-    """Slow mode: max_a of every charger down to the fallback current (never below min_a)."""
+    """Slow mode: max_a of every charger down to the fallback current (never below min_a).
+    A switchable load (kind "switch") keeps its spec: it is on at its whole current or off."""
     fb = site.control.fallback_a
-    return replace(site, chargers=tuple(replace(c, max_a=max(c.min_a, min(c.max_a, fb)))
+    return replace(site, chargers=tuple(c if c.kind == "switch" else replace(c, max_a=max(c.min_a, min(c.max_a, fb)))
                                         for c in site.chargers))
 
 
@@ -150,8 +155,9 @@ class Panel:
         site = controller.site
         controller.cap_site = capped if self.slow else None
         controller.rebuild_site()
-        log.warning("slow mode %s by the button: every charger at most %s", "on" if self.slow else "off",
-                    f"{site.control.fallback_a:g} A (or its min_a)" if self.slow else "its max_a",
+        loads = " (switchable loads as they are)" if self.slow and any(c.kind == "switch" for c in site.chargers) else ""
+        log.warning("slow mode %s by the button: every charger at most %s%s", "on" if self.slow else "off",
+                    f"{site.control.fallback_a:g} A (or its min_a)" if self.slow else "its max_a", loads,
                     extra={"STATE": "slow-mode" if self.slow else "normal"})
 
     async def _refresh(self) -> None:

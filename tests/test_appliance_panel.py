@@ -208,3 +208,69 @@ def test_off_pi_one_log_line_and_no_crash(caplog, monkeypatch):
     assert panel.led is None and panel.button is None
     lines = [r for r in caplog.records if r.name == "evfuse.hardware"]
     assert len(lines) == 1 and "no GPIO" in lines[0].getMessage()
+
+
+BOILER = """
+[[load]]
+id = "boiler"
+driver = "shelly"
+host = "127.0.0.1"
+port = {port}
+phases = "A"
+power_w = 3000
+lease_s = 10
+"""
+
+
+def _offs(shelly) -> int:
+    return sum(1 for method, params in shelly.calls if method == "Switch.Set" and params.get("on") == "false")
+
+
+async def test_slow_mode_caps_the_chargers_and_leaves_a_boiler_as_it_is(tmp_path, mock_pins, caplog):
+    """Long press with a car and a boiler (Shelly emulator) on a 40 A fuse: the car goes down to
+    the fallback current, the boiler stays on, all or nothing as before (never switched off)."""
+    from controller.sim.shelly import SimShelly
+
+    shelly = SimShelly(power_w=3000)
+    shelly_port = await shelly.start()
+    meter = MeterServer("sdm630")
+    meter.set_all([4.0, 4.0, 4.0])
+    port = await meter.start_tcp()
+    cfg = tmp_path / "evfuse.toml"
+    cfg.write_text(CONFIG.format(port=port, led=LED_PIN, button=BUTTON_PIN).replace("fuse_a = 25", "fuse_a = 40")
+                   + BOILER.format(port=shelly_port))
+    config = load_config(str(cfg))
+    controller, cp, panel = Controller(config), None, None
+    try:
+        panel = Panel.create(config.hardware, environ={"STATE_DIRECTORY": str(tmp_path)})
+        panel.button.hold_time = 0.4
+        panel.apply(controller)
+        await controller.start("127.0.0.1", 0)
+        panel.start(lambda: controller)
+        cp = SimChargePoint("garage", f"ws://127.0.0.1:{controller.ocpp_port}/garage", SimOptions())
+        await cp.start()
+        await cp.plug_in()
+        await until(lambda: cp.composite_limit_a() == CHARGING_A and shelly.is_on(), "the car at 16 A, the boiler on", 60)
+        boiler_before = controller.site.chargers[-1]
+        offs = _offs(shelly)
+
+        button = mock_pins.pin(BUTTON_PIN)
+        with caplog.at_level(logging.WARNING, logger="evfuse.hardware"):
+            button.drive_low()  # long press: slow mode
+            await until(lambda: panel.slow, "long press seen", 10)
+            button.drive_high()
+        await until(lambda: cp.composite_limit_a() == 8.0, "the car capped at the fallback current")
+        await asyncio.sleep(2.0)  # several decisions in slow mode
+        assert shelly.is_on() and _offs(shelly) == offs, "slow mode switched the boiler off"
+        boiler = controller.site.chargers[-1]
+        assert boiler.kind == "switch" and boiler == boiler_before  # its whole current, as before
+        assert [c.limit_a for c in controller.decision.chargers] == [8.0, boiler.max_a]
+        assert any("switchable loads as they are" in r.getMessage() for r in caplog.records)
+    finally:
+        if cp is not None:
+            await cp.stop()
+        if panel is not None:
+            await panel.close()
+        await controller.stop()
+        await meter.stop()
+        await shelly.stop()

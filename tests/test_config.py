@@ -331,6 +331,19 @@ coil = 3
     assert any('load[3].id = "boiler": is used by another' in p for p in out)
 
 
+def test_a_shelly_password_is_checked_and_only_for_a_shelly():
+    cfg = parse_config(tomllib.loads(LOADS_ONLY.replace("power_w = 3000", 'power_w = 3000\npassword = "s3cret"')),
+                       "evfuse.toml")
+    assert cfg.loads[0].password == "s3cret"
+    assert parse_config(tomllib.loads(LOADS_ONLY), "evfuse.toml").loads[0].password == ""  # no auth
+    out = problems(LOADS_ONLY.replace("power_w = 3000", 'power_w = 3000\npassword = ""'))
+    assert any('site.toml: load[1].password = "": must not be empty' in p for p in out), out
+    out = problems(LOADS_ONLY.replace("power_w = 3000", "power_w = 3000\npassword = 1234"))
+    assert any("load[1].password = 1234: must be a string in quotes" in p for p in out), out
+    gpio = LOADS_ONLY + '[[load]]\nid = "pump"\ndriver = "gpio"\npin = 5\npower_w = 500\npassword = "x"\n'
+    assert any("load[2].password: unknown key" in p for p in problems(gpio))
+
+
 def test_a_load_without_a_device_lease_is_flagged_and_one_too_big_refused():
     text = LOADS_ONLY + '''
 [[load]]

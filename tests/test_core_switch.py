@@ -5,6 +5,7 @@ whole current when on), household on phase A as given."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,9 +57,9 @@ ON_A = 13.1  # 3000 W / 230 V, rounded up to 0.1 A
 
 
 class Loop:
-    def __init__(self, text: str, measured: bool = True):
+    def __init__(self, text: str, measured: bool = True, saved=None, t0: float = 0.0):
         self.site = make_site(text, fast_ramp=False)
-        self.state = initial_state(self.site)
+        self.state = initial_state(self.site, saved, t0)
         self.limits = {s.id: 0.0 for s in self.site.chargers}
         self.measured = measured
         self.cars = {s.id: CarState.CHARGING for s in self.site.chargers}
@@ -74,13 +75,15 @@ class Loop:
         draw = limit if car is CarState.CHARGING else 0.0
         return ChargerReading(car=car, acked_a=limit, draw_lines_a=(draw,))
 
-    def step(self, t: float, household: float):
+    def step(self, t: float, household: float | None):
+        """One decision; household None: no meter sample. A load holds what it was last sent."""
         draw = sum(lim for s, lim in zip(self.site.chargers, self.limits.values())
                    if s.kind == "switch" or self.cars[s.id] is CarState.CHARGING)
         readings = [self.reading(s) for s in self.site.chargers]
-        d = decide(self.site, self.state, MeterSample(t, (household + draw, 0.0, 0.0)), readings, t)
+        sample = None if household is None else MeterSample(t, (household + draw, 0.0, 0.0))
+        d = decide(self.site, self.state, sample, readings, t)
         self.state, self.decision = d.state, d
-        self.limits = {c.id: c.limit_a for c in d.chargers}
+        self.limits = {c.id: c.limit_a if c.changed else self.limits[c.id] for c in d.chargers}
         return d
 
     def run(self, t0: float, t1: float, household: float, dt: float = 1.0):
@@ -213,3 +216,116 @@ def test_a_switch_is_never_given_part_of_its_current(households, measured, min_o
         for dt in range(3):
             loop.step(t * 3 + dt, h)
             assert loop.limits["boiler"] in (0.0, ON_A)
+
+
+# ---------------------------------------------------------------------- a restart of evfuse
+
+from controller.core.switch import Left  # noqa: E402
+
+T0 = 1000.0
+
+
+def restarted(text: str, left: Left | None, found_on: bool, **kw) -> Loop:
+    """A new process at T0: its device found on or off, `left` what core.json says."""
+    loop = Loop(text, saved={} if left is None else {"boiler": left}, t0=T0, **kw)
+    loop.limits["boiler"] = ON_A if found_on else 0.0
+    return loop
+
+
+def test_found_on_it_is_left_alone_until_a_sample_then_kept_on_without_an_off():
+    loop = restarted(SITE + boiler(min_on=300), Left(True, T0 - 100), found_on=True)
+    for t in (T0, T0 + 0.5, T0 + 1):  # no meter sample yet: nothing sent, not even a renewal
+        d = loop.step(t, household=None)
+        assert not d.chargers[0].changed and d.chargers[0].cause is Cause.RESUMED
+    d = loop.step(T0 + 1.5, household=4.0)
+    assert d.chargers[0].limit_a == ON_A and d.chargers[0].changed  # on, sent once: its lease renewed
+    offs = 0
+    for t in range(int(T0) + 2, int(T0) + 60):
+        offs += loop.step(t, household=4.0).chargers[0].limit_a == 0
+    assert offs == 0 and not loop.decision.chargers[0].changed
+
+
+def test_found_on_min_on_s_runs_from_the_saved_switch_time():
+    # on since T0 - 100 with min_on_s 300: held until T0 + 200 against a car of higher priority
+    loop = restarted(SITE + CAR + boiler(priority=3, min_on=300), Left(True, T0 - 100), found_on=True)
+    loop.limits["car"] = 0.0
+    loop.run(T0, T0 + 190, household=6.0)  # 18 A of room: not the car's 6 A beside 13.1 A
+    assert loop.limits["boiler"] == ON_A and loop.limits["car"] == 0.0
+    loop.run(T0 + 191, T0 + 220, household=6.0)
+    assert loop.limits["boiler"] == 0.0 and loop.limits["car"] > 0
+
+
+def test_found_on_with_nothing_saved_min_on_s_runs_in_full_from_the_start():
+    loop = restarted(SITE + CAR + boiler(priority=3, min_on=300), None, found_on=True)
+    loop.limits["car"] = 0.0
+    loop.run(T0, T0 + 290, household=6.0)
+    assert loop.limits["boiler"] == ON_A  # as if it had just switched on
+    loop.run(T0 + 291, T0 + 320, household=6.0)
+    assert loop.limits["boiler"] == 0.0
+
+
+def test_found_on_an_overload_still_cuts_it_at_once():
+    loop = restarted(SITE + boiler(min_on=600), Left(True, T0 - 10), found_on=True)
+    loop.step(T0, household=None)
+    d = loop.step(T0 + 0.5, household=15.0)  # 15 + 13.1 A on a 24 A limit, the first sample
+    assert d.overloads and d.chargers[0].limit_a == 0.0
+
+
+def test_found_off_min_off_s_runs_from_the_saved_switch_time():
+    loop = restarted(SITE + boiler(min_off=150), Left(False, T0 - 100), found_on=False)
+    loop.run(T0, T0 + 49, household=4.0)
+    assert loop.limits["boiler"] == 0.0 and loop.cause("boiler") is Cause.RESTART_DELAY
+    loop.run(T0 + 50, T0 + 60, household=4.0)  # 150 s after it really switched off
+    assert loop.limits["boiler"] == ON_A
+
+
+@pytest.mark.parametrize("left", [None, Left(True, T0 - 500)], ids=["nothing saved", "saved on"])
+def test_found_off_without_a_matching_saved_state_min_off_s_runs_in_full(left):
+    # nothing saved, or saved on (switched off by hand or a lease since): off since now, for all
+    # evfuse knows
+    loop = restarted(SITE + boiler(min_off=150), left, found_on=False)
+    loop.run(T0, T0 + 149, household=4.0)
+    assert loop.limits["boiler"] == 0.0
+    loop.run(T0 + 150, T0 + 160, household=4.0)
+    assert loop.limits["boiler"] == ON_A
+
+
+def test_left_on_under_a_lease_that_ended_is_off_since_the_lease_ended():
+    left = Left(True, T0 - 400, until=T0 - 100)  # its lease ended 100 s before this start
+    loop = restarted(SITE + boiler(min_off=150), left, found_on=False)
+    loop.run(T0, T0 + 49, household=4.0)
+    assert loop.limits["boiler"] == 0.0
+    loop.run(T0 + 50, T0 + 60, household=4.0)
+    assert loop.limits["boiler"] == ON_A
+
+
+class Unheard(Loop):
+    """Its device does not answer yet (the reading of a driver that has not heard it)."""
+
+    def reading(self, spec):
+        if spec.kind == "switch":
+            return ChargerReading(online=False, car=CarState.UNKNOWN)
+        return super().reading(spec)
+
+
+@pytest.mark.parametrize("left, counted", [(None, ON_A), (Left(True, T0 - 5), ON_A), (Left(False, T0 - 5), 0.0)],
+                         ids=["nothing saved", "left on", "left off"])
+def test_until_its_device_is_heard_it_counts_as_on_unless_it_was_left_off(left, counted):
+    loop = Unheard(SITE + CAR + boiler(), saved={} if left is None else {"boiler": left}, t0=T0)
+    d = loop.run(T0, T0 + 30, household=4.0) and loop.decision
+    assert d.draw_a[1][0] == counted  # the plan counts it at that
+    assert loop.limits["car"] == min(16.0, 24.0 - 4.0 - counted)
+    assert not d.chargers[1].changed  # and nothing is sent to it
+
+
+def test_without_a_sample_for_stale_after_s_it_gets_the_blind_rule():
+    loop = restarted(SITE + boiler(), Left(True, T0 - 10), found_on=True)
+    stale = loop.site.stale_after_s
+    assert not loop.step(T0 + stale - 0.1, household=None).chargers[0].changed
+    d = loop.step(T0 + stale, household=None)
+    assert d.chargers[0].limit_a == 0.0 and d.chargers[0].changed and d.chargers[0].cause is Cause.NO_SAMPLE
+
+
+def test_found_off_for_longer_than_min_off_s_it_switches_on_at_the_first_sample():
+    loop = restarted(SITE + boiler(min_off=150), Left(False, T0 - 1000), found_on=False)
+    assert loop.step(T0, household=4.0).chargers[0].limit_a == ON_A

@@ -95,3 +95,75 @@ def test_the_snapshot_round_trips_through_a_new_controller():
     assert "b" not in data["chargers"]  # nothing known of b
     write(data)
     assert resumed(Controller(config()))[0].limit_a == 16.0
+
+
+# ---------------------------------------------------------------------- switchable loads
+
+LOADS = CONFIG + """
+[[load]]
+id = "boiler"
+driver = "shelly"
+host = "127.0.0.1"
+phases = "A"
+power_w = 3000
+lease_s = 30
+[[load]]
+id = "pump"
+driver = "modbus-coil"
+transport = "tcp"
+host = "127.0.0.1"
+coil = 0
+phases = "B"
+power_w = 1000
+"""
+
+
+def with_loads():
+    return parse_config(tomllib.loads(LOADS), "test.toml")
+
+
+def starts(controller) -> dict:
+    return {spec.id: m.resume for spec, m in zip(controller.site.chargers, controller.state.loads)
+            if spec.kind == "switch"}
+
+
+def test_a_switch_starts_from_the_saved_state_and_switch_time():
+    now = time.time()
+    data = good()
+    data["loads"] = {"boiler": {"on": True, "switched_at": now - 100, "lease_until": now + 10_000, "driver": "shelly"},
+                     "pump": {"on": False, "switched_at": now - 40, "lease_until": None, "driver": "modbus-coil"}}
+    write(data)
+    c = Controller(with_loads())
+    s = starts(c)
+    assert s["boiler"].on is True and abs(c.clock() - s["boiler"].switched_at - 100) < 2
+    assert s["pump"].on is False and abs(c.clock() - s["pump"].switched_at - 40) < 2
+    boiler = c.state.loads[2]
+    assert boiler.high_a > 0 and boiler.high_until <= c.clock() + 30 + 1  # never beyond its lease_s
+    assert c.state.loads[3].high_a == 0.0  # left off: counted at 0 until heard
+
+
+@pytest.mark.parametrize("entry", [{"on": "yes"}, {"driver": "gpio"}, {"switched_at": None},
+                                   {"switched_at": time.time() + 3600}, {"lease_until": "soon"}])
+def test_a_damaged_switch_entry_is_a_start_with_nothing_saved(entry):
+    data = good()
+    data["loads"] = {"boiler": {"on": True, "switched_at": time.time() - 100, "lease_until": None,
+                                "driver": "shelly", **entry}}
+    write(data)
+    s = starts(Controller(with_loads()))
+    assert s["boiler"].on is None and s["boiler"].switched_at is None
+
+
+def test_a_switch_state_round_trips_through_the_snapshot():
+    c = Controller(with_loads())
+    boiler, pump = c.drivers[2], c.drivers[3]
+    now = c.clock()
+    # as its driver saw it: on since 50 s (renewed 5 s ago), the pump off since 20 s
+    boiler._output, boiler._output_at, boiler._renewed_at, boiler._lease_now = True, now - 50, now - 5, 30.0
+    pump._output, pump._output_at = False, now - 20
+    data = corestate.snapshot(c.site, c.state.loads, c.drivers, c.config, True, now, time.time())
+    b, p = data["loads"]["boiler"], data["loads"]["pump"]
+    assert b["on"] is True and p["on"] is False and p["lease_until"] is None
+    assert abs(time.time() - b["switched_at"] - 50) < 2 and abs(b["lease_until"] - time.time() - 25) < 2
+    write(data)
+    s = starts(Controller(with_loads()))
+    assert s["boiler"].on is True and s["pump"].on is False

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.timeout(120)
 SOLAR = "solar_start_delay_s = 1\nsolar_stop_grace_s = 1\nexcess_threshold_w = 500\n"
 
 
-def boiler_toml(port: int, **keys) -> str:
+def boiler_toml(port: int, lease_s: int = 10, **keys) -> str:
     lines = ["[[load]]", 'id = "boiler"', 'driver = "shelly"', 'host = "127.0.0.1"', f"port = {port}",
-             'phases = "A"', "power_w = 3000", "lease_s = 10"]
+             'phases = "A"', "power_w = 3000", f"lease_s = {lease_s}"]
     lines += [f"{k} = {v!r}".replace("'", '"') for k, v in keys.items()]
     return "\n".join(lines) + "\n"
 
@@ -68,11 +68,18 @@ async def test_sigkill_leaves_the_boiler_off_by_itself_within_its_lease(tmp_path
         assert time.monotonic() - killed <= 10.0 + 1.0  # ... and ends within lease_s, nobody renewing
 
 
-async def test_sigterm_switches_the_boiler_off(tmp_path):
+async def test_sigterm_leaves_the_boiler_on_under_a_short_lease_that_ends_by_itself(tmp_path):
+    # lease_s 10 < ocpp.stop_lease_s (60): the stop renews it for 10 s, then nobody does
     async with site_with_boiler(tmp_path) as (svc, shelly):
         await svc.until(shelly.is_on, "the boiler on", 30)
         assert await svc.signal(15) == 0
-        assert not shelly.is_on()
+        stopped = time.monotonic()
+        assert shelly.is_on()  # for a next process to find on ...
+        last = [p for m, p in shelly.calls if m == "Switch.Set"][-1]
+        assert last == {"id": "0", "on": "true", "toggle_after": "10"}
+        await svc.until(lambda: not shelly.is_on(), "the boiler off by its own timer", 15, service_may_exit=True)
+        assert time.monotonic() - stopped <= 10.0 + 1.0  # ... and off by itself without one
+        assert shelly.switched[-1][3] == "timer"
 
 
 async def test_a_car_and_a_boiler_share_by_priority(tmp_path):
@@ -105,7 +112,46 @@ async def test_after_a_start_a_boiler_the_device_reports_off_waits_min_off_s(tmp
     # evfuse knows nothing of how long the boiler has been off: from the device's word, it
     # counts min_off_s from its start (a compressor never short-cycles on a restart of evfuse).
     async with site_with_boiler(tmp_path, min_off_s=8) as (svc, shelly):
-        await svc.until(lambda: svc.logged("load boiler: switched off"), "the start's off", 20)
+        await svc.until(lambda: svc.logged("load boiler: stays off (found off at the start; restart delay"),
+                        "the start's off", 20)
         started = time.monotonic()
         await svc.until(shelly.is_on, "the boiler on once min_off_s is over", 40)
         assert time.monotonic() - started >= 8.0 - 0.5
+
+
+async def test_a_planned_restart_never_switches_a_running_boiler_off(tmp_path):
+    # min_on_s long: the boiler is held on across the restart; lease_s 30 gives the new process
+    # time to start on a loaded machine before the stop's short lease would end.
+    async with site_with_boiler(tmp_path, lease_s=30, min_on_s=600) as (svc, shelly):
+        await svc.until(shelly.is_on, "the boiler on", 30)
+        await svc.until(lambda: svc.logged("load boiler: switched on"), "the switch logged")
+        on_since = time.monotonic()
+        assert await svc.signal(15) == 0
+        assert shelly.is_on()
+        sets = len(shelly.calls)
+        await svc.start_again()
+        await svc.until(lambda: svc.logged("load boiler: kept on (found on at the start"),
+                        "the new process to keep it on", 30)
+        # the new process renewed its lease (a Switch.Set on=true with the full toggle_after)
+        await svc.until(lambda: {"id": "0", "on": "true", "toggle_after": "30"} in
+                        [p for m, p in shelly.calls[sets:] if m == "Switch.Set"], "the lease renewed", 30)
+        await svc.steady(shelly.is_on, "the boiler still on", 3.0)
+        assert shelly.offs(since=on_since) == 0, "the boiler was switched off across the restart"
+        assert svc.logged("load boiler: the last process left it on")
+
+
+async def test_a_boiler_switched_off_before_a_restart_waits_its_min_off_s_across_it(tmp_path):
+    async with site_with_boiler(tmp_path, min_off_s=20) as (svc, shelly):
+        await svc.until(lambda: svc.logged("load boiler: stays off"), "the start's min_off_s", 30)
+        await svc.until(shelly.is_on, "the boiler on after its first min_off_s", 60)
+        svc.site.household = lambda t: (15.0, 0.0, 0.0)  # 3 + 15 + 13.1 A on a 24 A limit
+        await svc.until(lambda: not shelly.is_on(), "the overload to switch it off", 15)
+        off_at = time.monotonic()
+        svc.site.household = lambda t: (0.0, 0.0, 0.0)  # room again, at once
+        assert await svc.signal(15) == 0
+        assert not shelly.is_on()
+        await svc.start_again()
+        await svc.until(lambda: svc.logged("load boiler: the last process left it off"), "the saved state read", 30)
+        await svc.until(shelly.is_on, "the boiler on once min_off_s is over", 60)
+        assert time.monotonic() - off_at >= 20.0 - 0.5  # never before min_off_s, restart or not
+        assert svc.logged("stays off (found off at the start; restart delay")

@@ -133,3 +133,27 @@ async def test_an_open_relay_reads_as_drawing_nothing():
             assert r.draw_lines_a == (0.0,) and r.draw_at is not None
     finally:
         await board.stop()
+
+
+async def test_after_a_restart_a_relay_found_on_is_read_back_on_and_left_alone():
+    """A crash left relay 2 on (no lease): the new driver reads it back on and writes nothing
+    before the core's first decision; a planned stop then switches it off (it has no lease)."""
+    board = RelayBoard(unit_id=5, relays=4, loads_w={2: 2000})
+    board.relays[2] = True
+    port = await board.start_tcp()
+    try:
+        config = pump(SerialSettings(transport="tcp", host="127.0.0.1", port=port, unit_id=5))
+        driver = CoilSwitch(config, 230.0, timeout_s=0.5)
+        driver.poll_s = 0.1
+        await driver.start()
+        try:
+            await until(lambda: driver.reading(time.monotonic()).online, "online")
+            await asyncio.sleep(0.5)  # five polls
+            r = driver.reading(time.monotonic())
+            assert r.car is CarState.CHARGING and r.acked_a == 8.7 and board.is_on(2)
+            assert board.writes == [] and driver.lease_end() is None
+        finally:
+            await driver.leave(0.0, 30)
+        assert not board.is_on(2) and [w.values for w in board.writes] == [(False,)]
+    finally:
+        await board.stop()

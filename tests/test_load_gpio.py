@@ -73,3 +73,36 @@ async def test_without_gpio_the_load_is_offline_not_a_crash(pins):
             await driver.close(0.0)
     finally:
         Device.pin_factory = pins
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+async def test_at_a_start_the_pin_is_off_and_the_journal_says_why(pins, caplog, active_high):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="evfuse.loads"):
+        driver = GpioSwitch(heat_pump(active_high), 230.0)
+        driver.poll_s = 0.05
+        await driver.start()
+    try:
+        assert pins.pin(22).state == (0 if active_high else 1)  # the relay released
+        await until(lambda: driver.reading(time.monotonic()).online)
+        r = driver.reading(time.monotonic())
+        assert r.car is CarState.CONNECTED and r.acked_a == 0.0
+        assert any("unknown after a restart: treated as off" in rec.getMessage() and
+                   getattr(rec, "LOAD_ID", None) == "heatpump" for rec in caplog.records)
+    finally:
+        await driver.close(0.0)
+
+
+async def test_without_gpio_it_is_counted_as_off(pins):
+    Device.pin_factory = None
+    try:
+        driver = GpioSwitch(heat_pump(), 230.0)
+        await driver.start()
+        try:
+            r = driver.reading(time.monotonic())
+            assert not r.online and r.lease_until is not None and r.lease_until <= time.monotonic()
+        finally:
+            await driver.close(0.0)
+    finally:
+        Device.pin_factory = pins

@@ -33,11 +33,11 @@ async def until(predicate, what: str, timeout: float = 15.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def shelly_and_driver(lease_s: float = 60.0, **sim):
-    device = SimShelly(**sim)
+async def shelly_and_driver(lease_s: float = 60.0, password: str = "", password_sim: str | None = None, **sim):
+    device = SimShelly(password=password_sim, **sim)
     port = await device.start()
     config = LoadConfig(id="boiler", driver="shelly", phases="A", power_w=3000, host="127.0.0.1", port=port)
-    driver = ShellySwitch(replace(config, lease_s=lease_s), 230.0)
+    driver = ShellySwitch(replace(config, lease_s=lease_s, password=password), 230.0)
     driver.poll_s = 0.1
     try:
         await driver.start()
@@ -151,3 +151,105 @@ async def test_a_load_drawing_above_its_power_w_is_flagged_not_compliant():
         assert not driver.status().compliant
         device.power_w = 2900
         await until(lambda: driver.reading(time.monotonic()).compliant, "within its power_w again")
+
+
+# ---------------------------------------------------------------------- authentication
+
+async def test_with_the_password_it_answers_the_digest_challenge_and_switches():
+    async with shelly_and_driver(password="s3cret", password_sim="s3cret") as (device, driver):
+        assert await driver.apply(ON_A)
+        assert device.is_on()
+        await until(lambda: driver.reading(time.monotonic()).power_w == 3000.0, "a status read through auth")
+        assert device.auth_failures == 0 and device.nonces  # it was challenged, and answered right
+        assert driver.reading(time.monotonic()).online
+
+
+async def test_a_wrong_password_is_authentication_failed_and_the_load_offline(caplog):
+    async with shelly_and_driver(password="wrong", password_sim="s3cret") as (device, driver):
+        assert not await driver.apply(ON_A)
+        assert not device.is_on() and device.auth_failures >= 1
+        await until(lambda: "fault" in driver.status().notes, "the link fault")
+        assert not driver.reading(time.monotonic()).online
+        assert "authentication failed" in driver.status().notes["fault"]
+        assert not any(m == "Switch.Set" for m, _ in device.calls)  # nothing got through
+    lines = [r for r in caplog.records if "authentication failed" in r.getMessage()]
+    assert lines and all(getattr(r, "LOAD_ID", None) == "boiler" for r in lines)
+    assert "load boiler" in lines[0].getMessage()
+
+
+async def test_no_password_for_a_device_with_authentication_says_to_set_one():
+    async with shelly_and_driver(password_sim="s3cret") as (device, driver):
+        assert not await driver.apply(ON_A)
+        await until(lambda: "fault" in driver.status().notes, "the link fault")
+        assert "set the load's password" in driver.status().notes["fault"]
+
+
+async def test_the_emulator_refuses_a_replayed_or_forged_answer():
+    device = SimShelly(password="s3cret")
+    port = await device.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}/rpc/Switch.GetStatus?id=0"
+            async with session.get(url) as r:
+                assert r.status == 401
+                challenge = r.headers["WWW-Authenticate"]
+            assert challenge.startswith("Digest ") and 'algorithm=SHA-256' in challenge and 'qop="auth"' in challenge
+            forged = ('Digest username="admin", realm="shellyplus1pm-sim", nonce="0000", uri="/rpc/Switch.GetStatus?id=0", '
+                      'algorithm=SHA-256, response="00", qop=auth, nc=00000001, cnonce="x"')
+            async with session.get(url, headers={"Authorization": forged}) as r:
+                assert r.status == 401
+            async with session.get(f"http://127.0.0.1:{port}/rpc/Shelly.GetDeviceInfo") as r:
+                assert r.status == 200  # never protected, as on the device
+            async with session.post(f"http://127.0.0.1:{port}/rpc", json={"id": 1, "method": "Switch.GetStatus",
+                                                                           "params": {"id": 0}}) as r:
+                assert r.status == 401
+        assert device.auth_failures == 1
+    finally:
+        await device.stop()
+
+
+# ---------------------------------------------------------------------- restarts
+
+async def test_found_on_nothing_is_sent_before_a_decision_not_even_a_renewal():
+    async with shelly_and_driver(lease_s=30) as (device, driver):
+        device.call("Switch.Set", {"id": 0, "on": True, "toggle_after": 30})  # the last process's
+        sets = len([c for c in device.calls if c[0] == "Switch.Set"])
+        await until(lambda: driver.reading(time.monotonic()).acked_a == ON_A, "found on")
+        await asyncio.sleep(0.5)  # five polls
+        assert len([c for c in device.calls if c[0] == "Switch.Set"]) == sets and device.is_on()
+        assert driver.switched()[0] is True
+
+
+async def test_not_heard_yet_it_may_be_on_for_one_lease_from_the_start():
+    device = SimShelly()
+    device.offline = True
+    port = await device.start()
+    config = LoadConfig(id="boiler", driver="shelly", phases="A", power_w=3000, host="127.0.0.1", port=port,
+                        lease_s=30)
+    driver = ShellySwitch(config, 230.0)
+    try:
+        await driver.start()
+        r = driver.reading(time.monotonic())
+        assert not r.online and r.acked_a is None
+        assert r.lease_until == pytest.approx(driver._started_at + 30)
+    finally:
+        await driver.close(None)
+        await device.stop()
+
+
+async def test_a_planned_stop_leaves_it_on_under_the_short_lease():
+    async with shelly_and_driver(lease_s=60) as (device, driver):
+        assert await driver.apply(ON_A)
+        await driver.leave(0.0, 20)
+        assert device.is_on()
+        assert [p for m, p in device.calls if m == "Switch.Set"][-1] == {"id": "0", "on": "true", "toggle_after": "20"}
+        assert driver.lease_end() == pytest.approx(time.monotonic() + 20, abs=1)
+        assert device.timer_until[0] - device.clock() == pytest.approx(20, abs=1)
+
+
+async def test_a_planned_stop_leaves_an_off_one_off():
+    async with shelly_and_driver() as (device, driver):
+        assert await driver.apply(ON_A)
+        assert await driver.apply(0.0)
+        await driver.leave(0.0, 20)
+        assert not device.is_on() and driver.lease_end() is None

@@ -78,3 +78,51 @@ async def test_a_reload_that_moves_a_load_to_another_device_switches_the_old_one
     finally:
         await old.stop()
         await new.stop()
+
+
+async def test_a_refused_switch_is_a_fault_of_the_load_in_its_own_words(tmp_path, caplog):
+    """The Shelly answers Switch.GetStatus but refuses Switch.Set: the fault names the load and
+    what it did not do, with LOAD_ID= (not CHARGER_ID=) in the journal."""
+    import logging
+
+    shelly = SimShelly(power_w=3000)
+    shelly.refuse = {"Switch.Set"}
+    port = await shelly.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="evfuse.runtime"):
+            async with running(tmp_path, (), extra=boiler(port)) as (site, controller):
+                await until(lambda: "load boiler did not switch on (link lost or refused)" in controller.faults,
+                            "the refused switch-on as a fault", 30)
+                assert not shelly.is_on()
+                shelly.refuse = set()
+                await until(shelly.is_on, "the boiler on once the device takes it", 30)
+                await until(lambda: not any("did not switch" in f for f in controller.faults), "the fault ended", 30)
+    finally:
+        await shelly.stop()
+    records = [r for r in caplog.records if "did not switch on" in r.getMessage()]
+    assert records and all(getattr(r, "LOAD_ID", None) == "boiler" and not hasattr(r, "CHARGER_ID")
+                           for r in records)
+    assert not any("charger boiler" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("password", ["s3cret", "wrong"])
+async def test_a_shelly_with_authentication_switches_with_its_password_and_a_wrong_one_is_a_fault(tmp_path, password):
+    from controller.core.causes import Cause
+
+    shelly = SimShelly(power_w=3000, password="s3cret")
+    port = await shelly.start()
+    try:
+        async with running(tmp_path, (), extra=boiler(port, password=f'"{password}"')) as (site, controller):
+            site.extra_loads.append(lambda: (shelly.draw_a(), 0.0, 0.0))
+            if password == "s3cret":
+                await until(shelly.is_on, "the boiler on through the digest challenge", 30)
+                assert shelly.auth_failures == 0
+                return
+            await until(lambda: any("authentication failed" in f for f in controller.faults), "the fault", 30)
+            (fault,) = [f for f in controller.faults if "authentication failed" in f]
+            assert fault.startswith("load boiler not reachable: ") and "check the load's password" in fault
+            assert controller.decision.chargers[0].cause is Cause.LINK_DOWN  # offline to the core
+            assert snapshot(controller)["loads"][0]["connected"] is False
+            assert not shelly.is_on() and shelly.auth_failures > 0
+    finally:
+        await shelly.stop()

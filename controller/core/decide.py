@@ -205,6 +205,10 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
     never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
     out, mems = [], []
     for spec, m in zip(site.chargers, memories):
+        if cause is Cause.NO_SAMPLE and switch.untouched(spec, m, now):  # left as found (core/switch.py)
+            mems.append(m)
+            out.append(ChargerDecision(spec.id, 0.0, Cause.RESUMED, False, "left as its device is"))
+            continue
         fallback = site.fallback_a(spec)
         limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause

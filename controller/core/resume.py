@@ -17,6 +17,9 @@ already on this process's monotonic clock. For a load whose saved lease still ru
 A state saved while running (the process then crashed) is only counted, never resumed: its
 lease was not shortened, and the start goes as without it (fallback). The new config wins: a
 load removed or now mode "off" is not resumed, and none above its new max_a.
+
+A switchable load is resumed from what its device reports, with its switch time from the saved
+state (controller/core/switch.py: `Left`, `Start`); this module hands it over.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import math
 from dataclasses import replace
 from typing import NamedTuple
 
+from controller.core import switch
 from controller.core.draw import UNKNOWN, LoadMemory
 from controller.core.site import SiteModel
 from controller.model import ChargerReading
@@ -55,6 +59,9 @@ def memories(site: SiteModel, saved: dict[str, Saved], now: float) -> tuple[Load
     out = []
     for spec in site.chargers:
         s = saved.get(spec.id)
+        if spec.kind == "switch":
+            out.append(switch.first_memory(spec, s, site, now))
+            continue
         if s is None or not now < s.until or not (s.held_a >= 0 and s.limit_a >= 0) \
                 or not all(map(math.isfinite, (s.limit_a, s.held_a, s.until))):
             out.append(LoadMemory())
@@ -86,6 +93,9 @@ def relink(site: SiteModel, loads: tuple[LoadMemory, ...], first_sample_seen: bo
         e, i = m.resume, spec.index
         if e is None:
             continue
+        if not isinstance(e, Resume):  # a switch starting
+            mems[i] = switch.relink(spec, m, r, now, site.control.response_s)
+            continue
         if now >= e.until:  # its own fallback now: the normal rules from here
             mems[i] = m._replace(resume=None)
         elif not r.online:
@@ -103,6 +113,11 @@ def relink(site: SiteModel, loads: tuple[LoadMemory, ...], first_sample_seen: bo
 def kept(mem: LoadMemory, now: float) -> float | None:
     """Before the first valid sample: the limit a resumed load keeps (None: the fallback rules)."""
     e = mem.resume
-    if e is None or not e.carry or now >= e.until:
+    if not carried(mem) or now >= e.until:
         return None
     return e.limit_a
+
+
+def carried(mem: LoadMemory) -> bool:
+    """It is being resumed at its saved limit (its driver stays quiet meanwhile)."""
+    return isinstance(mem.resume, Resume) and mem.resume.carry

@@ -13,10 +13,24 @@ fallback of 0) applies to it as to a charger. What differs lives here:
   on any constraint it is on removes that: it is cut by its configured priority at once, as
   the fast path cuts any load. A solar mode's "no surplus" waits for min_on_s too.
 
+After a start (a restart of evfuse, DESIGN.md invariant 9) a switch is what its device says:
+- until its device is heard it counts as on (it may be), unless the last process left it off,
+  and for a device with a lease no longer than that lease (its driver says until when);
+- before the first valid meter sample nothing is sent to it: a device found on stays on (a
+  lease is not renewed, so without a sample it goes off by itself), for at most
+  stale_after_s, then the blind rule (off);
+- its first decision keeps it as found where its share allows (no off/on cycle); min_on_s and
+  min_off_s run from the time the last process saved for that state (core.json), else from
+  the start (as if it had just switched: the hold in full, the safe side for a compressor).
+  An overload cuts it at once as ever.
+
 Plain functions of plain data; time is passed in.
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 from controller.core.causes import Cause
 from controller.core.draw import UNKNOWN, LoadMemory
@@ -27,6 +41,70 @@ from controller.model import ChargerReading
 HELD_PRIORITY = -1_000_000  # above every configured priority (they are 1..100)
 
 
+class Left(NamedTuple):
+    """A switch as the last process left it (core.json, controller/corestate.py)."""
+
+    on: bool
+    switched_at: float  # when it last switched to that state, on this process's monotonic clock
+    until: float | None = None  # left on under a lease: when the device switches itself off
+
+
+class Start(NamedTuple):
+    """Kept in LoadMemory.resume from the start until the switch's first decision went out."""
+
+    on: bool | None  # the state the last process left it in (None: nothing saved)
+    switched_at: float | None  # ... since then (this process's clock)
+    until: float  # without a meter sample it is left as its device is until then
+    heard_on: bool | None = None  # what its device said last, before that first decision
+
+
+def first_memory(spec: ChargerSpec, left, site: SiteModel, now: float) -> LoadMemory:
+    """A switch's memory at the start: it may be on (its bound) unless it was left off, until
+    its device is heard. `left`: a Left, a resume.Saved (the offline simulator) or None."""
+    if left is not None and not isinstance(left, Left):  # a charger-style Saved: state, no time
+        left = Left(left.limit_a > 0, -math.inf, left.until)
+    if left is not None and left.on and left.until is not None and left.until <= now:
+        left = Left(False, left.until)  # its lease switched it off meanwhile
+    if left is None or left.on:
+        high_until = math.inf if left is None or left.until is None else left.until
+        high = spec.max_a
+    else:
+        high, high_until = 0.0, -math.inf
+    switched_at = None if left is None or not math.isfinite(left.switched_at) else left.switched_at
+    return LoadMemory(high_a=high, high_until=high_until,
+                      resume=Start(None if left is None else left.on, switched_at, now + site.stale_after_s))
+
+
+def starting(mem: LoadMemory) -> bool:
+    return isinstance(mem.resume, Start)
+
+
+def untouched(spec: ChargerSpec, mem: LoadMemory, now: float) -> bool:
+    """Before the first meter sample after a start: nothing is sent to it (left as found)."""
+    return spec.kind == "switch" and mem.limit_a == UNKNOWN and isinstance(mem.resume, Start) \
+        and now < mem.resume.until
+
+
+def relink(spec: ChargerSpec, mem: LoadMemory, reading: ChargerReading, now: float,
+           response_s: float) -> LoadMemory:
+    """Before a decision, for a switch still starting: note what its device says (the first
+    word also ends its 'may be on' bound, but for response_s); once its first decision went
+    out, its switch time is the saved one if that decision kept the state found (no switching
+    happened), and the start is over."""
+    s = mem.resume
+    if mem.limit_a == UNKNOWN:
+        if not (reading.online and reading.acked_a is not None):
+            return mem
+        on = reading.acked_a > 0
+        if s.heard_on is None:
+            return mem._replace(resume=s._replace(heard_on=on), high_until=min(mem.high_until, now + response_s))
+        return mem if s.heard_on is on else mem._replace(resume=s._replace(heard_on=on))
+    if s.heard_on is not None and (mem.limit_a > 0) is s.heard_on and s.on is s.heard_on \
+            and s.switched_at is not None:
+        return mem._replace(resume=None, changed_at=s.switched_at)
+    return mem._replace(resume=None)
+
+
 def is_on(mem: LoadMemory, reading: ChargerReading) -> bool:
     """It is switched on: commanded on, or (limit unknown) the device says it is on."""
     if mem.limit_a == UNKNOWN:
@@ -34,22 +112,28 @@ def is_on(mem: LoadMemory, reading: ChargerReading) -> bool:
     return mem.limit_a > 0
 
 
+def _since(mem: LoadMemory, on: bool, now: float) -> float:
+    """When it switched to the state it is in."""
+    if mem.limit_a != UNKNOWN:
+        return mem.changed_at
+    s = mem.resume
+    if isinstance(s, Start) and s.on is on and s.switched_at is not None:
+        return s.switched_at  # found as the last process left it: since then
+    return now  # start or reconnect, nothing else known: as if it had just switched
+
+
 def off_left(spec: ChargerSpec, mem: LoadMemory, reading: ChargerReading, now: float) -> float:
     """Seconds it must still stay off (0: it may switch on)."""
     if spec.min_off_s <= 0 or is_on(mem, reading):
         return 0.0
-    if mem.limit_a == UNKNOWN:  # start or reconnect, the device off: off since now
-        return spec.min_off_s
-    return max(0.0, spec.min_off_s - (now - mem.changed_at))
+    return max(0.0, spec.min_off_s - (now - _since(mem, False, now)))
 
 
 def on_left(spec: ChargerSpec, mem: LoadMemory, reading: ChargerReading, now: float) -> float:
     """Seconds it must still stay on unless an overload cuts it (0: it may switch off)."""
     if spec.min_on_s <= 0 or not is_on(mem, reading):
         return 0.0
-    if mem.limit_a == UNKNOWN:  # start or reconnect, the device on: on since now
-        return spec.min_on_s
-    return max(0.0, spec.min_on_s - (now - mem.changed_at))
+    return max(0.0, spec.min_on_s - (now - _since(mem, True, now)))
 
 
 def delays(spec: ChargerSpec, mem: LoadMemory, reading: ChargerReading, now: float) -> dict[int, float]:

@@ -38,8 +38,8 @@ def make_driver(load: LoadConfig, cfg: Config) -> SwitchDriver:
 
 def _link(load: LoadConfig) -> tuple:
     """What a driver is made from: a change here needs a new driver (the others apply in place)."""
-    return (load.driver, load.host, load.port, load.switch_id, load.lease_s, load.link, load.coil,
-            load.pin, load.active_high, load.power_w, load.phases)
+    return (load.driver, load.host, load.port, load.switch_id, load.lease_s, load.password, load.link,
+            load.coil, load.pin, load.active_high, load.power_w, load.phases)
 
 
 def relink(cfg: Config, current: list[SwitchDriver]) -> tuple[list[SwitchDriver], list[SwitchDriver],
@@ -65,4 +65,6 @@ def switch_reason(decision) -> str:
     from controller.core.causes import Cause
     if decision.cause is Cause.MAX:
         return "room for it"
+    if decision.cause is Cause.RESUMED:
+        return "left as its device is until a meter sample shows the room"
     return decision.reason.replace("min_a", "its whole current")

@@ -10,6 +10,11 @@ Two failed requests in a row make it offline; from then on `reading().lease_unti
 when it may still be on (a leased device: its last renewal + the lease; one reported off: it
 is off), None for a device without a lease (it holds what it holds for ever).
 Garbage from the device (NaN, a negative or impossible power) is rejected and counted.
+
+After a start nothing is sent until the core's first decision: a device found on stays on
+(and a lease the last process gave it is not renewed before that decision). A planned stop
+(`leave`) leaves a leased device that is on on, under a lease of at most stop_lease_s, for the
+next process to find; one without a lease is switched off, as on every stop.
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ class SwitchDriver(ChargerDriver):
         self.clock = clock
         self.on_a = on_current_a(config.power_w, voltage_v, len(config.phases))
         self.voltage_v = voltage_v
-        self._want_on = False  # until the first decision: off (the core's fallback for a switch)
+        self._want_on: bool | None = None  # until the first decision: left as it is (None)
+        self._started_at: float | None = None
+        self._lease_now: float | None = None  # the lease of the last switch-on (leave() shortens it)
         self._output: bool | None = None  # what the device last said (None: not heard yet)
         self._output_at: float | None = None  # ... as of then
         self._power_w: float | None = None
@@ -72,8 +79,9 @@ class SwitchDriver(ChargerDriver):
 
     # ------------------------------------------------------------------ device I/O (subclasses)
 
-    async def _write(self, on: bool) -> None:
-        """Switch the output (with a lease where the device has one). Raises LinkError."""
+    async def _write(self, on: bool, lease_s: float | None = None) -> None:
+        """Switch the output (on: with a lease where the device has one, `lease_s` or its own).
+        Raises LinkError."""
         raise NotImplementedError
 
     async def _read(self) -> tuple[bool, float | None, float | None]:
@@ -105,6 +113,9 @@ class SwitchDriver(ChargerDriver):
                 lease_until = self._renewed_at + self.lease_s
             elif on is False and self._ok_at is not None:
                 lease_until = self._ok_at  # it said it was off: it holds 0 (its own fallback)
+            elif on is None and self._started_at is not None:
+                # Not heard since the start: on at most for a lease the last process gave it.
+                lease_until = self._started_at + self.lease_s
         return ChargerReading(online=self._online, car=car, draw_lines_a=lines, draw_at=draw_at,
                               power_w=self._power_w, lease_until=lease_until,
                               compliant=self._over < OVER_READS,
@@ -137,8 +148,49 @@ class SwitchDriver(ChargerDriver):
                             fallback_protected=self.lease_s is not None, notes=notes)
 
     async def start(self) -> None:
+        self._started_at = self.clock()
         await self._open()
         self._task = asyncio.create_task(self._run(), name=f"load {self.id}")
+
+    async def leave(self, fallback_a: float, stop_lease_s: float) -> None:
+        """Planned stop: a leased device on stays on under a lease of at most stop_lease_s (the
+        next process finds it on, no off/on cycle; without one it goes off by itself then).
+        A device without a lease is switched off (nothing would ever bound it)."""
+        if self.lease_s is None or self._want_on is False or not self._output:
+            return await self.close(fallback_a)
+        self._closed = True
+        await cancel_and_wait(self._task)
+        lease = min(stop_lease_s, self.lease_s)
+        try:
+            if self._want_on:  # ours: shorten its lease (not decided yet: its old lease runs out)
+                async with asyncio.timeout(self.close_timeout_s):
+                    async with self._lock:
+                        await self._send(True, lease)
+            log.info("load %s: left on for the next start; it switches itself off within %g s "
+                     "unless evfuse starts again", self.id, lease if self._want_on else self.lease_s,
+                     extra={"LOAD_ID": self.id, "STATE": "stopped"})
+        except (LinkError, TimeoutError) as e:
+            log.warning("load %s: could not shorten its lease on stop (%s); it switches itself off "
+                        "within %g s", self.id, e or "timeout", self.lease_s,
+                        extra={"LOAD_ID": self.id, "FAULT": "stop"})
+        await self._shut()
+
+    def lease_end(self) -> float | None:
+        """Until when a device it last switched on stays on by itself (None: off, or no lease)."""
+        if self.lease_s is None or not self._output or self._renewed_at is None:
+            return None
+        return self._renewed_at + (self._lease_now or self.lease_s)
+
+    @property
+    def fault(self) -> str:
+        """Why its link is down ("" while up or not tried yet): for an installer."""
+        return "" if self._online else self._fault
+
+    def switched(self) -> tuple[bool, float] | None:
+        """(its output as last known, when that was first seen or made), None: not heard."""
+        if self._output is None or self._output_at is None:
+            return None
+        return self._output, self._output_at
 
     async def close(self, fallback_a: float | None) -> None:
         self._closed = True
@@ -159,8 +211,8 @@ class SwitchDriver(ChargerDriver):
 
     # ------------------------------------------------------------------ the background task
 
-    async def _send(self, on: bool) -> None:
-        await self._write(on)
+    async def _send(self, on: bool, lease_s: float | None = None) -> None:
+        await self._write(on, lease_s)
         now = self.clock()
         self._ok(now)
         if on != self._output:
@@ -168,6 +220,7 @@ class SwitchDriver(ChargerDriver):
         self._output = on
         if on and self.lease_s is not None:
             self._renewed_at = now  # the reply came now: the device's timer started no later
+            self._lease_now = lease_s or self.lease_s
 
     async def _run(self) -> None:
         while not self._closed:
@@ -175,7 +228,8 @@ class SwitchDriver(ChargerDriver):
                 async with self._lock:
                     due = (self.lease_s is not None and self._want_on and
                            (self._renewed_at is None or self.clock() - self._renewed_at >= self.lease_s / 3))
-                    if due or (self._output is not None and self._output != self._want_on):
+                    if due or (self._want_on is not None and self._output is not None
+                               and self._output != self._want_on):
                         await self._send(self._want_on)
                     sent = self.clock()
                     output, power_w, current_a = await self._read()

@@ -52,7 +52,7 @@ class CoilSwitch(SwitchDriver):
             await self._bus.release()
             self._bus = None
 
-    async def _write(self, on: bool) -> None:
+    async def _write(self, on: bool, lease_s: float | None = None) -> None:
         if self._bus is None:
             raise LinkError("not started")
         try:

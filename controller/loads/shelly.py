@@ -6,7 +6,11 @@ HTTP: no cloud, no account (DESIGN.md section 5).
        evfuse (or Pi, or network) leaves the load off within LEASE seconds.
 - off: GET /rpc/Switch.Set?id=N&on=false, never with toggle_after (it would flip back on).
 - GET /rpc/Switch.GetStatus?id=N: output, and apower / current on models that measure.
-Device authentication is not supported: leave it off on the Shelly (it is on the local net).
+- With `password` set: the device's own authentication (Gen2 "Authentication": HTTP digest,
+  SHA-256, user "admin", realm the device id), answered by aiohttp's DigestAuthMiddleware on
+  the device's 401 challenge and its nonce reused while the device takes it. A wrong password
+  (a 401 after the answer) is a link fault that says "authentication failed": the load counts
+  as unreachable, what the core assumes of any load it cannot talk to.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ class ShellySwitch(SwitchDriver):
         self._session: aiohttp.ClientSession | None = None
 
     async def _open(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+        auth = (aiohttp.DigestAuthMiddleware("admin", self.config.password),) if self.config.password else ()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+                                              middlewares=auth)
 
     async def _shut(self) -> None:
         if self._session is not None:
@@ -43,6 +49,10 @@ class ShellySwitch(SwitchDriver):
         query = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
         try:
             async with self._session.get(self.base + method, params=query) as reply:
+                if reply.status == 401:
+                    raise LinkError(f"the Shelly at {self.config.host}:{self.config.port}: authentication failed "
+                                    + ("(check the load's password)" if self.config.password else
+                                       "(it has authentication on: set the load's password)"))
                 body = await reply.json(content_type=None)
                 if reply.status != 200:
                     message = body.get("message", "") if isinstance(body, dict) else ""
@@ -54,9 +64,10 @@ class ShellySwitch(SwitchDriver):
             raise LinkError(f"{self.config.host} answered {method} with something that is not an object")
         return body
 
-    async def _write(self, on: bool) -> None:
+    async def _write(self, on: bool, lease_s: float | None = None) -> None:
         if on:
-            await self._rpc("Switch.Set", id=self.config.switch_id, on=True, toggle_after=int(self.lease_s))
+            lease = max(1, int(lease_s or self.lease_s))
+            await self._rpc("Switch.Set", id=self.config.switch_id, on=True, toggle_after=lease)
         else:
             await self._rpc("Switch.Set", id=self.config.switch_id, on=False)
 

@@ -77,6 +77,10 @@ class SimSwitch:
     def forget(self) -> None:
         self.acked_a = None
 
+    def ask(self, now: float) -> None:
+        """Asked for a fresh report (core/ask.py): a switch's driver polls its device every
+        second anyway and has nothing else to trigger, as the real drivers (base no-op)."""
+
     def _switch(self, on: bool, now: float, origin: object) -> None:
         self.on, self.origin = on, origin
         self.pending.append((now + self.plan.delay_s, on, origin))
