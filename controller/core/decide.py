@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import NamedTuple
 
 from controller.core import resume
@@ -67,6 +68,10 @@ def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
                      over_since=dict(state.over_since), meter_prev=state.meter_prev)
 
 
+_new_tuple = tuple.__new__
+_KNOWN, _LO, _HI = attrgetter("known"), attrgetter("lo"), attrgetter("hi")  # of a Draw, in C
+
+
 class ChargerDecision(NamedTuple):
     id: str
     limit_a: float
@@ -109,7 +114,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
 
     meter = corrected(sample, state.flips).current_a  # a clamp the meter shows backwards is not believed
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
-    household = _household(site, meter, [d.lo for d in draw])
+    household = _household(site, meter, list(map(_LO, draw)))
     constraints, overloads = _constraints(site, draw, household, meter)
     doubted = None
     if overloads and any(d.lo_doubt != d.lo for d in draw):
@@ -120,7 +125,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep = constraints
-    if not all(d.known for d in draw):
+    if not all(map(_KNOWN, draw)):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
     targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted)
@@ -138,8 +143,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
 
     planned = [0.0, 0.0, 0.0]
     for spec, d, dec in zip(site.chargers, draw, decisions):
+        hi, limit = d.hi, dec.limit_a
         for p in spec.phase_idx:
-            planned[p] += d.hi[p] if d.fixed else max(dec.limit_a, d.hi[p])
+            planned[p] += hi[p] if d.fixed or hi[p] > limit else limit  # max(limit, hi[p]) unless fixed
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
@@ -147,7 +153,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                         active=active, wiring=evidence,
                         flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
+        overloads=overloads, draw_a=tuple(map(_HI, draw)), net=net_faults,
     )
 
 
@@ -227,7 +233,7 @@ def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
     """Meter minus what the loads certainly draw: never below what the household really is."""
-    return tuple(max(0.0, meter[p] - sum(x[p] for x in least)) if p < site.phases else 0.0
+    return tuple(max(0.0, meter[p] - sum([x[p] for x in least])) if p < site.phases else 0.0
                  for p in range(3))
 
 
@@ -241,23 +247,32 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
     def members_of(coefs: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
         return tuple(m for m in coefs if not draw[m[0]].fixed) if fixed else coefs
 
+    def indices_of(inside: tuple[int, ...]) -> tuple[int, ...]:  # of members_of(coefs) for 1 A per A
+        return tuple(i for i in inside if not draw[i].fixed) if fixed else inside
+
     on = site.phase_on
     for p in site.phase_range:
-        name = f"phase {phase_name(p)}"
+        name = site.constraint_names[0][p]
         fixed_a = sum(draw[i].hi[p] for i in fixed if on[i][p])
         constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a,
-                                      members_of(site.phase_coefs[p]), (p,)))
+                                      members_of(site.phase_coefs[p]), (p,), indices_of(site.phase_members[p])))
         if meter[p] > site.limit_a:
             overloads[name] = meter[p] - site.limit_a
-    for circuit, by_phase, coefs in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs):
+    lo = list(map(_LO, draw)) if site.circuits else None
+    for circuit, by_phase, coefs, names in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs,
+                                               site.constraint_names[1:]):
         for p in site.phase_range:
             inside = by_phase[p]
             if not inside:
                 continue
-            name = f"circuit {circuit.id} phase {phase_name(p)}"
-            fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
-            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members_of(coefs[p]), (p,)))
-            drawn = sum(draw[i].lo[p] for i in inside)
+            name = names[p]
+            if fixed:
+                limit = circuit.limit_a - sum(draw[i].hi[p] for i in inside if draw[i].fixed)
+            else:
+                limit = circuit.limit_a
+            constraints.append(_new_tuple(Constraint, (name, limit, members_of(coefs[p]), _PHASE_TUPLE[p],
+                                                       indices_of(inside))))
+            drawn = sum([lo[i][p] for i in inside])
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
@@ -269,6 +284,9 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
         if import_w > site.max_import_w:
             overloads["max import"] = (import_w - site.max_import_w) / volts
     return constraints, overloads
+
+
+_PHASE_TUPLE = ((0,), (1,), (2,))
 
 
 # ---------------------------------------------------------------------- pass 5: targets
@@ -286,18 +304,25 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
+    restart_delay_s = ctl.restart_delay_s
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
-        i = spec.index
         if d.fixed:
             continue
-        idle = _idle(spec, r)
-        if idle:
-            targets[i] = (0.0, idle, "")
+        i = spec.index
+        # Idle: it gets nothing whatever the headroom.
+        if spec.mode == "off":
+            targets[i] = _MODE_OFF
+            continue
+        if r.car is _FAULT:
+            targets[i] = _CAR_FAULT
+            continue
+        if r.car is _NO_CAR:
+            targets[i] = _NO_CAR_TARGET
             continue
         if spec.kind == "switch":  # min_off_s instead of restart_delay_s (core/switch.py)
             delays.update(switch.delays(spec, mem, r, now))
         elif mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
-            left = ctl.restart_delay_s - (now - mem.paused_at)
+            left = restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
@@ -365,15 +390,8 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     return targets
 
 
-def _idle(spec: ChargerSpec, r: ChargerReading) -> Cause | None:
-    """Why a load that takes orders gets nothing whatever the headroom, or None."""
-    if spec.mode == "off":
-        return Cause.MODE_OFF
-    if r.car is CarState.FAULT:
-        return Cause.CAR_FAULT
-    if r.car is CarState.NO_CAR:
-        return Cause.NO_CAR
-    return None
+_MODE_OFF, _CAR_FAULT, _NO_CAR_TARGET = (0.0, Cause.MODE_OFF, ""), (0.0, Cause.CAR_FAULT, ""), (0.0, Cause.NO_CAR, "")
+_FAULT, _NO_CAR = CarState.FAULT, CarState.NO_CAR
 
 
 def _restart_ready(mem: LoadMemory, now: float, hold_s: float) -> bool:
@@ -398,7 +416,7 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     be taken: while no overload is measured on its constraints, a running load keeps up to its
     share of the optimistic room, and a load whose draw is not learned may be offered it (the
     measured-headroom rule of break before make bounds every raise beside it)."""
-    if all(d.known for d in draw):
+    if all(map(_KNOWN, draw)):
         return  # both views are the same
     over = {i for c in constraints if c.name in overloads for i, _ in c.members}
     # Only a limit it holds can be kept: the one we sent, or after a start or a reconnect past
@@ -471,11 +489,11 @@ def _decide_one(spec: ChargerSpec, r: ChargerReading, d: Draw, memories: list[Lo
         memories[i] = mem._replace(cause=d.fixed)
         return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
                                _link_detail(r, d, now))
-    target, cause, detail = targets[i]
-    limit, memories[i], cause = step(spec, mem, d.bound_a, target, cause, site, now)
-    if cause is not targets[i][1]:
-        detail = ""
-    return ChargerDecision(spec.id, limit, cause, limit != mem.limit_a, detail)
+    target, asked, detail = targets[i]
+    limit, memories[i], cause = step(spec, mem, d.bound_a, target, asked, site, now)
+    # (tuple.__new__: a thousand per decision; the fields in ChargerDecision's order)
+    return _new_tuple(ChargerDecision, (spec.id, limit, cause, limit != mem.limit_a,
+                                        detail if cause is asked else ""))
 
 
 def _link_detail(r: ChargerReading, d: Draw, now: float) -> str:
@@ -494,11 +512,15 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     goes to others only once the cut load followed or its response time has passed. On a site
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
-    use = [max(dec.limit_a, d.bound_a) for dec, d in zip(decisions, draw)]
-    all_known = all(d.known for d in draw)
+    use = [d.bound_a if d.bound_a > dec.limit_a else dec.limit_a  # max(limit, bound)
+           for dec, d in zip(decisions, draw)]
+    all_known = all(map(_KNOWN, draw))
     for k, con in enumerate(constraints):
         with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
-        usage = sum([coef * use[i] for i, coef in con.members])
+        if con.indices is not None:  # 1 A per A: coef * use[i] is use[i], to the last bit
+            usage = sum(map(use.__getitem__, con.indices))
+        else:
+            usage = sum([coef * use[i] for i, coef in con.members])
         excess = usage - con.capacity
         measured_excess = 0.0
         if with_household and not all_known and any(not draw[i].known for i, _ in con.members):
