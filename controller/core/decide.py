@@ -141,11 +141,19 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                                       lambda s, a, c, why: ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
     evidence = observe(site, state.wiring, sample.current_a, memories, readings, now)
 
-    planned = [0.0, 0.0, 0.0]
-    for spec, d, dec in zip(site.chargers, draw, decisions):
-        hi, limit = d.hi, dec.limit_a
-        for p in spec.phase_idx:
-            planned[p] += hi[p] if d.fixed or hi[p] > limit else limit  # max(limit, hi[p]) unless fixed
+    p0 = p1 = p2 = 0.0  # planned per phase: each load at max(its limit, hi), a fixed one at hi
+    for on, d, dec in zip(site.phase_on, draw, decisions):
+        h0, h1, h2 = d.hi
+        if not d.fixed:
+            limit = dec.limit_a
+            h0, h1, h2 = (h0 if h0 > limit else limit), (h1 if h1 > limit else limit), (h2 if h2 > limit else limit)
+        if on[0]:
+            p0 += h0
+        if on[1]:
+            p1 += h1
+        if on[2]:
+            p2 += h2
+    planned = (p0, p1, p2)
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
