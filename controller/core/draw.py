@@ -58,6 +58,8 @@ class LoadMemory(NamedTuple):
     floor: Phases = ZERO  # the part of `seen` that is certain (reports and sure meter credit):
     # `seen` may also hold what a full follow of a raise implies it drew before (its old limit)
     resume: Any = None  # controller/core/resume.py's Resume while resumed after a restart
+    reclaim_a: float | None = None  # the cap in force on a car drawing less (core/reclaim.py)
+    low: tuple[float, float] | None = None  # (draw, time) of the report that saw it below its limit
 
 
 class Draw(NamedTuple):
@@ -83,6 +85,23 @@ def renew(mem: LoadMemory, **changes) -> LoadMemory:
     for name, value in changes.items():
         values[_FIELD_AT[name]] = value
     return _new_tuple(LoadMemory, values)
+
+
+def measured(spec: ChargerSpec, r: ChargerReading, site: SiteModel) -> Phases | None:
+    """Its own measurement per site phase, or None. A negative line current is a sensor quirk,
+    not negative load. A power-only charger on one phase gives amps = W / V; on several phases
+    its split is unknown (a 1-phase car may use any one of them), so it tells nothing per phase."""
+    if r.draw_lines_a is not None:
+        m = [0.0, 0.0, 0.0]
+        for amps, p in zip(r.draw_lines_a, spec.line_phase):
+            if amps > 0:
+                m[p] += amps
+        return (m[0], m[1], m[2])
+    if r.power_w is not None and spec.n_phases == 1 and site.voltage_v > 0:
+        m = [0.0, 0.0, 0.0]
+        m[spec.phase_idx[0]] = max(0.0, r.power_w) / site.voltage_v
+        return (m[0], m[1], m[2])
+    return None
 
 
 def _within_power(spec: ChargerSpec, seen: Phases, amps: float) -> Phases:
@@ -125,23 +144,7 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
     link_down, non_compliant = Cause.LINK_DOWN, Cause.NON_COMPLIANT
     for spec, r, mem, own in zip(site.chargers, readings, memories, site.fallbacks):
         online = r.online
-        # Its own measurement per site phase, or None. A negative line current is a sensor
-        # quirk, not negative load. A power-only charger on one phase gives amps = W / V; on
-        # several phases its split is unknown (a 1-phase car may use any one of them), so it
-        # tells nothing per phase.
-        lines = r.draw_lines_a
-        if lines is not None:
-            mm = [0.0, 0.0, 0.0]
-            for amps, p in zip(lines, spec.line_phase):
-                if amps > 0:
-                    mm[p] += amps
-            m = (mm[0], mm[1], mm[2])
-        elif r.power_w is not None and len(spec.phase_idx) == 1 and volts > 0:
-            mm = [0.0, 0.0, 0.0]
-            mm[spec.phase_idx[0]] = max(0.0, r.power_w) / volts
-            m = (mm[0], mm[1], mm[2])
-        else:
-            m = None
+        m = measured(spec, r, site)
         lease = r.lease_until
         if not online and lease is not None and now >= lease:
             m = None  # a report from before the link died says nothing of its own fallback
