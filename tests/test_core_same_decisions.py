@@ -1,8 +1,8 @@
 """Every decision the same: decide() over long seeded closed-loop runs on a few sites, step by
-step against a trace recorded from the core before its speed work (tests/data/
-core_decisions.json). A change that is meant to be only faster must leave every limit, cause,
-detail and every bit of the memory the core carries from one decision to the next exactly as
-it was; this test fails at the first step where anything differs.
+step against a recorded trace (tests/data/core_decisions.json). A change that is meant to be
+only faster must leave every limit, cause, detail, every field of the decision and every bit of
+the memory the core carries from one decision to the next exactly as it was; this test fails
+at the first step where anything differs.
 
 The plant is written out here (not taken from controller/sim) so that only the core decides
 what the trace holds: cars that follow late or not at all, 1-phase cars on 3-phase chargers,
@@ -13,6 +13,9 @@ connectors of a sequential charger, a resume after a restart, a lost meter and a
 A deliberate change of behaviour in the core re-records the trace, and says so in its commit:
 
     .venv/bin/python tests/test_core_same_decisions.py --write
+
+(When a speed-up meets a behaviour change in a merge, record the trace with the behaviour
+change's core alone and check the merged core reproduces it.)
 """
 
 from __future__ import annotations
