@@ -41,6 +41,10 @@ class Cause(enum.Enum):
     NON_COMPLIANT = "non-compliant"  # draws above its limit: fixed load, told 0
     RESUMED = "resumed"              # after a planned restart: keeps its limit until a sample shows the room
 
+    # Members are singletons compared by identity: hash them by identity too (C-level), not
+    # by name as Enum does in Python: causes are set and dict members in per-load loops.
+    __hash__ = object.__hash__
+
     @property
     def stops(self) -> bool:
         """A zero the allocator chose for a car that wanted current: restart rules apply."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import NamedTuple
 
 from controller.core import resume
@@ -69,6 +70,10 @@ def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
                      over_since=dict(state.over_since), meter_prev=state.meter_prev)
 
 
+_new_tuple = tuple.__new__
+_KNOWN, _LO, _HI = attrgetter("known"), attrgetter("lo"), attrgetter("hi")  # of a Draw, in C
+
+
 class ChargerDecision(NamedTuple):
     id: str
     limit_a: float
@@ -114,7 +119,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     unmeasured = list(memories)
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
     ask_reports = to_ask(site, unmeasured, memories)
-    household = _household(site, meter, [d.lo for d in draw])
+    household = _household(site, meter, list(map(_LO, draw)))
     constraints, overloads = _constraints(site, draw, household, meter)
     doubted = None
     if overloads and any(d.lo_doubt != d.lo for d in draw):
@@ -125,7 +130,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep = constraints
-    if not all(d.known for d in draw):
+    if not all(map(_KNOWN, draw)):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
     targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted)
@@ -141,10 +146,19 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                                       lambda s, a, c, why: ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))
     evidence = observe(site, state.wiring, sample.current_a, memories, readings, now)
 
-    planned = [0.0, 0.0, 0.0]
-    for spec, d, dec in zip(site.chargers, draw, decisions):
-        for p in spec.phase_idx:
-            planned[p] += d.hi[p] if d.fixed else max(dec.limit_a, d.hi[p])
+    p0 = p1 = p2 = 0.0  # planned per phase: each load at max(its limit, hi), a fixed one at hi
+    for on, d, dec in zip(site.phase_on, draw, decisions):
+        h0, h1, h2 = d.hi
+        if not d.fixed:
+            limit = dec.limit_a
+            h0, h1, h2 = (h0 if h0 > limit else limit), (h1 if h1 > limit else limit), (h2 if h2 > limit else limit)
+        if on[0]:
+            p0 += h0
+        if on[1]:
+            p1 += h1
+        if on[2]:
+            p2 += h2
+    planned = (p0, p1, p2)
     headroom = tuple(site.limit_a - household[p] - planned[p] if p < site.phases else 0.0
                      for p in range(3))
     return Decision(
@@ -152,7 +166,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                         active=active, wiring=evidence,
                         flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults, ask_reports=ask_reports,
+        overloads=overloads, draw_a=tuple(map(_HI, draw)), net=net_faults, ask_reports=ask_reports,
     )
 
 
@@ -236,7 +250,7 @@ def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
     """Meter minus what the loads certainly draw: never below what the household really is."""
-    return tuple(max(0.0, meter[p] - sum(x[p] for x in least)) if p < site.phases else 0.0
+    return tuple(max(0.0, meter[p] - sum([x[p] for x in least])) if p < site.phases else 0.0
                  for p in range(3))
 
 
@@ -250,23 +264,32 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
     def members_of(coefs: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
         return tuple(m for m in coefs if not draw[m[0]].fixed) if fixed else coefs
 
+    def indices_of(inside: tuple[int, ...]) -> tuple[int, ...]:  # of members_of(coefs) for 1 A per A
+        return tuple(i for i in inside if not draw[i].fixed) if fixed else inside
+
     on = site.phase_on
     for p in site.phase_range:
-        name = f"phase {phase_name(p)}"
+        name = site.constraint_names[0][p]
         fixed_a = sum(draw[i].hi[p] for i in fixed if on[i][p])
         constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a,
-                                      members_of(site.phase_coefs[p]), (p,)))
+                                      members_of(site.phase_coefs[p]), (p,), indices_of(site.phase_members[p])))
         if meter[p] > site.limit_a:
             overloads[name] = meter[p] - site.limit_a
-    for circuit, by_phase, coefs in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs):
+    lo = list(map(_LO, draw)) if site.circuits else None
+    for circuit, by_phase, coefs, names in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs,
+                                               site.constraint_names[1:]):
         for p in site.phase_range:
             inside = by_phase[p]
             if not inside:
                 continue
-            name = f"circuit {circuit.id} phase {phase_name(p)}"
-            fixed_a = sum(draw[i].hi[p] for i in inside if draw[i].fixed)
-            constraints.append(Constraint(name, circuit.limit_a - fixed_a, members_of(coefs[p]), (p,)))
-            drawn = sum(draw[i].lo[p] for i in inside)
+            name = names[p]
+            if fixed:
+                limit = circuit.limit_a - sum(draw[i].hi[p] for i in inside if draw[i].fixed)
+            else:
+                limit = circuit.limit_a
+            constraints.append(_new_tuple(Constraint, (name, limit, members_of(coefs[p]), _PHASE_TUPLE[p],
+                                                       indices_of(inside))))
+            drawn = sum([lo[i][p] for i in inside])
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
@@ -278,6 +301,9 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
         if import_w > site.max_import_w:
             overloads["max import"] = (import_w - site.max_import_w) / volts
     return constraints, overloads
+
+
+_PHASE_TUPLE = ((0,), (1,), (2,))
 
 
 # ---------------------------------------------------------------------- pass 5: targets
@@ -296,10 +322,11 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
     reclaimed: dict[int, float] = {}  # load -> the cap its own draw put on it (core/reclaim.py)
+    restart_delay_s = ctl.restart_delay_s
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
-        i = spec.index
         if d.fixed:
             continue
+        i = spec.index
         idle = _idle(spec, r)
         if idle:
             targets[i] = (0.0, idle, "")
@@ -309,7 +336,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         if spec.kind == "switch":  # min_off_s instead of restart_delay_s (core/switch.py)
             delays.update(switch.delays(spec, mem, r, now))
         elif mem.limit_a <= 0 and mem.paused_at is not None:  # 0, or unknown after a reconnect
-            left = ctl.restart_delay_s - (now - mem.paused_at)
+            left = restart_delay_s - (now - mem.paused_at)
             if left > 0:
                 delays[i] = left
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
@@ -415,7 +442,7 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     be taken: while no overload is measured on its constraints, a running load keeps up to its
     share of the optimistic room, and a load whose draw is not learned may be offered it (the
     measured-headroom rule of break before make bounds every raise beside it)."""
-    if all(d.known for d in draw):
+    if all(map(_KNOWN, draw)):
         return  # both views are the same
     over = {i for c in constraints if c.name in overloads for i, _ in c.members}
     # Only a limit it holds can be kept: the one we sent, or after a start or a reconnect past
@@ -488,11 +515,11 @@ def _decide_one(spec: ChargerSpec, r: ChargerReading, d: Draw, memories: list[Lo
         memories[i] = mem._replace(cause=d.fixed)
         return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
                                _link_detail(r, d, now))
-    target, cause, detail = targets[i]
-    limit, memories[i], cause = step(spec, mem, d.bound_a, target, cause, site, now)
-    if cause is not targets[i][1]:
-        detail = ""
-    return ChargerDecision(spec.id, limit, cause, limit != mem.limit_a, detail)
+    target, asked, detail = targets[i]
+    limit, memories[i], cause = step(spec, mem, d.bound_a, target, asked, site, now)
+    # (tuple.__new__: a thousand per decision; the fields in ChargerDecision's order)
+    return _new_tuple(ChargerDecision, (spec.id, limit, cause, limit != mem.limit_a,
+                                        detail if cause is asked else ""))
 
 
 def _link_detail(r: ChargerReading, d: Draw, now: float) -> str:
@@ -511,11 +538,15 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     goes to others only once the cut load followed or its response time has passed. On a site
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
-    use = [max(dec.limit_a, d.bound_a) for dec, d in zip(decisions, draw)]
-    all_known = all(d.known for d in draw)
+    use = [d.bound_a if d.bound_a > dec.limit_a else dec.limit_a  # max(limit, bound)
+           for dec, d in zip(decisions, draw)]
+    all_known = all(map(_KNOWN, draw))
     for k, con in enumerate(constraints):
         with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
-        usage = sum([coef * use[i] for i, coef in con.members])
+        if con.indices is not None:  # 1 A per A: coef * use[i] is use[i], to the last bit
+            usage = sum(map(use.__getitem__, con.indices))
+        else:
+            usage = sum([coef * use[i] for i, coef in con.members])
         excess = usage - con.capacity
         measured_excess = 0.0
         if with_household and not all_known and any(not draw[i].known for i, _ in con.members):

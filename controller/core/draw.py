@@ -119,19 +119,17 @@ def high_now(mem: LoadMemory, now: float) -> float:
     return mem.high_a if now < mem.high_until else 0.0
 
 
-def bound_of(spec: ChargerSpec, r: ChargerReading, mem: LoadMemory, site: SiteModel,
-             now: float) -> tuple[float, Cause | None]:
-    """The most it may be allowed now, per phase, and why it takes no orders (or None)."""
-    acked = r.acked_a if r.acked_a is not None else 0.0
-    held = max(mem.limit_a, acked, high_now(mem, now))
-    if not r.online:
-        if r.lease_until is not None and now < r.lease_until:
-            return max(held, 0.0), Cause.LINK_DOWN
-        own = site.fallback_a(spec)
-        return (own if r.lease_until is not None else max(held, own)), Cause.LINK_DOWN
-    if mem.limit_a == UNKNOWN and mem.own_fallback:  # started, or back after its lease ended
-        held = max(held, site.fallback_a(spec))
-    return max(held, 0.0), (None if r.compliant else Cause.NON_COMPLIANT)
+_SEEN, _KNOWN, _REPORT_AT, _FLOOR = (_FIELD_AT[f] for f in ("seen", "known", "report_at", "floor"))
+
+
+def _learned(mem: LoadMemory, seen: Phases, report_at: float, known: bool, floor: Phases) -> LoadMemory:
+    """renew(mem, seen=..., report_at=..., known=..., floor=...) for the loop that runs per load."""
+    values = list(mem)
+    values[_SEEN] = seen
+    values[_KNOWN] = known
+    values[_REPORT_AT] = report_at
+    values[_FLOOR] = floor
+    return _new_tuple(LoadMemory, values)
 
 
 def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
@@ -144,53 +142,71 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
     explained = [0.0, 0.0, 0.0]  # what fresh reports changed per phase (the meter's change less it)
     parts: list[tuple[float, Cause | None, Phases | None]] = []
     reported: set[int] = set()  # loads whose report this decision says what they draw
-    for spec, r, mem in zip(site.chargers, readings, memories):
-        m = measured(spec, r, site)
+    link_down, non_compliant = Cause.LINK_DOWN, Cause.NON_COMPLIANT
+    for spec, r, mem, own in zip(site.chargers, readings, memories, site.fallbacks):
         online = r.online
-        if not online and r.lease_until is not None and now >= r.lease_until:
+        m = measured(spec, r, site)
+        lease = r.lease_until
+        if not online and lease is not None and now >= lease:
             m = None  # a report from before the link died says nothing of its own fallback
         seen = old = mem.seen
-        floor = mem.floor
-        report_at, known = mem.report_at, mem.known
+        floor = old_floor = mem.floor
+        report_at = old_report_at = mem.report_at
+        known = mem.known
+        limit, changed_at = mem.limit_a, mem.changed_at
         at = now if r.draw_at is None else r.draw_at
         # A report from before our last change says what it drew then, not what it may draw now:
         # it never holds the bound up (a report that does not come expires, invariant 3).
-        stale = m is None or at < mem.changed_at
+        stale = m is None or at < changed_at
         if m is None:
             if r.car is _NO_CAR or r.car is _FAULT:
                 seen = floor = ZERO
-        else:
-            if at > report_at:
-                if at >= mem.changed_at + resp or at >= now:
-                    seen = floor = m  # live, or taken once the car had time to follow: what it draws
-                elif at >= mem.changed_at and mem.known and mem.limit_a < mem.prev_a:
-                    # While it followed a cut, and maybe read late: it may have fallen further
-                    # since, and the meter may already have shown it. What it showed is no floor.
-                    seen = (min(seen[0], m[0]), min(seen[1], m[1]), min(seen[2], m[2]))
-                    floor = (min(floor[0], m[0]), min(floor[1], m[1]), min(floor[2], m[2]))
-                elif at >= mem.changed_at:
-                    seen = floor = m  # after a raise it can only have risen since (or nothing known)
-                elif mem.limit_a > mem.prev_a:
-                    # Taken before our raise: it cannot show the rise the meter already credited.
-                    seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
-                    floor = (max(floor[0], m[0]), max(floor[1], m[1]), max(floor[2], m[2]))
-                # Taken before our cut: the cut is in flight; it counts at what we knew until it
-                # follows (break before make keeps its old limit reserved meanwhile).
-                report_at, known = at, True
-                reported.add(spec.index)
-        if stale and mem.limit_a == 0 and now >= mem.changed_at + resp:
+        elif at > report_at:
+            if at >= changed_at + resp or at >= now:
+                seen = floor = m  # live, or taken once the car had time to follow: what it draws
+            elif at >= changed_at and known and limit < mem.prev_a:
+                # While it followed a cut, and maybe read late: it may have fallen further
+                # since, and the meter may already have shown it. What it showed is no floor.
+                seen = (min(seen[0], m[0]), min(seen[1], m[1]), min(seen[2], m[2]))
+                floor = (min(floor[0], m[0]), min(floor[1], m[1]), min(floor[2], m[2]))
+            elif at >= changed_at:
+                seen = floor = m  # after a raise it can only have risen since (or nothing known)
+            elif limit > mem.prev_a:
+                # Taken before our raise: it cannot show the rise the meter already credited.
+                seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
+                floor = (max(floor[0], m[0]), max(floor[1], m[1]), max(floor[2], m[2]))
+            # Taken before our cut: the cut is in flight; it counts at what we knew until it
+            # follows (break before make keeps its old limit reserved meanwhile).
+            report_at, known = at, True
+            reported.add(spec.index)
+        if stale and limit == 0 and now >= changed_at + resp:
             seen, floor, known = ZERO, ZERO, True  # told 0 long enough: it draws nothing
         if m is None and r.power_w is not None and volts > 0 and online:
             seen = _within_power(spec, seen, max(0.0, r.power_w) / volts)
-        bound, fixed = bound_of(spec, r, mem, site, now)
-        if not online and report_at == mem.report_at:
+        # Its bound, the most it may be allowed now per phase: the highest of its limit, the
+        # limit it acknowledged and a higher one it may still follow. A link that is down holds
+        # that until its lease ends, then its own fallback (`own`); and why it takes no orders.
+        acked = r.acked_a
+        held = max(limit, acked if acked is not None else 0.0, mem.high_a if now < mem.high_until else 0.0)
+        if not online:
+            fixed = link_down
+            if lease is not None and now < lease:
+                bound = max(held, 0.0)
+            else:
+                bound = own if lease is not None else max(held, own)
+        else:
+            if limit == UNKNOWN and mem.own_fallback:  # started, or back after its lease ended
+                held = max(held, own)
+            bound = max(held, 0.0)
+            fixed = None if r.compliant else non_compliant
+        if not online and report_at == old_report_at:
             # Still drawing what it drew, at most what it holds. (A new report says it; an old
             # one is already in `seen`, with whatever the meter showed since.)
             seen = (min(seen[0], bound), min(seen[1], bound), min(seen[2], bound))
         if floor is not seen and (floor[0] > seen[0] or floor[1] > seen[1] or floor[2] > seen[2]):
             floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
-        if seen != old or report_at != mem.report_at or known != mem.known or floor != mem.floor:
-            memories[spec.index] = renew(mem, seen=seen, report_at=report_at, known=known, floor=floor)
+        if report_at != old_report_at or seen != old or known != mem.known or floor != old_floor:
+            memories[spec.index] = _learned(mem, seen, report_at, known, floor)
             if mem.known:  # a first report reveals what the meter already had: no change to explain
                 explained[0] += seen[0] - old[0]
                 explained[1] += seen[1] - old[1]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -37,6 +38,7 @@ class Constraint(NamedTuple):
     capacity: float
     members: tuple[tuple[int, float], ...]  # (charger index, coefficient > 0)
     phases: tuple[int, ...] = ()  # site phases it covers (for whoever built it; unused here)
+    indices: tuple[int, ...] | None = None  # the members' indices when every coefficient is 1
 
 
 class Want(NamedTuple):
@@ -143,11 +145,11 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
     """Raise one tier's common level from its floors; updates used/current/limited_by."""
     const = list(used)
     slope = [0.0] * len(constraints)
-    members_of: dict[int, list[Want]] = {}
+    members_of: defaultdict[int, list[Want]] = defaultdict(list)
     events: list[tuple[float, int, int]] = []  # (level, 0=start 1=stop, position in tier)
     for pos, w in enumerate(tier):
         for k, _ in touch[w.index]:
-            members_of.setdefault(k, []).append(w)
+            members_of[k].append(w)
         if w.hi - w.lo > EPS:
             events.append((w.lo / w.weight, 0, pos))
             events.append((w.hi / w.weight, 1, pos))
@@ -156,60 +158,73 @@ def _fill_tier(tier: list[Want], constraints: list[Constraint],
     events.sort()
     rising: set[int] = set()
     done: set[int] = set()  # frozen or capped: their current is final
-    # Heap of (level at which constraint k fills, version, k); stale versions are skipped.
+    # Heap of (level at which constraint k fills, version, k); stale versions are skipped. A
+    # constraint that changed is pushed once, when the heap is next read, with the version of
+    # its last change: the same live entries as pushing at every change, far fewer pushes (a
+    # constraint binding freezes a hundred loads, each changing the same few constraints).
     heap: list[tuple[float, int, int]] = []
     version = [0] * len(constraints)
-
-    def changed(k: int) -> None:
-        version[k] += 1
-        if slope[k] > EPS:
-            heapq.heappush(heap, ((constraints[k].capacity - const[k]) / slope[k], version[k], k))
+    dirty: set[int] = set()
+    capacity = [c.capacity for c in constraints]
+    push, pop = heapq.heappush, heapq.heappop
 
     level = 0.0
     i = 0
-    while i < len(events) or rising:
-        next_event = events[i][0] if i < len(events) else math.inf
+    n_events = len(events)
+    while i < n_events or rising:
+        next_event = events[i][0] if i < n_events else math.inf
+        if dirty:
+            for k in dirty:
+                if slope[k] > EPS:
+                    push(heap, ((capacity[k] - const[k]) / slope[k], version[k], k))
+            dirty.clear()
         while heap and heap[0][1] != version[heap[0][2]]:
-            heapq.heappop(heap)
+            pop(heap)
         bind_level, _, bind_k = heap[0] if heap else (math.inf, 0, -1)
         if bind_k >= 0 and bind_level <= next_event:
             level = max(level, bind_level)
             name = constraints[bind_k].name
             for w in members_of.get(bind_k, ()):
-                if w.index in done:
+                j = w.index
+                if j in done:
                     continue
-                if w.index in rising:
-                    rising.discard(w.index)
-                    current[w.index] = min(w.hi, max(w.lo, w.weight * level))
-                    for k, coef in touch[w.index]:
+                if j in rising:
+                    rising.discard(j)
+                    amps = current[j] = min(w.hi, max(w.lo, w.weight * level))
+                    for k, coef in touch[j]:
                         slope[k] -= coef * w.weight
-                        const[k] += coef * current[w.index]
+                        const[k] += coef * amps
                         if k != bind_k:
-                            changed(k)
-                done.add(w.index)
-                limited_by[w.index] = name
+                            version[k] += 1
+                            dirty.add(k)
+                done.add(j)
+                limited_by[j] = name
             slope[bind_k] = 0.0  # every rising member of it is frozen now; drop float residue
-            changed(bind_k)
+            version[bind_k] += 1
+            dirty.add(bind_k)
             continue
         level, kind, pos = events[i]
         i += 1
         w = tier[pos]
-        if w.index in done:
+        j = w.index
+        if j in done:
             continue
         if kind == 0:
-            rising.add(w.index)
-            for k, coef in touch[w.index]:
+            rising.add(j)
+            for k, coef in touch[j]:
                 const[k] -= coef * w.lo
                 slope[k] += coef * w.weight
-                changed(k)
+                version[k] += 1
+                dirty.add(k)
         else:
-            rising.discard(w.index)
-            done.add(w.index)
-            current[w.index] = w.hi
-            limited_by[w.index] = "cap"
-            for k, coef in touch[w.index]:
+            rising.discard(j)
+            done.add(j)
+            current[j] = w.hi
+            limited_by[j] = "cap"
+            for k, coef in touch[j]:
                 slope[k] -= coef * w.weight
                 const[k] += coef * w.hi
-                changed(k)
+                version[k] += 1
+                dirty.add(k)
     for k in range(len(constraints)):
         used[k] = const[k]

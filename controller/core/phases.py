@@ -43,6 +43,9 @@ def active_phases(site: SiteModel, readings: list[ChargerReading], prev: ActiveS
         now = was
         if r.car is no_car or r.car is fault:
             now = None  # the next car may use other lines
+        elif was is None and lines is not None and len(lines) == len(spec.line_phase) and \
+                (min(lines) >= ACTIVE_A or max(lines) < ACTIVE_A):
+            pass  # the common cases, without a call: every line in use, or none (no news)
         elif lines is not None and r.online and len(spec.line_phase) > 1 and _news(spec, lines, was):
             seen = {spec.line_phase[k] for k, amps in enumerate(r.draw_lines_a[:len(spec.line_phase)])
                     if amps >= ACTIVE_A} | set(was or ())

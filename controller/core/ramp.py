@@ -31,6 +31,9 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
     """Ramp, dead band and pause bookkeeping for one load's target. `held` is what it may hold
     now (for a load whose limit is UNKNOWN after a reconnect or start: its bound), so a car
     that comes back charging carries on where it was instead of restarting from nothing."""
+    if target <= 0 and mem.limit_a == 0 and mem.cause is cause and mem.hold_since is None and (
+            mem.paused_at is None or cause.stops or cause.waits or cause is Cause.WAIT_FOLLOW):
+        return 0.0, mem, cause  # at 0 for the same reason as before: nothing to note (most loads)
     ctl = site.control
     current = held if mem.limit_a == UNKNOWN else mem.limit_a
     if target <= 0:

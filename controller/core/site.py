@@ -113,6 +113,12 @@ class SiteModel:
                      for by_phase in self.circuit_phase_members)
 
     @cached_property
+    def constraint_names(self) -> tuple[tuple[str, str, str], ...]:
+        """The names of the per-phase constraints: the site's phases, then each circuit's."""
+        return ((tuple(f"phase {phase_name(p)}" for p in range(3)),) +
+                tuple(tuple(f"circuit {c.id} phase {phase_name(p)}" for p in range(3)) for c in self.circuits))
+
+    @cached_property
     def import_coefs(self) -> tuple[tuple[int, float], ...]:
         """(charger index, watts per A) for the import cap."""
         return tuple((s.index, self.voltage_v * s.n_phases) for s in self.chargers)
@@ -122,6 +128,11 @@ class SiteModel:
         """Per circuit, per site phase: charger indices under the circuit drawing from it."""
         return tuple(tuple(tuple(i for i in c.members if p in self.chargers[i].phase_idx)
                            for p in range(3)) for c in self.circuits)
+
+    @cached_property
+    def fallbacks(self) -> tuple[float, ...]:
+        """Per load, fallback_a(spec): looked up per load per sample."""
+        return tuple(self.fallback_a(s) for s in self.chargers)
 
     def fallback_a(self, spec: ChargerSpec) -> float:
         """What a charger gets when the controller does not know better (meter lost, start)."""

@@ -92,7 +92,7 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
                     changes = sorted(m.changed_at for m in memories
                                      if abs(m.limit_a - m.prev_a) >= MIN_STEP_A / 2)
                 new = _close(site, spec, e, meter, r, mem, changes, now, window)
-        if new.open_at is None and abs(step) >= MIN_STEP_A and r.online:
+        if step and abs(step) >= MIN_STEP_A and new.open_at is None and r.online:
             new = new._replace(open_at=now, last_at=now, m0=meter, step_a=step, lines0=r.draw_lines_a)
         if new is not e:
             if out is None:
