@@ -320,13 +320,22 @@ class Link:
             return Rate("W", volts * n, n)
         return Rate(self._unit, volts * item.phases)
 
+    def _base_rate(self, item: Item) -> Rate:
+        """The fallback's rate. A watt fallback holds once evfuse is gone, whatever car comes
+        next, so it assumes the fewest phases (one) unless the car is seen to use more: a 1-phase
+        car on a 3-phase watt charger then takes fallback_a, not three times it."""
+        rate = self._rate(item)
+        if rate.unit != "W" or rate.phases is not None:
+            return rate
+        return Rate("W", self.driver.settings.voltage_v)
+
     async def _send_base(self, form: ProfileForm) -> tuple[bool, str]:
         """The never-expiring fallback profiles of `form`. The station cap beside per-connector
         profiles is optional: a charger may refuse it and still be kept safely."""
         d = self.driver
         d.cap_held = False
         for item in d.items(form, self.version):
-            base = base_profile(self.version, item.form, self._rate(item), item.fallback_a,
+            base = base_profile(self.version, item.form, self._base_rate(item), item.fallback_a,
                                 d.offset.charger_now(d.clock.wall()), profile_id=item.ids[0])
             ok, detail = await self.cp.set_profile(item.form.target, base)
             if ok:
