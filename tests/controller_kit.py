@@ -46,9 +46,21 @@ async def running(tmp_path, chargers, control: str = FAST, fuse_a: float = 25.0,
         await site.stop()
 
 
-async def until(predicate, what: str, timeout: float = 30.0) -> None:
+async def until(predicate, what: str, timeout: float = 30.0, show=None) -> None:
+    """Wait for predicate(); on timeout fail with `what` and, if given, show() (the state that
+    explains it: a timeout on a loaded CI machine is only useful with it)."""
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            seen = "" if show is None else f"; {show()}"
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{seen}")
         await asyncio.sleep(0.05)
+
+
+def decisions(controller) -> str:
+    """Each load's limit and reason in the controller's last decision, for a failure message."""
+    d = controller.decision
+    if d is None:
+        return "no decision yet"
+    return ", ".join(f"{c.id} {c.limit_a:.1f} A ({c.reason})" for c in d.chargers) + \
+        f"; household {tuple(round(h, 1) for h in d.household_a)}"

@@ -31,6 +31,22 @@ fallback_a = 6
 """
 
 
+def heidelberg_toml(emulator, port: int, watchdog_s: float, charger_id: str = "shed") -> str:
+    """The [[charger]] table of an emulated Heidelberg on Modbus TCP at 127.0.0.1:port."""
+    return f"""
+[[charger]]
+id = "{charger_id}"
+protocol = "modbus"
+profile = "heidelberg"
+transport = "tcp"
+host = "127.0.0.1"
+port = {port}
+unit_id = {emulator.unit_id}
+phases = "ABC"
+watchdog_s = {watchdog_s:g}
+"""
+
+
 class Service:
     def __init__(self, chargers, control: str = FAST, tmp_path=None, household=None,
                  start_chargers: bool = True, fuse_a: float = 25.0, ocpp_extra: str = "",

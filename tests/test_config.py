@@ -6,26 +6,9 @@ import tomllib
 import pytest
 
 from controller.cli import main
-from controller.config import EXAMPLE_CONFIG, ConfigError, load_config, parse_config
+from controller.config import EXAMPLE_CONFIG, load_config, parse_config
 
-MINIMAL = """
-[site]
-fuse_a = 25
-[meter]
-host = "127.0.0.1"
-[[charger]]
-id = "garage"
-"""
-
-
-def parse(text: str):
-    return parse_config(tomllib.loads(text), "site.toml")
-
-
-def problems(text: str) -> list[str]:
-    with pytest.raises(ConfigError) as e:
-        parse(text)
-    return e.value.problems
+from config_kit import MINIMAL, parse, problems
 
 
 def test_shipped_example_is_valid():

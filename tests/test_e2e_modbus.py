@@ -10,7 +10,7 @@ from controller.sim.chargepoint import SimOptions
 from controller.sim.live_site import SimCharger
 from controller.sim.modbus_charger import ChargerEmulator
 
-from e2e_kit import FAST, Service
+from e2e_kit import FAST, Service, heidelberg_toml
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -19,18 +19,7 @@ async def test_ocpp_and_modbus_chargers_share_and_fall_back(tmp_path):
     heidelberg = ChargerEmulator("heidelberg")
     port = await heidelberg.start_tcp()
     try:
-        modbus = f"""
-[[charger]]
-id = "shed"
-protocol = "modbus"
-profile = "heidelberg"
-transport = "tcp"
-host = "127.0.0.1"
-port = {port}
-unit_id = {heidelberg.unit_id}
-phases = "ABC"
-watchdog_s = 3
-"""
+        modbus = heidelberg_toml(heidelberg, port, watchdog_s=3)
         chargers = (SimCharger("garage", "ABC", SimOptions(version="1.6", response_delay_s=1.0)),)
         svc = Service(chargers, control=FAST + modbus, tmp_path=tmp_path)
         svc.site.extra_loads.append(lambda: (heidelberg.draw_a(),) * 3)

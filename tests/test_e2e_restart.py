@@ -123,23 +123,12 @@ async def test_a_modbus_charger_keeps_its_limit_under_its_own_watchdog(tmp_path)
     (its watchdog is the bound), and the new process carries on at the same limit."""
     from controller.sim.modbus_charger import ChargerEmulator
 
-    from e2e_kit import FAST
+    from e2e_kit import FAST, heidelberg_toml
 
     heidelberg = ChargerEmulator("heidelberg")
     port = await heidelberg.start_tcp()
     try:
-        modbus = f"""
-[[charger]]
-id = "shed"
-protocol = "modbus"
-profile = "heidelberg"
-transport = "tcp"
-host = "127.0.0.1"
-port = {port}
-unit_id = {heidelberg.unit_id}
-phases = "ABC"
-watchdog_s = 60
-"""
+        modbus = heidelberg_toml(heidelberg, port, watchdog_s=60)
         # no car at the OCPP charge point: the Heidelberg's car has its max_a (21 A of room)
         idle = (SimCharger("a", "ABC", SimOptions(version="1.6"), plugged=False),)
         svc = Service(idle, control=FAST + modbus, tmp_path=tmp_path)

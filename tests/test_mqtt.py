@@ -12,7 +12,7 @@ import signal
 import subprocess
 
 import pytest
-from controller_kit import running, until
+from controller_kit import decisions, running, until
 from e2e_kit import FAST, Service
 from mqtt_kit import Broker, Subscriber
 
@@ -193,7 +193,8 @@ async def test_commands_change_the_limits_and_persist_as_overrides(tmp_path):
         assert b.controller.overrides == {"garage": {"weight": 2.0}, "carport": {"mode": "off"},
                                           "site": {"pause": True}}
         await sub.publish("evfuse/overrides/clear", "PRESS")
-        await until(lambda: b.limit("garage") == b.limit("carport") == 10.5, "the file's share again", 60)
+        await until(lambda: b.limit("garage") == b.limit("carport") == 10.5, "the file's share again", 60,
+                    show=lambda: f"limits {b.limit('garage')}/{b.limit('carport')}; {decisions(b.controller)}")
         assert b.controller.overrides == {}
         await sub.until(lambda: (_json(sub, "evfuse/site") or {}).get("overrides") == {} and
                         _json(sub, "evfuse/site")["paused"] is False, "no overrides in the state")

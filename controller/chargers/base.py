@@ -8,6 +8,8 @@ The runtime only ever talks to chargers through this: it reads a ChargerReading 
 from __future__ import annotations
 
 import abc
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from controller.config import ChargerConfig
@@ -77,3 +79,31 @@ class ChargerDriver(abc.ABC):
         """Send nothing to the charger (nothing that would renew its lease) until the monotonic
         time `until` or a call with None: a resumed limit is never promised beyond the lease the
         last process gave it before a meter sample showed its room."""
+
+
+class QuietGate:
+    """What a driver's stay_quiet() holds: `wait()` returns at the monotonic time `until`, or
+    at once when released with None. Shared by the drivers so each says only what it keeps
+    quiet (a Modbus bus, an OCPP link's initialisation)."""
+
+    def __init__(self, monotonic=time.monotonic):
+        self._monotonic = monotonic
+        self._until: float | None = None
+        self._released = asyncio.Event()
+
+    def hold(self, until: float | None) -> None:
+        self._until = until
+        if until is None:
+            self._released.set()
+
+    async def wait(self) -> None:
+        while self._until is not None:
+            left = self._until - self._monotonic()
+            if left <= 0:
+                self._until = None
+                break
+            self._released.clear()
+            try:
+                await asyncio.wait_for(self._released.wait(), left)
+            except asyncio.TimeoutError:
+                pass

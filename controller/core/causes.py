@@ -14,6 +14,7 @@ class Cause(enum.Enum):
     SHARE = "share"                  # its share of a constraint's headroom (detail: the constraint)
     MAX = "max"                      # at its max_a
     MODE_CAP = "mode-cap"            # capped by its solar/excess mode (detail: the mode's words)
+    DRAWS_LESS = "draws-less"        # its car draws less: limit lowered toward it (detail: the draw)
     STARTING = "starting"            # starting at min_a, then ramp
     RAMP_HOLD = "ramp-hold"          # increase waits for headroom to hold ramp_up_delay_s
     RAMPING = "ramping"              # increasing step by step
@@ -67,6 +68,7 @@ _WORDS = {
     Cause.SHARE: "{} headroom",
     Cause.MAX: "max_a",
     Cause.MODE_CAP: "{}",
+    Cause.DRAWS_LESS: "its car draws {}: limit lowered toward it, offered more once it draws up to it",
     Cause.STARTING: "starting at min_a, then ramp",
     Cause.RAMP_HOLD: "ramp-up hold: waiting for the headroom to hold",
     Cause.RAMPING: "ramping up",

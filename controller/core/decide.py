@@ -34,6 +34,7 @@ from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective, untested
 from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
+from controller.core.reclaim import reclaim
 from controller.core.sequential import one_at_a_time
 from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -289,6 +290,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     mode_detail: dict[int, str] = {}
     solar_in: list[SolarInput] = []
     delays: dict[int, float] = {}
+    reclaimed: dict[int, float] = {}  # load -> the cap its own draw put on it (core/reclaim.py)
     for spec, r, mem, d in zip(site.chargers, readings, memories, draw):
         i = spec.index
         if d.fixed:
@@ -296,6 +298,8 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         idle = _idle(spec, r)
         if idle:
             targets[i] = (0.0, idle, "")
+            if mem.reclaim_a is not None or mem.low is not None:
+                memories[i] = mem._replace(reclaim_a=None, low=None)
             continue
         if spec.kind == "switch":  # min_off_s instead of restart_delay_s (core/switch.py)
             delays.update(switch.delays(spec, mem, r, now))
@@ -310,7 +314,11 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
         else:
-            wants.append(_want(spec, mem, spec.max_a, 0.0 if i in untested else ctl.restart_hysteresis_a))
+            cap, memories[i] = reclaim(spec, mem, r, site, now)
+            if cap is not None and cap < spec.max_a:
+                reclaimed[i] = cap
+            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a),
+                               0.0 if i in untested else ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:
@@ -359,7 +367,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             doubt_a = max(w.lo, math.floor(deeper.current.get(i, 0.0) * 10 + 1e-6) / 10)
             if doubt_a < amps:
                 amps, by = doubt_a, deeper.limited_by.get(i, by)
-        if by == "cap":
+        if by == "cap" and i in reclaimed:
+            targets[i] = (amps, Cause.DRAWS_LESS, f"{memories[i].low[0]:.1f} A")
+        elif by == "cap":
             targets[i] = (amps, Cause.MODE_CAP, mode_detail[i]) if i in mode_detail else (amps, Cause.MAX, "")
         elif by in overloads:
             targets[i] = (amps, Cause.OVERLOAD_CUT, f"{by} over by {overloads[by]:.1f} A")

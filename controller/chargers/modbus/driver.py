@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from controller.chargers.base import ChargerDriver, DriverStatus
+from controller.chargers.base import ChargerDriver, DriverStatus, QuietGate
 from controller.chargers.modbus.profile import ChargerProfile, Register, custom_profile, load_profile
 from controller.chargers.modbus.values import (decode_number, encode_amps, encode_seconds, status_text,
                                                words_to_amps)
@@ -114,8 +114,7 @@ class ModbusCharger(ChargerDriver):
         self._draw_at: float | None = None  # when the read that gave _draw was sent
         self._fault = ""  # current fault episode, "" while healthy
         self.faults = {"timeout": 0, "exception": 0, "link": 0, "bad-data": 0, "reset": 0}
-        self._quiet_until: float | None = None  # stay_quiet(): no bus traffic before this
-        self._speak = asyncio.Event()
+        self._quiet = QuietGate()  # stay_quiet(): no bus traffic before its end
 
     def _derive(self) -> None:
         """What follows from the profile as this device has it."""
@@ -206,28 +205,14 @@ class ModbusCharger(ChargerDriver):
         return self._renewed_at + self.watchdog_s
 
     def stay_quiet(self, until: float | None) -> None:
-        self._quiet_until = until
-        if until is None:
-            self._speak.set()
-
-    async def _quiet(self) -> None:
-        while self._quiet_until is not None:
-            left = self._quiet_until - time.monotonic()
-            if left <= 0:
-                self._quiet_until = None
-                break
-            self._speak.clear()
-            try:
-                await asyncio.wait_for(self._speak.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+        self._quiet.hold(until)
 
     # ------------------------------------------------------------------ the task
 
     async def _run(self) -> None:
         # Resumed after a restart: even a read renews some watchdogs, so the bus stays quiet
         # until the first meter sample (or the saved lease's end).
-        await self._quiet()
+        await self._quiet.wait()
         next_poll = 0.0
         while True:
             if not self._ready or self._reprogram:

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from controller.chargers.base import ChargerDriver, DriverStatus
+from controller.chargers.base import ChargerDriver, DriverStatus, QuietGate
 from controller.chargers.ocpp.compliance import ComplianceWatch
 from controller.chargers.ocpp.meter import parse_meter_values
 from controller.chargers.ocpp.profiles import round_down_a
@@ -63,8 +63,7 @@ class OcppCharger(ChargerDriver):
         self._watch = ComplianceWatch(self.settings.ocpp.compliance_tolerance_a,
                                       self.settings.ocpp.compliance_allowance_s)
         self._closed = False
-        self._quiet_until: float | None = None  # stay_quiet(): no initialisation before this
-        self._speak = asyncio.Event()
+        self._quiet = QuietGate(lambda: self.clock.monotonic())  # stay_quiet(): no initialisation before it ends
         self.phases_in_use: int | None = None  # from the core's active phases (use_phases)
 
     # ------------------------------------------------------------------ what the station shares
@@ -183,22 +182,11 @@ class OcppCharger(ChargerDriver):
         return self._lease_until if self._limit_a is not None else None
 
     def stay_quiet(self, until: float | None) -> None:
-        self._quiet_until = until
-        if until is None:
-            self._speak.set()
+        self._quiet.hold(until)
 
     async def quiet(self) -> None:
         """Wait while stay_quiet() holds (the link calls this before initialising)."""
-        while self._quiet_until is not None:
-            left = self._quiet_until - self.clock.monotonic()
-            if left <= 0:
-                self._quiet_until = None
-                break
-            self._speak.clear()
-            try:
-                await asyncio.wait_for(self._speak.wait(), left)
-            except asyncio.TimeoutError:
-                pass
+        await self._quiet.wait()
 
     def retune_watch(self) -> None:
         """New compliance settings (a reload): judged afresh from now on."""
