@@ -21,6 +21,7 @@ It runs as named passes (DESIGN.md section 1), each readable on its own:
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -281,7 +282,7 @@ Target = tuple[float, Cause, str]
 def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
              draw: list[Draw], constraints: list[Constraint], overloads: dict[str, float],
              meter: Phases, now: float, doubted: list[Constraint] | None = None,
-             untested: frozenset[int] = frozenset()) -> dict[int, Target]:
+             untested: Container[int] = ()) -> dict[int, Target]:
     """Per load that takes orders: the current it should have and why. A load in `untested`
     (its car's phases not known yet) restarts without the hysteresis (core/phases.py)."""
     ctl = site.control
@@ -318,7 +319,8 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             if cap is not None and cap < spec.max_a:
                 reclaimed[i] = cap
             wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a),
-                               0.0 if i in untested else ctl.restart_hysteresis_a))
+                               0.0 if mem.paused_at is not None and i in untested
+                               else ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:

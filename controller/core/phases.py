@@ -87,18 +87,26 @@ def _one_phase(spec, e) -> tuple[int, ...] | None:
     return (p,) if one[p] >= ONE_SHARE * total else None
 
 
-def untested(site: SiteModel, active: ActiveSets, evidence: EvidenceState) -> frozenset[int]:
-    """Loads on several phases whose car's phases neither a report nor the meter has shown."""
-    if not evidence:
-        return frozenset()
-    out = []
-    for spec, e in zip(site.chargers, evidence):
-        if len(spec.line_phase) < 2 or (active and active[spec.index] is not None):
-            continue
-        if e.car_many or e.car_one is not ZERO3:
-            continue
-        out.append(spec.index)
-    return frozenset(out)
+class Untested:
+    """Loads on several phases whose car's phases neither a report nor the meter has shown
+    (`i in untested`): asked only of a load about to restart, so nothing runs per load."""
+
+    __slots__ = ("site", "active", "evidence")
+
+    def __init__(self, site: SiteModel, active: ActiveSets, evidence: EvidenceState):
+        self.site, self.active, self.evidence = site, active, evidence
+
+    def __contains__(self, i: int) -> bool:
+        if i >= len(self.evidence) or len(self.site.chargers[i].line_phase) < 2:
+            return False
+        if self.active and self.active[i] is not None:
+            return False
+        e = self.evidence[i]
+        return not e.car_many and e.car_one is ZERO3
+
+
+def untested(site: SiteModel, active: ActiveSets, evidence: EvidenceState) -> Untested:
+    return Untested(site, active, evidence)
 
 
 def _news(spec, lines: tuple[float, ...], was: tuple[int, ...] | None) -> bool:

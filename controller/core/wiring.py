@@ -122,7 +122,12 @@ _NO_CAR, _FAULT = CarState.NO_CAR, CarState.FAULT
 
 
 def _several(lines: tuple[float, ...]) -> bool:
-    return sum(1 for amps in lines if amps >= 1.0) > 1
+    """Two or more lines carrying current (written out: it runs per load per sample)."""
+    n = len(lines)
+    if n < 2:
+        return False
+    k = (lines[0] >= 1.0) + (lines[1] >= 1.0)
+    return k > 1 or (n > 2 and k == 1 and lines[2] >= 1.0)
 
 
 def _in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float) -> bool:
