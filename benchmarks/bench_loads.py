@@ -26,6 +26,8 @@ from controller.runtime import Controller
 from controller.sim.live_site import LiveSite
 from controller.sim.shelly import SimShelly
 
+from percentiles import pct
+
 CONTROL = """
 [control]
 ramp_up_delay_s = 0.3
@@ -34,11 +36,6 @@ ramp_up_interval_s = 0.1
 restart_delay_s = 1
 response_s = 1
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 async def reaction(steps: int) -> list[float]:

@@ -21,6 +21,8 @@ from controller.meter.reader import MeterReader
 from controller.sim.meter_server import MeterServer
 from controller.sim.pty_link import PtyLink
 
+from percentiles import p99
+
 
 async def throughput(config: MeterConfig, seconds: float) -> float:
     reader = MeterReader(config, 3)
@@ -56,11 +58,6 @@ async def latency(server: MeterServer, config: MeterConfig, changes: int) -> lis
     finally:
         await reader.stop()
     return found
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 async def main() -> None:

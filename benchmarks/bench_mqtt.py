@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -35,17 +34,14 @@ from controller.mqtt import MqttBridge  # noqa: E402
 from controller.runtime import Controller  # noqa: E402
 from controller.sim.live_site import LiveSite, SimCharger  # noqa: E402
 
+from percentiles import median_p99_ms as stats
+
 CONTROL = """
 [control]
 ramp_up_delay_s = 1
 ramp_up_step_a = 4
 ramp_up_interval_s = 0.5
 """
-
-
-def stats(samples_s: list[float]) -> tuple[float, float]:
-    ms = sorted(x * 1000 for x in samples_s)
-    return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
 
 
 def free_port() -> int:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import logging
 import multiprocessing
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,17 +28,14 @@ from controller.chargers.ocpp import CentralSystem  # noqa: E402
 from controller.config import ChargerConfig, Config, ControlConfig, MeterConfig, OcppConfig, SiteConfig  # noqa: E402
 from controller.sim.chargepoint import SimChargePoint, SimOptions  # noqa: E402
 
+from percentiles import median_p99_ms as stats
+
 
 def config(n: int) -> Config:
     # a long lease and meter interval: no renewals or meter values in the middle of a round
     return Config(site=SiteConfig(), meter=MeterConfig(), control=ControlConfig(fallback_a=6),
                   ocpp=OcppConfig(listen="127.0.0.1:0", lease_s=600, meter_interval_s=300),
                   chargers=tuple(ChargerConfig(id=f"cp{i}") for i in range(n)))
-
-
-def stats(samples_s: list[float]) -> tuple[float, float]:
-    ms = sorted(x * 1000 for x in samples_s)
-    return statistics.median(ms), ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
 
 
 # --------------------------------------------------------------------------- child: the chargers

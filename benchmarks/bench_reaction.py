@@ -31,6 +31,8 @@ from controller.runtime import Controller
 from controller.sim.chargepoint import SimOptions
 from controller.sim.live_site import LiveSite, SimCharger
 
+from percentiles import pct
+
 CONTROL = """
 [control]
 ramp_up_delay_s = 0.3
@@ -39,11 +41,6 @@ ramp_up_interval_s = 0.1
 restart_delay_s = 1
 response_s = 1
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 async def reaction(n_chargers: int, steps: int, fuse_a: float, max_a: float = 16.0) -> dict[str, list[float]]:

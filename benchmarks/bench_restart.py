@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 from controller.sim.offline.loop import build  # noqa: E402
 from controller.sim.offline.scenario import load_scenario  # noqa: E402
 
+from percentiles import p99
+
 WINDOW_S = 300.0
 FULL_A = 16.0
 
@@ -66,11 +68,6 @@ def offline_run(kind: str, seed: int) -> tuple[float, float, float]:
     loop.on_step = hook
     loop.run(int(round(scn.duration_s / scn.step_s)))
     return lowest[0], below[0], lost[0]
-
-
-def p99(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(0.99 * (len(xs) - 1))))]
 
 
 def offline(seeds: int) -> None:

@@ -46,6 +46,8 @@ BROWSERS = r"""
 import asyncio, sys
 import aiohttp
 
+from percentiles import pct
+
 URL, N = sys.argv[1], int(sys.argv[2])
 
 async def browser(session):
@@ -67,11 +69,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 def row(what: str, values: list[float], unit: str = "ms", scale: float = 1000) -> str:

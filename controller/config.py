@@ -75,8 +75,22 @@ class MeterConfig:
     registers: tuple[dict[str, Any], ...] = ()  # profile = "custom" only
 
 
+class _Listens:
+    """host and port of a `listen` key ("host:port")."""
+
+    listen: str
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
 @dataclass(frozen=True)
-class OcppConfig:
+class OcppConfig(_Listens):
     listen: str = "0.0.0.0:9000"
     lease_s: float = 120.0
     meter_interval_s: float = 5.0
@@ -87,14 +101,6 @@ class OcppConfig:
     tls_key: str = ""
     id_tags: tuple[str, ...] = ()  # empty = accept every id tag
     stop_lease_s: float = 60.0  # planned stop: every limit stays, valid this long (at most lease_s)
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
 
 
 @dataclass(frozen=True)
@@ -207,20 +213,12 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
-class WebConfig:
+class WebConfig(_Listens):
     """The web page (controller/web/). With a password it also offers the controls; it speaks
     https with the [ocpp] certificate when one is set."""
 
     listen: str = "0.0.0.0:8080"
     password: str = ""  # empty = read-only page, no control endpoints at all
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
 
 
 @dataclass(frozen=True)

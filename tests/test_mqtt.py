@@ -193,7 +193,10 @@ async def test_commands_change_the_limits_and_persist_as_overrides(tmp_path):
         assert b.controller.overrides == {"garage": {"weight": 2.0}, "carport": {"mode": "off"},
                                           "site": {"pause": True}}
         await sub.publish("evfuse/overrides/clear", "PRESS")
-        await until(lambda: b.limit("garage") == b.limit("carport") == 10.5, "the file's share again", 60,
+        # both cars restart together: a household estimate a little high for a moment may leave
+        # them within the dead band (0.5 A) below 10.5 A, where no raise is worth a command
+        await until(lambda: all(abs(b.limit(c) - 10.5) <= 0.5 for c in ("garage", "carport")),
+                    "the file's share again", 60,
                     show=lambda: f"limits {b.limit('garage')}/{b.limit('carport')}; {decisions(b.controller)}")
         assert b.controller.overrides == {}
         await sub.until(lambda: (_json(sub, "evfuse/site") or {}).get("overrides") == {} and
