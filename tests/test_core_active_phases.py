@@ -6,12 +6,14 @@ and on EV energy against the oracle (the per-phase ideal controller)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from controller.core.phases import active_phases, effective
 from controller.model import CarState, ChargerReading
 from controller.sim.offline.cars import Metering
 from controller.sim.offline.oracle import Oracle
 from truth_kit import NOT_MEASURED, car, closed_loop, site_of
+from truth_strategies import closed_loops, describe, truth_settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -159,3 +161,20 @@ def test_a_one_phase_car_that_switches_to_three_phases_is_counted_on_them(meteri
     report = loop.limit.report()
     assert report.standing_s == 0, report
     assert all(max(true) <= site.limit_a + 1e-6 for t, _, true in seen if t > 500)
+
+
+@truth_settings(40)
+@given(closed_loops(phase_switch=True, wrong_wiring=True))
+def test_cars_switching_to_three_phases_leave_no_overload_standing(case):
+    """Random sites (late, power-only or missing reports, blips, restarts, wrong wiring) where
+    some 1-phase cars switch to three phases while charging: whatever the active sets said
+    before, no measured overload outlives the net's bound, and a load the meter or a report
+    showed on several phases is counted on every wired phase."""
+    loop, steps = case
+    loop.run(steps)
+    for report in (loop.fuse.report(), loop.limit.report()):
+        assert report.standing_s == 0, (report, describe(loop))
+    active = loop.state.active
+    for spec, ev in zip(loop.site.chargers, loop.state.wiring):
+        if active and ev.car_many:
+            assert active[spec.index] is None, describe(loop)
