@@ -64,8 +64,8 @@ def active_phases(site: SiteModel, readings: list[ChargerReading], prev: ActiveS
             now = None  # the next car may use other lines
         elif meter and e.car_many:
             now = None  # the meter saw it draw on several phases: every wired phase
-        elif meter and lines is None and was is None and len(spec.line_phase) > 1:
-            now = _one_phase(spec, e)
+        elif meter and lines is None and was is None and len(spec.line_phase) > 1 and spec.kind != "switch":
+            now = _one_phase(spec, e)  # (a switched load is no car: its elements may come on by themselves)
         elif lines is not None and r.online and len(spec.line_phase) > 1 and _news(spec, lines, was):
             seen = {spec.line_phase[k] for k, amps in enumerate(r.draw_lines_a[:len(spec.line_phase)])
                     if amps >= ACTIVE_A} | set(was or ())
@@ -97,7 +97,8 @@ class Untested:
         self.site, self.active, self.evidence = site, active, evidence
 
     def __contains__(self, i: int) -> bool:
-        if i >= len(self.evidence) or len(self.site.chargers[i].line_phase) < 2:
+        spec = self.site.chargers[i]
+        if i >= len(self.evidence) or len(spec.line_phase) < 2 or spec.kind == "switch":
             return False
         if self.active and self.active[i] is not None:
             return False
