@@ -381,6 +381,8 @@ class Controller:
             if charger.changed:
                 self._send(driver, charger.limit_a, reading.online)
                 self._save_due = True
+        for i in decision.ask_reports:  # the meter put their draw in doubt (core/ask.py)
+            self.drivers[i].ask_report()
         if self._quiet:
             self._release_quiet(decision)
         self._learn_switches(now)

@@ -46,8 +46,10 @@ class Car:
 
 
 class Site:
-    def __init__(self, cars, report_s: float = 1.0, lag_s: float = 0.0):
-        self.site = make_site(TWO)
+    def __init__(self, cars, report_s: float = 1.0, lag_s: float = 0.0, text: str = TWO,
+                 household_a: float = HOUSEHOLD_A):
+        self.site = make_site(text)
+        self.household_a = household_a
         self.state = initial_state(self.site)
         self.cars, self.report_s, self.lag_s = cars, report_s, lag_s
         self.history: list[tuple[float, tuple[float, ...]]] = []  # (t, true draws)
@@ -61,7 +63,7 @@ class Site:
                 car.follow(t)
             draws = tuple(car.draw for car in self.cars)
             self.history.append((t, draws))
-            meter = (HOUSEHOLD_A + sum(draws),) * 3
+            meter = (self.household_a + sum(draws),) * 3
             self.worst_over_a = max(self.worst_over_a, meter[0] - LIMIT_A)
             if int(t / self.report_s) != int((t - dt) / self.report_s):
                 measured_at, then = next(((at, d) for at, d in reversed(self.history) if at <= t - self.lag_s),

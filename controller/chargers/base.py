@@ -75,6 +75,11 @@ class ChargerDriver(abc.ABC):
         lease or watchdog), or None: nothing acknowledged, or nothing bounds it."""
         return None
 
+    def ask_report(self) -> None:
+        """Ask the charger for a fresh measurement now, if its protocol can (OCPP
+        TriggerMessage), at most once per core.ask.ASK_EVERY_S; the answer comes as a normal report.
+        Default: nothing (a polled Modbus charger is read often anyway)."""
+
     def stay_quiet(self, until: float | None) -> None:
         """Send nothing to the charger (nothing that would renew its lease) until the monotonic
         time `until` or a call with None: a resumed limit is never promised beyond the lease the

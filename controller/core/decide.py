@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from controller.core import resume
 from controller.core import switch
+from controller.core.ask import to_ask
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
@@ -91,6 +92,7 @@ class Decision:
     overloads: dict[str, float] = field(default_factory=dict)  # constraint -> measured excess A
     draw_a: tuple[Phases, ...] = ()  # per load: the most it may draw, as the plan counted it
     net: tuple[NetFault, ...] = ()  # overloads the model cannot explain, and what the net cut
+    ask_reports: tuple[int, ...] = ()  # loads to ask for a fresh report (core/ask.py)
 
 
 def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
@@ -110,7 +112,9 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         return _blind(site, memories, state, now, Cause.METER_LOST, f"{age:.0f} s")
 
     meter = corrected(sample, state.flips).current_a  # a clamp the meter shows backwards is not believed
+    unmeasured = list(memories)
     draw = draws(site, memories, readings, meter, state.meter_prev, now)
+    ask_reports = to_ask(site, unmeasured, memories)
     household = _household(site, meter, [d.lo for d in draw])
     constraints, overloads = _constraints(site, draw, household, meter)
     doubted = None
@@ -150,7 +154,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
                         active=active, wiring=evidence,
                         flips=state.flips if evidence is state.wiring else inversions(site, evidence)),
         chargers=tuple(decisions), household_a=household, headroom_a=headroom,
-        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults,
+        overloads=overloads, draw_a=tuple(d.hi for d in draw), net=net_faults, ask_reports=ask_reports,
     )
 
 
@@ -200,11 +204,15 @@ def _learned(state: CoreState) -> dict:
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
            cause: Cause, detail: str) -> Decision:
     """No valid sample: every load to min(its limit now, its fallback) — blind, the controller
-    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
+    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback, unless
+    it came back within its lease: then it holds what it acknowledged, and that is its limit."""
     out, mems = [], []
     for spec, m in zip(site.chargers, memories):
         fallback = site.fallback_a(spec)
-        limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
+        if m.limit_a != UNKNOWN:
+            limit = min(m.limit_a, fallback)
+        else:  # high_a: what it holds since the link came back (_track_links)
+            limit = fallback if m.own_fallback else min(m.high_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause
         held = max(m.limit_a, 0.0)
         if cause is Cause.NO_SAMPLE and (kept := resume.kept(m, now)) is not None:

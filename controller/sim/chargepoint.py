@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from ocpp.charge_point import snake_to_camel_case
-from ocpp.routing import on
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as ChargePoint16
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -71,6 +71,8 @@ class SimOptions:
     max_stack_level: int = 8
     boot: bool = True  # send BootNotification on start (False = a reconnect without reboot)
     connectors: int = 1  # connectors (1.6) / EVSEs (2.0.1), ids 1..n, a car each
+    answers_trigger: bool = True  # TriggerMessage MeterValues: reports at once (else NotImplemented)
+    ignores_trigger: bool = False  # a TriggerMessage gets no answer at all (firmware that drops it)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class SimChargePoint:
         self._tasks: list[asyncio.Task] = []
         self._seq = itertools.count()
         self._frame_at = 0.0
+        self.triggers = 0  # TriggerMessage requests received
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -197,6 +200,22 @@ class SimChargePoint:
     async def send_meter_values(self, connector: int = 1) -> None:
         await self._cp.meter_values(self.draw_a(connector), connector)
 
+    def trigger(self, requested_message: str) -> str:
+        """The answer to a TriggerMessage (the report follows, see `triggered`)."""
+        self.triggers += 1
+        if requested_message != "MeterValues" or not self.options.answers_trigger:
+            return "NotImplemented"
+        return "Accepted"
+
+    async def triggered(self, requested_message: str, number: int | None) -> None:
+        """After an accepted TriggerMessage MeterValues: a report of that connector (of each
+        with a transaction when none is named)."""
+        if requested_message != "MeterValues" or not self.options.answers_trigger:
+            return
+        for n in ([number] if number else sorted(self.tx)):
+            if n in self.tx:
+                await self._cp.triggered_meter_values(self.draw_a(n), n)
+
     async def wait_for_profile(self, predicate, timeout: float = 10.0) -> ProfileRequest:
         """The first received SetChargingProfile (including earlier ones) matching predicate."""
         async def first():
@@ -281,6 +300,9 @@ class _SimSession:
     async def route_message(self, raw_msg):
         if '"SetChargingProfile"' in raw_msg:
             self.sim._frame_at = time.perf_counter()
+        if '"TriggerMessage"' in raw_msg and self.sim.options.ignores_trigger:
+            self.sim.triggers += 1
+            return
         await super().route_message(raw_msg)
 
 
@@ -317,6 +339,16 @@ class _Sim16(_SimSession, ChargePoint16):
         tx = int(self.sim.tx[connector]) if connector in self.sim.tx else None
         await self.call(call16.MeterValues(connector_id=connector, transaction_id=tx,
                                            meter_value=self.sim.sampled_values(draw, False, connector)))
+
+    triggered_meter_values = meter_values
+
+    @on("TriggerMessage")
+    def on_trigger_message(self, requested_message, connector_id=None, **kwargs):
+        return result16.TriggerMessage(status=self.sim.trigger(requested_message))
+
+    @after("TriggerMessage")
+    async def after_trigger_message(self, requested_message, connector_id=None, **kwargs):
+        await self.sim.triggered(requested_message, connector_id)
 
     @on("GetConfiguration")
     def on_get_configuration(self, key=None, **kwargs):
@@ -388,6 +420,18 @@ class _Sim201(_SimSession, ChargePoint201):
         # later events name no EVSE: the central system knows the transaction's
         await self._event("Updated", "MeterValuePeriodic", "Charging", connector,
                           meter_value=self.sim.sampled_values(draw, True, connector))
+
+    async def triggered_meter_values(self, draw, connector):
+        await self.call(call201.MeterValues(evse_id=connector,
+                                            meter_value=self.sim.sampled_values(draw, True, connector)))
+
+    @on("TriggerMessage")
+    def on_trigger_message(self, requested_message, evse=None, **kwargs):
+        return result201.TriggerMessage(status=self.sim.trigger(requested_message))
+
+    @after("TriggerMessage")
+    async def after_trigger_message(self, requested_message, evse=None, **kwargs):
+        await self.sim.triggered(requested_message, (evse or {}).get("id"))
 
     @on("GetVariables")
     def on_get_variables(self, get_variable_data, **kwargs):

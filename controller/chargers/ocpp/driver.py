@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from controller.chargers.base import ChargerDriver, DriverStatus, QuietGate
@@ -23,6 +24,7 @@ from controller.chargers.ocpp.compliance import ComplianceWatch
 from controller.chargers.ocpp.meter import parse_meter_values
 from controller.chargers.ocpp.profiles import round_down_a
 from controller.chargers.ocpp.station import OcppSettings, Station
+from controller.core.ask import ASK_EVERY_S
 from controller.config import ChargerConfig, charger_fallback_a
 from controller.model import CarState, ChargerReading
 
@@ -65,6 +67,7 @@ class OcppCharger(ChargerDriver):
         self._closed = False
         self._quiet = QuietGate(lambda: self.clock.monotonic())  # stay_quiet(): no initialisation before it ends
         self.phases_in_use: int | None = None  # from the core's active phases (use_phases)
+        self._asked_at = -math.inf  # last ask_report() sent
 
     # ------------------------------------------------------------------ what the station shares
 
@@ -122,6 +125,15 @@ class OcppCharger(ChargerDriver):
             if self.link is not link or not link.ready:
                 return False
         return self._acked_ok
+
+    def ask_report(self) -> None:
+        """TriggerMessage MeterValues for its connector, at most once per ASK_EVERY_S."""
+        now = self.clock.monotonic()
+        link = self.link
+        if link is None or self._closed or now - self._asked_at < ASK_EVERY_S:
+            return
+        if link.ask_meter_values(self.config.connector):
+            self._asked_at = now
 
     def use_phases(self, n: int | None) -> None:
         """The phases the core sees the car use (None: not known). A watt limit is converted

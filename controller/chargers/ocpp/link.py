@@ -37,6 +37,7 @@ log = logging.getLogger("controller.chargers.ocpp")
 # its first request of any kind, or after this long if it says nothing at all.
 BOOT_WAIT_S = 5.0
 RETRY_S = 5.0  # after a failed initialisation or renewal
+ASK_ANSWER_S = 2.0  # a TriggerMessage not answered by then: the charger is not asked again
 # OCPP-J 1.6 spells these two error codes differently from 2.0.1.
 V16_ERROR_CODES = {"FormatViolation": "FormationViolation",
                    "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -86,6 +87,8 @@ class Link:
         self._rebooted = asyncio.Event()
         self._spoke = asyncio.Event()
         self._maintainer: asyncio.Task | None = None
+        self._asks: set[int] = set()  # connectors to ask for a fresh report (TriggerMessage)
+        self._trigger_refused = ""  # why the charger will not be asked again this session
         self._tokens = FRAME_BURST
         self._refilled = time.monotonic()
         self._throttled = False
@@ -130,6 +133,38 @@ class Link:
         task, self._maintainer = self._maintainer, None
         if task is not asyncio.current_task():
             await cancel_and_wait(task)
+
+    def ask_meter_values(self, connector: int) -> bool:
+        """Ask for TriggerMessage MeterValues (connector 0: the whole charger); the maintainer
+        sends it after any limit change it has to send, and the answer comes as an ordinary
+        MeterValues. False when it cannot be asked now (not ready, or not this session)."""
+        if not self._ready or self._trigger_refused:
+            return False
+        self._asks.add(connector)
+        self._wake.set()
+        return True
+
+    async def _send_asks(self) -> None:
+        """The asked TriggerMessages, one at a time, each given ASK_ANSWER_S: a cut that comes
+        meanwhile waits at most that long, and a charger that does not answer in time (or does
+        not implement it) is not asked again this session."""
+        while self._asks and not self._trigger_refused and not self._wake.is_set():
+            connector = min(self._asks)
+            self._asks.discard(connector)
+            try:
+                status = await asyncio.wait_for(self.cp.trigger_meter_values(connector), ASK_ANSWER_S)
+            except asyncio.TimeoutError:
+                status = "no answer"
+            if status == "Accepted":
+                continue
+            if status != "Rejected":  # Rejected (no transaction there just now) may pass
+                self._trigger_refused = status
+                self._asks.clear()
+            if "trigger" not in self.driver.notes:
+                self.driver.notes["trigger"] = f"TriggerMessage MeterValues refused: {status}"
+                self.driver.event(logging.INFO, f"asking for a fresh meter report refused ({status})"
+                                  + ("" if status == "Rejected" else ": its periodic reports only"),
+                                  REASON="trigger-refused")
 
     def wake(self) -> None:
         self._wake.set()
@@ -374,10 +409,10 @@ class Link:
                     continue  # refused at initialisation: asked again at the next one
                 sent = renew or self._sent.get(item.key) != (item.limit_a, self._rate(item))
                 ok = True
+                now = d.clock.monotonic()  # before the send: the charger's validTo counts from then
                 if sent:
                     ok, detail = await self._send(item, lease)
                     refusal = refusal or ("" if ok else detail)
-                now = d.clock.monotonic()
                 for c in item.loads:
                     limit, gen = wanted[id(c)]
                     c.limit_sent(gen, limit, ok, now + lease if sent else c.lease_until)
@@ -431,3 +466,4 @@ class Link:
                 d.event(logging.INFO if ok else logging.WARNING,
                         "dynamic profile accepted again" if ok else f"dynamic profile refused: {detail}",
                         REASON="renewal")
+            await self._send_asks()

@@ -110,6 +110,13 @@ class CentralCP16(CentralHandlers, ChargePoint):
             return False, why
         return result.status == "Accepted", str(result.status)
 
+    async def trigger_meter_values(self, connector_id: int) -> str:
+        """The charger's answer to TriggerMessage MeterValues (connector 0: all of them)."""
+        payload = (call.TriggerMessage(requested_message="MeterValues", connector_id=connector_id) if connector_id
+                   else call.TriggerMessage(requested_message="MeterValues"))
+        result, why = await request(self, payload)
+        return why if result is None else str(result.status)
+
     async def clear_profile(self, profile_id: int) -> bool:
         result, _ = await request(self, call.ClearChargingProfile(id=profile_id))
         # "Unknown": it holds none by that id (another profile may have replaced it): gone too

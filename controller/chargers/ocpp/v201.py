@@ -125,6 +125,13 @@ class CentralCP201(CentralHandlers, ChargePoint):
         reason = (result.status_info or {}).get("reason_code") if isinstance(result.status_info, dict) else None
         return False, f"{result.status}" + (f" ({reason})" if reason else "")
 
+    async def trigger_meter_values(self, evse_id: int) -> str:
+        """The charging station's answer to TriggerMessage MeterValues (EVSE 0: all of them)."""
+        payload = (call.TriggerMessage(requested_message="MeterValues", evse={"id": evse_id}) if evse_id
+                   else call.TriggerMessage(requested_message="MeterValues"))
+        result, why = await request(self, payload)
+        return why if result is None else str(result.status)
+
     async def clear_profile(self, profile_id: int) -> bool:
         result, _ = await request(self, call.ClearChargingProfile(charging_profile_id=profile_id))
         # "Unknown": it holds none by that id (another profile may have replaced it): gone too

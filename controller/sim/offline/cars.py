@@ -24,6 +24,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from controller.core.ask import ASK_EVERY_S
 from controller.core.site import ChargerSpec
 from controller.model import PHASE_INDEX, CarState, ChargerReading
 
@@ -60,6 +61,7 @@ class Metering:
     every_s: float = 0.0  # 0 = live (every sample), else seconds between reports
     offset_s: float = 0.0  # first report at this time (reports are not aligned across chargers)
     stops_s: float = math.inf  # no report from this time on (a refused sample interval)
+    answers_s: float | None = None  # asked for a report (TriggerMessage), it comes this much later
 
     @property
     def reports(self) -> bool:
@@ -116,6 +118,7 @@ class SimCharger:
         self._online = True
         self._down_since: float | None = None
         self._next_report = metering.offset_s if metering.every_s > 0 else 0.0
+        self._asked_at = -math.inf
         self._report: tuple[tuple[float, ...], float] | None = None  # (lines, at)
         self._reading: ChargerReading | None = None
         self._reading_key: tuple | None = None
@@ -222,6 +225,14 @@ class SimCharger:
         """True current per charger line L1..L3."""
         n = len(self.site_phases)
         return tuple(self.draw_a if k < n else 0.0 for k in range(3))  # type: ignore[return-value]
+
+    def ask(self, now: float) -> None:
+        """The controller asks for a fresh report (OCPP TriggerMessage MeterValues)."""
+        m = self.metering
+        if m.answers_s is None or m.every_s <= 0 or now - self._asked_at < ASK_EVERY_S:
+            return  # like the runtime's drivers: one request per ASK_EVERY_S
+        self._asked_at = now
+        self._next_report = min(self._next_report, now + m.answers_s)
 
     # ---------------------------------------------------------------- what the runtime knows
     def reading(self, now: float) -> ChargerReading:
