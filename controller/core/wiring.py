@@ -24,8 +24,9 @@ one phase responding alone to a multi-phase load's change is a 1-phase car on th
 than one is a car on several (`car_one`, `car_many`; forgotten when the car leaves).
 
 Conclusions per load, for L1 (the line every car uses, and the one whose site phase matters
-for a 1-phase car; a car on every line says nothing of which is where, so it is left out): *leaning* once its score reaches NOTIFY with SHARE_LEAN of it on one phase,
-*strong* at STRONG with SHARE_STRONG. A strong conclusion that contradicts the configured
+for a 1-phase car; a car on every line says nothing of which is where, so it is left out):
+*leaning* once its score reaches NOTIFY with SHARE_LEAN of it on one phase, *strong* at STRONG
+with SHARE_STRONG. A strong conclusion that contradicts the configured
 wiring is a remap: the runtime rebuilds the site with it (`remapped`). A clamp is *inverted*
 on a phase when opposite responses there reach the same thresholds against normal ones.
 Until a conclusion is strong, the configured wiring stands and invariant 2's net keeps the
