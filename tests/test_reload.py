@@ -11,7 +11,7 @@ import signal
 import socket
 
 from controller_kit import running, until
-from e2e_kit import Service
+from e2e_kit import Service, heidelberg_toml
 
 from controller.config import load_config, parse_config
 from controller.reload import plan
@@ -168,16 +168,7 @@ async def test_a_meter_change_restarts_the_meter_only(tmp_path):
 async def test_a_modbus_charger_added_and_removed_beside_an_ocpp_one(tmp_path):
     heidelberg = ChargerEmulator("heidelberg")
     port = await heidelberg.start_tcp()
-    modbus = f"""
-[[charger]]
-id = "shed"
-protocol = "modbus"
-profile = "heidelberg"
-host = "127.0.0.1"
-port = {port}
-unit_id = {heidelberg.unit_id}
-watchdog_s = 10
-"""
+    modbus = heidelberg_toml(heidelberg, port, watchdog_s=10)
     try:
         async with running(tmp_path, (SimCharger("garage"),), fuse_a=63) as (site, controller):
             site.extra_loads.append(lambda: (heidelberg.draw_a(),) * 3)

@@ -7,8 +7,8 @@ DESIGN.md section 1, invariant 1. For a load on phase p:
   follow) and its fresh measurement (a car above its limit keeps drawing). A link that is
   down holds its acknowledged limit until its lease ends, then its own fallback.
 - `lo[p]`, what it certainly draws (`seen`): its last report taken after the car had time to
-  follow our last change; a report from inside that window (maybe read late) only raises it
-  after a raise and only lowers it after a cut, and leaves the meter's change to explain. Between reports the
+  follow our last change, or one taken while it followed a raise (it can only have risen
+  since); one taken while it followed a cut (maybe read late) only lowers it. Between reports the
   meter tells: a rise on p while loads there follow a raise goes to them, but only the part no
   other follower could have made (a floor must never exceed the truth: what it overstates is
   household hidden from the plan); a fall while loads there follow a cut is shared out to them
@@ -161,16 +161,15 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
                 seen = floor = ZERO
         else:
             if at > report_at:
-                settled = at >= mem.changed_at + resp or at >= now
-                if settled:
+                if at >= mem.changed_at + resp or at >= now:
                     seen = floor = m  # live, or taken once the car had time to follow: what it draws
+                elif at >= mem.changed_at and mem.limit_a > mem.prev_a:
+                    seen = floor = m  # while it followed a raise: it can only have risen since
                 elif at >= mem.changed_at:
-                    # Taken while it followed our last change, and maybe read late: after a cut it
-                    # can only have fallen further since (what it showed is no floor: the meter may
-                    # already have credited more of the fall), after a raise only risen.
-                    pick = max if mem.limit_a > mem.prev_a else min
-                    seen = (pick(seen[0], m[0]), pick(seen[1], m[1]), pick(seen[2], m[2]))
-                    floor = (pick(floor[0], m[0]), pick(floor[1], m[1]), pick(floor[2], m[2]))
+                    # While it followed a cut, and maybe read late: it may have fallen further
+                    # since, and the meter may already have shown it. What it showed is no floor.
+                    seen = (min(seen[0], m[0]), min(seen[1], m[1]), min(seen[2], m[2]))
+                    floor = (min(floor[0], m[0]), min(floor[1], m[1]), min(floor[2], m[2]))
                 elif mem.limit_a > mem.prev_a:
                     # Taken before our raise: it cannot show the rise the meter already credited.
                     seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))
@@ -178,8 +177,7 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
                 # Taken before our cut: the cut is in flight; it counts at what we knew until it
                 # follows (break before make keeps its old limit reserved meanwhile).
                 report_at, known = at, True
-                if settled:  # one from while it followed leaves it a follower of the meter's change
-                    reported.add(spec.index)
+                reported.add(spec.index)
         if stale and mem.limit_a == 0 and now >= mem.changed_at + resp:
             seen, floor, known = ZERO, ZERO, True  # told 0 long enough: it draws nothing
         if m is None and r.power_w is not None and volts > 0 and online:
