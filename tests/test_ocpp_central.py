@@ -285,6 +285,33 @@ async def test_charger_ignoring_its_limit_is_flagged_non_compliant(version):
         assert driver.status().compliant is False
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_charger_refusing_a_cut_while_its_car_draws_on_is_flagged_non_compliant(version):
+    # It acknowledged 10 A and refuses the 0 A pause: what it acknowledged is not what it must
+    # keep to (the core counts it as fixed load then, and the net and the others make room).
+    clock = SteppableClock()
+    cfg = make_config(compliance_allowance_s=15.0, meter_interval_s=60)  # samples sent by hand
+    async with site(cfg, clock) as (central, url), \
+            charge_point(url, version=version, refuses_below_a=6.0, car_max_a=16) as sim:
+        driver = await charging_at(central, sim, 10)
+        assert not await asyncio.wait_for(driver.apply(0), 10)  # refused
+        assert driver.acked_a == 10.0
+        await sim.send_meter_values()
+        await until(lambda: driver.reading(0).draw_lines_a == (10.0, 10.0, 10.0), what="meter values")
+        assert driver.reading(0).compliant  # the car still has its allowance
+        clock.skipped_s += 16
+        await sim.send_meter_values()
+        await until(lambda: not driver.reading(0).compliant, what="non-compliance")
+
+
+async def charging_at(central, sim, amps):
+    driver = await online(central)
+    await sim.plug_in()
+    await until(lambda: driver.reading(0).car == CarState.CHARGING, what="charging")
+    assert await asyncio.wait_for(driver.apply(amps), 10)
+    return driver
+
+
 async def test_charger_refusing_every_profile_is_reported_not_online_and_not_protected():
     refuse_all = frozenset({"TxDefaultProfile", "ChargePointMaxProfile"})
     async with site(make_config()) as (central, url), charge_point(url, reject_purposes=refuse_all) as sim:

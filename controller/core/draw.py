@@ -163,13 +163,13 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             if at > report_at:
                 if at >= mem.changed_at + resp or at >= now:
                     seen = floor = m  # live, or taken once the car had time to follow: what it draws
-                elif at >= mem.changed_at and mem.limit_a > mem.prev_a:
-                    seen = floor = m  # while it followed a raise: it can only have risen since
-                elif at >= mem.changed_at:
+                elif at >= mem.changed_at and mem.known and mem.limit_a < mem.prev_a:
                     # While it followed a cut, and maybe read late: it may have fallen further
                     # since, and the meter may already have shown it. What it showed is no floor.
                     seen = (min(seen[0], m[0]), min(seen[1], m[1]), min(seen[2], m[2]))
                     floor = (min(floor[0], m[0]), min(floor[1], m[1]), min(floor[2], m[2]))
+                elif at >= mem.changed_at:
+                    seen = floor = m  # after a raise it can only have risen since (or nothing known)
                 elif mem.limit_a > mem.prev_a:
                     # Taken before our raise: it cannot show the rise the meter already credited.
                     seen = (max(seen[0], m[0]), max(seen[1], m[1]), max(seen[2], m[2]))

@@ -73,6 +73,7 @@ class SimOptions:
     connectors: int = 1  # connectors (1.6) / EVSEs (2.0.1), ids 1..n, a car each
     answers_trigger: bool = True  # TriggerMessage MeterValues: reports at once (else NotImplemented)
     ignores_trigger: bool = False  # a TriggerMessage gets no answer at all (firmware that drops it)
+    refuses_below_a: float = 0.0  # refuses any limit below this (some refuse a 0 A pause)
 
 
 @dataclass
@@ -275,6 +276,7 @@ class SimChargePoint:
             purpose != "TxProfile" or (target in self.tx and p.get("transactionId", self.tx[target]) == self.tx[target]),
             0 <= target <= o.connectors,
             bool(periods) and periods[0]["startPeriod"] == 0,
+            not periods or schedule.get("chargingRateUnit") != "A" or float(periods[0]["limit"]) >= o.refuses_below_a,
             p.get("stackLevel", 0) <= o.max_stack_level,
             schedule.get("chargingRateUnit") in o.unit.split(","),
             purpose not in o.reject_purposes, kind not in o.reject_kinds, target not in o.reject_targets,

@@ -230,6 +230,13 @@ class OcppCharger(ChargerDriver):
         target = self.fallback_a if self._target_a is None else self._target_a
         return min(round_down_a(target), self.config.max_a), self._target_gen
 
+    def obeyed_a(self) -> float | None:
+        """The limit its car must keep to: the one it acknowledged, or a lower one we sent that
+        it refused (None: nothing acknowledged yet)."""
+        if self._limit_a is None:
+            return None
+        return self._limit_a if self._target_a is None else min(self._limit_a, self.wanted_limit()[0])
+
     def limit_sent(self, gen: int, limit_a: float, accepted: bool, lease_until: float | None) -> None:
         if accepted:
             if self._limit_a != limit_a:

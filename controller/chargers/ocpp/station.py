@@ -268,8 +268,10 @@ class Station:
 
     def compliance_limit(self, charger: OcppCharger) -> float | None:
         """The limit a connector's draw is judged by: its own, or with the station cap alone
-        the cap (the charger may give any connector all of it)."""
+        the cap (the charger may give any connector all of it). Each connector's is the lower
+        of what it acknowledged and what we want: a charger that refuses a cut (some refuse a
+        0 A pause) and lets its car draw on does not obey, whatever it acknowledged."""
         if self.several and self.form is not None and self.form.target != EACH and charger.acked_a is not None:
-            return station_cap_a([(c.config.phases, c.acked_a or 0.0) for c in self.loads()])
-        return charger.acked_a
+            return station_cap_a([(c.config.phases, c.obeyed_a() or 0.0) for c in self.loads()])
+        return charger.obeyed_a()
 
