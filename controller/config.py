@@ -38,6 +38,7 @@ class SiteConfig:
     fuse_a: float = 25.0
     margin_a: float = 1.0
     max_import_kw: float = 0.0  # 0 = no cap
+    grid: str = "TN"  # "TN"/"TT" (phase-to-neutral loads) or "IT" (no neutral: loads between phases)
 
     @property
     def limit_a(self) -> float:
@@ -353,14 +354,18 @@ def _serial(r: _Reader, t: dict, path: str, default_transport: str, unit_hi: int
 
 def _site(r: _Reader, data: dict) -> SiteConfig:
     t = r.table(data, "site", "site")
-    r.only(t, "site", {"phases", "voltage_v", "fuse_a", "margin_a", "max_import_kw"})
+    r.only(t, "site", {"phases", "voltage_v", "fuse_a", "margin_a", "max_import_kw", "grid"})
     site = SiteConfig(
         phases=r.number(t, "phases", "site", 3, 1, 3, integer=True),
         voltage_v=r.number(t, "voltage_v", "site", 230.0, 100, 400, " V"),
         fuse_a=r.number(t, "fuse_a", "site", _MISSING, 1, 1000, " A") or 25.0,
         margin_a=r.number(t, "margin_a", "site", 1.0, 0, 100, " A"),
         max_import_kw=r.number(t, "max_import_kw", "site", 0.0, 0, 10000, " kW (0 = no cap)"),
+        grid=r.text(t, "grid", "site", "TN", GRIDS),
     )
+    if site.grid == "IT" and site.phases < 2:
+        r.problem("site.phases", site.phases, 'must be 2 or 3 on an IT grid (site.grid = "IT": every load '
+                  "sits between two phases)")
     if "fuse_a" in t and site.fuse_a <= site.margin_a:
         r.problem("site.margin_a", site.margin_a, f"must be below site.fuse_a ({fmt(site.fuse_a)} A)")
     return site
@@ -493,6 +498,7 @@ def _charger(r: _Reader, t: Any, path: str, site: SiteConfig) -> list[ChargerCon
                   f"must be 1 to {site.phases} different phases of this {site.phases}-phase site "
                   f"({', '.join(site.phase_names)}) in the order wired to L1, L2, L3")
         wiring = site.phase_names
+    _between_phases(r, path, wiring, site)
     charger = ChargerConfig(
         id=charger_id,
         protocol=protocol,
@@ -560,6 +566,7 @@ def _connectors(r: _Reader, t: dict, path: str, site: SiteConfig,
                       f"must be 1 to {site.phases} different phases of this {site.phases}-phase site "
                       f"({', '.join(site.phase_names)}) in the order wired to the connector's L1, L2, L3")
             wiring = charger.phases
+        _between_phases(r, cpath, wiring, site)
         link = charger.link
         if link is not None:
             link = SerialSettings(**{**link.__dict__, "unit_id": r.number(ct, "unit_id", cpath, number, 0, 255,
@@ -659,6 +666,7 @@ def _load(r: _Reader, t: Any, path: str, site: SiteConfig) -> LoadConfig | None:
         r.problem(f"{path}.phases", wiring, f"must be 1 to {site.phases} different phases of this "
                   f"{site.phases}-phase site ({', '.join(site.phase_names)}), e.g. \"A\" or \"ABC\"")
         wiring = "A"
+    _between_phases(r, path, wiring, site)
     active_high = r.flag(t, "active_high", path, True)
     load = LoadConfig(
         id=load_id, driver=driver, phases=wiring,
@@ -726,6 +734,16 @@ def _loads_share_the_meters_wire(r: _Reader, loads: list[LoadConfig], meter: Met
             if value is not None and value != want:
                 r.problem(f"load[{i}].{key}", value, f"must be {show(want)} as the meter's on {link.device}: "
                           "every device on one RS485 wire uses the same settings (or leave it out)")
+
+
+GRIDS = ("TN", "TT", "IT")
+
+
+def _between_phases(r: _Reader, path: str, wiring: str, site: SiteConfig) -> None:
+    """An IT grid has no neutral: a load is wired between two phases (or across three)."""
+    if site.grid == "IT" and len(wiring) < 2:
+        r.problem(f"{path}.phases", wiring, 'must name two or three phases on an IT grid (site.grid = "IT" '
+                  'has no neutral: a load sits between two phases), e.g. "AB" or "ABC"')
 
 
 def _wiring_ok(wiring: str, site: SiteConfig) -> bool:

@@ -27,7 +27,7 @@ LINK_KEYS = ("protocol", "phases", "password", "profile_kind", "profile", "link"
 
 def ocpp_settings(cfg: Config) -> tuple:
     """What the OCPP links are initialised with (the rest of [control] is the core's alone)."""
-    return (cfg.ocpp, cfg.control.fallback_a, cfg.site.voltage_v)
+    return (cfg.ocpp, cfg.control.fallback_a, cfg.site.voltage_v, cfg.site.grid)
 
 
 def _link(c: ChargerConfig) -> tuple:

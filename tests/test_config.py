@@ -400,3 +400,32 @@ power_w = 1100
     out = problems(text)
     assert any("load[1].baudrate = 19200: must be 9600 as the meter's on /dev/ttyUSB0" in p for p in out), out
     parse_config(tomllib.loads(text.replace("baudrate = 19200\n", "")), "evfuse.toml")  # its settings: fine
+
+
+# --------------------------------------------------------------------------- IT grids (issue 11)
+
+def test_an_it_grid_is_a_site_key_and_loads_sit_between_two_phases():
+    cfg = parse(MINIMAL.replace("fuse_a = 25", 'fuse_a = 25\ngrid = "IT"') + 'phases = "AB"\n')
+    assert cfg.site.grid == "IT" and cfg.chargers[0].phases == "AB"
+    assert parse(MINIMAL).site.grid == "TN"  # the default
+    one = problems(MINIMAL.replace("fuse_a = 25", 'fuse_a = 25\ngrid = "IT"') + 'phases = "A"\n')
+    assert any("charger[1].phases" in p and "IT grid" in p and '"AB"' in p for p in one), one
+    bad = problems(MINIMAL.replace("fuse_a = 25", 'fuse_a = 25\ngrid = "it"'))
+    assert any("site.grid" in p and '"TN", "TT", "IT"' in p for p in bad), bad
+
+
+def test_check_config_names_the_file_and_key_of_a_one_phase_load_on_an_it_grid(tmp_path, capsys):
+    path = tmp_path / "evfuse.toml"
+    path.write_text(MINIMAL.replace("fuse_a = 25", 'fuse_a = 25\ngrid = "IT"') + 'phases = "B"\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr()
+    text = err.out + err.err
+    assert str(path) in text and "charger[1].phases" in text and "IT grid" in text, text
+
+
+def test_watts_per_amp_on_tn_and_it_grids():
+    from controller.core.site import on_current_a, watts_per_amp
+    assert watts_per_amp(230, 1) == 230 and watts_per_amp(230, 3) == 690
+    assert watts_per_amp(230, 2, "IT") == 230  # one current through both phases
+    assert watts_per_amp(230, 3, "IT") == pytest.approx(398.37, abs=0.01)
+    assert on_current_a(2300, 230, 2, "IT") == 10.0 and on_current_a(2300, 230, 2) == 5.0

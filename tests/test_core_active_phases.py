@@ -6,12 +6,14 @@ and on EV energy against the oracle (the per-phase ideal controller)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
 
 from controller.core.phases import active_phases, effective
 from controller.model import CarState, ChargerReading
 from controller.sim.offline.cars import Metering
 from controller.sim.offline.oracle import Oracle
-from truth_kit import car, closed_loop, site_of
+from truth_kit import NOT_MEASURED, car, closed_loop, site_of
+from truth_strategies import closed_loops, describe, truth_settings
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -93,3 +95,86 @@ def test_active_sets_grow_with_what_the_lines_show_and_reset_when_the_car_leaves
     eff = effective(site, a)
     assert eff.chargers[0].phase_idx == (0,) and eff.phase_members[1] == (1, 2)
     assert effective(site, a) is eff and effective(site, (None, None, None)) is site
+
+
+def test_reports_every_10_s_still_reach_the_per_phase_ideal():
+    """The same site with reports every 10 s: the cars all start in the same second, so two of
+    them are shed before a report shows their line, and the full phase A would keep them waiting
+    for ever (counted on every phase). A car whose phases are not known restarts without the
+    hysteresis once its floor fits beside the others' floors: its start shows where it draws."""
+    loop, ratio = _rotated_loop(Metering("lines", 10.0))
+    assert ratio >= 0.9, ratio
+    assert loop.state.active == ((0,), (1,), (2,))
+    report = loop.limit.report()
+    assert report.controller_s == 0 and report.standing_s == 0, report
+
+
+TWO_NOT_MEASURED = """
+[site]
+fuse_a = 25
+margin_a = 1
+[control]
+response_s = 5
+[[charger]]
+id = "abc"
+phases = "ABC"
+[[charger]]
+id = "bca"
+phases = "BCA"
+"""
+
+
+def test_the_meter_shows_where_a_car_draws_when_the_charger_measures_nothing():
+    """Chargers that measure nothing: each raise of abc shows on phase A alone, so its 1-phase
+    car is learned on A; bca's car (plugged in later) likewise on B. Counted on every phase, A
+    (4 A household + 16 A) would hold bca to 4 A; learned, both get their max."""
+    site = site_of(TWO_NOT_MEASURED)
+    cars = {"abc": [car("abc", 0.0, delay_s=2.0, phases=1)],
+            "bca": [car("bca", 300.0, delay_s=3.0, phases=1)]}
+    loop = closed_loop(site, [(0.0, (4.0, 0.5, 0.5))], cars,
+                       metering={"abc": NOT_MEASURED, "bca": NOT_MEASURED}, latency_s=0.25)
+    seen = []
+    loop.on_step = lambda lp, now: seen.append((now, lp.state.active))
+    loop.run(int(900 / loop.dt))
+    assert any(a and a[0] == (0,) for t, a in seen if t < 300)
+    assert loop.state.active == ((0,), (1,))
+    assert {c.id: c.limit_a for c in loop.decision.chargers} == {"abc": 16.0, "bca": 16.0}
+    report = loop.limit.report()
+    assert report.controller_s == 0 and report.standing_s == 0, report
+
+
+@pytest.mark.parametrize("metering", [Metering("lines", 10.0), NOT_MEASURED], ids=["reports-10s", "not-measured"])
+def test_a_one_phase_car_that_switches_to_three_phases_is_counted_on_them(metering):
+    """A car that starts on one phase and switches to three after a while (some do): its active
+    set grows as soon as a report or the meter shows it, and meanwhile the net keeps the
+    overload it causes on B (household 10 A there) within its bound."""
+    site = site_of(TWO_NOT_MEASURED.split("[[charger]]")[0] + '[[charger]]\nid = "abc"\nphases = "ABC"\n')
+    cars = {"abc": [car("abc", 0.0, delay_s=2.0, phases=1, switch_s=400.0)]}
+    loop = closed_loop(site, [(0.0, (4.0, 10.0, 0.5))], cars, metering={"abc": metering}, latency_s=0.25)
+    seen = []
+    loop.on_step = lambda lp, now: seen.append((now, lp.state.active, tuple(lp.true_a)))
+    loop.run(int(700 / loop.dt))
+    assert any(a == ((0,),) for t, a, _ in seen if t < 400)  # learned on A alone first
+    grown = [t for t, a, _ in seen if t >= 400 and a and a[0] is None]
+    assert grown and grown[0] < 400 + 30, grown[:1]  # a report (10 s) or the net's cut shows it
+    assert all(a[0] is None for t, a, _ in seen if t >= grown[0])  # and it stays grown
+    report = loop.limit.report()
+    assert report.standing_s == 0, report
+    assert all(max(true) <= site.limit_a + 1e-6 for t, _, true in seen if t > 500)
+
+
+@truth_settings(40)
+@given(closed_loops(phase_switch=True, wrong_wiring=True))
+def test_cars_switching_to_three_phases_leave_no_overload_standing(case):
+    """Random sites (late, power-only or missing reports, blips, restarts, wrong wiring) where
+    some 1-phase cars switch to three phases while charging: whatever the active sets said
+    before, no measured overload outlives the net's bound, and a load the meter or a report
+    showed on several phases is counted on every wired phase."""
+    loop, steps = case
+    loop.run(steps)
+    for report in (loop.fuse.report(), loop.limit.report()):
+        assert report.standing_s == 0, (report, describe(loop))
+    active = loop.state.active
+    for spec, ev in zip(loop.site.chargers, loop.state.wiring):
+        if active and ev.car_many:
+            assert active[spec.index] is None, describe(loop)

@@ -92,6 +92,28 @@ def test_a_rotated_installation_is_detected_from_a_one_phase_car_with_several_lo
     assert loop.limit.report().standing_s == 0
 
 
+@pytest.mark.parametrize("metering", [Metering("lines", 0.0), NOT_MEASURED], ids=["per-line live", "not measured"])
+def test_a_rotated_three_phase_charger_gets_its_full_mapping_once_a_one_phase_car_shows_it(metering):
+    """Configured ABC, wired CAB. A 3-phase car draws the same on every line: the meter cannot
+    tell its lines apart, and nothing hangs on it (it is counted on all three), so nothing is
+    concluded from it. The 1-phase car that comes next shows L1 on C: the whole wiring, CAB
+    (a rotation, the usual installation error), not only L1."""
+    site = site_of(SITE + '[[charger]]\nid = "bay"\nphases = "ABC"\nmax_a = 16\n')
+    steps = [(float(t), (3.0, 4.0, 3.0 if (t // 90) % 2 == 0 else 14.0)) for t in range(0, 3600, 90)]
+    seen: list = []
+    loop = closed_loop(site, NoisyHousehold(steps, 0.5), {"bay": [car("bay", 0.0, delay_s=2.0, depart_s=1200.0),
+                                                          car("bay", 1300.0, delay_s=2.0, phases=1)]},
+                       metering={"bay": metering}, latency_s=0.25, wiring={"bay": "CAB"})
+    loop.on_step = lambda lp, now: seen.append((now, conclude(site, lp.state.wiring)))
+    loop.run(int(3600 / loop.dt))
+    assert not [c for t, cs in seen if t < 1300 for c in cs if c.contradicts]  # the 3-phase car: nothing
+    got = conclude(site, loop.state.wiring)
+    assert [(c.detected, c.strength) for c in got] == [("CAB", "strong")], got
+    fixed = remapped(site, {c.id: c.detected for c in got}).chargers[0]
+    assert fixed.line_phase == (2, 0, 1) and fixed.phase_idx == (0, 1, 2)
+    assert loop.limit.report().standing_s == 0
+
+
 def test_a_backwards_clamp_is_reported_with_its_fix_and_not_believed():
     site = site_of(SITE + '[[charger]]\nid = "abc"\nphases = "ABC"\nmax_a = 16\n')
     steps = [(float(t), (3.0, 3.0, 5.0 if (t // 60) % 2 == 0 else 17.0)) for t in range(0, 1800, 60)]
@@ -139,8 +161,8 @@ def test_a_correct_config_is_never_corrected(case):
 def test_what_the_detector_concludes_on_a_miswired_site_is_the_truth(case):
     loop, steps = case
     loop.run(steps)
-    true_l1 = {ch.spec.id: ch.wiring[0] for ch in loop.chargers}
+    true = {ch.spec.id: ch.wiring for ch in loop.chargers}
     for c in conclude(loop.site, loop.state.wiring):
-        if c.strength == "strong":
-            assert c.detected[0] == true_l1[c.id], (c, describe(loop))
+        if c.strength == "strong":  # the whole wiring (a rotation), not only L1
+            assert c.detected == true[c.id], (c, describe(loop))
     assert not [f for f in inversions(loop.site, loop.state.wiring) if f.strength == "strong"], describe(loop)

@@ -53,10 +53,14 @@ async def test_a_miswired_charger_is_cut_and_the_fault_names_phase_and_charger(t
 async def test_a_watt_charger_with_a_one_phase_car_gets_watts_for_one_phase(tmp_path):
     """A 1-phase car on a 3-phase ("ABC") charger that takes W profiles: once its MeterValues show
     current on L1 only, the limit goes out as amps x 230 V x 1 with numberPhases = 1, so the car
-    is held to its limit in amps (not three times it)."""
+    is held to its limit in amps (not three times it). Its fallback profile assumes one phase,
+    so it starts at fallback_a; a raise before the first MeterValues still goes out for three
+    phases (the car takes three times it on A), which the net cuts: with a short restart delay
+    it comes back once the phases are known."""
     bay = SimCharger("bay", "ABC", SimOptions(version="1.6", unit="W", phases=1, car_max_a=32.0,
                                               response_delay_s=0.2), max_a=10.0)
-    async with running(tmp_path, [bay], control=CONTROL) as (site, controller):
+    async with running(tmp_path, [bay], control=CONTROL.replace("restart_delay_s = 300", "restart_delay_s = 4")) \
+            as (site, controller):
         cp = site.points["bay"]
 
         def one_phase_watts(r):

@@ -177,9 +177,38 @@ async def test_watts_charger_gets_watts_for_the_phases_in_use():
         dynamic = accepted(sim, DYNAMIC_PROFILE_ID)[-1]
         assert schedule(dynamic)["chargingRateUnit"] == "W"
         assert limit_of(dynamic) == 10.0 * 230 * 2
-        assert limit_of(accepted(sim, BASE_PROFILE_ID)[-1]) == FALLBACK_A * 230 * 2
+        # the fallback assumes the fewest phases: whatever car comes next takes at most fallback_a
+        assert limit_of(accepted(sim, BASE_PROFILE_ID)[-1]) == FALLBACK_A * 230
         assert sim.composite_limit_a() == pytest.approx(10.0)
         assert driver.status().notes["unit_allowed"] == "Power"
+
+
+async def test_watts_on_an_it_grid_are_phase_to_phase():
+    """A charger wired "AB" on a 230 V IT grid: one current through both phases, so 10 A is
+    2300 W, not 4600 W (which gave the car twice its current)."""
+    cfg = make_config(ChargerConfig(id="cp1", phases="AB"))
+    cfg = Config(**{**cfg.__dict__, "site": SiteConfig(voltage_v=230.0, grid="IT")})
+    async with site(cfg) as (central, url), charge_point(url, unit="W", phases=1) as sim:
+        driver = await online(central)
+        assert await asyncio.wait_for(driver.apply(10), 10)
+        assert limit_of(accepted(sim, DYNAMIC_PROFILE_ID)[-1]) == 10.0 * 230
+        assert limit_of(accepted(sim, BASE_PROFILE_ID)[-1]) == FALLBACK_A * 230
+        assert sim.composite_limit_a() == pytest.approx(10.0)  # what the car may take
+
+
+async def test_watts_fallback_of_a_three_phase_charger_holds_a_one_phase_car_to_fallback_a():
+    """A 1-phase car on an "ABC" charger that takes only watts: once evfuse is gone (the dynamic
+    profile's lease over), the charger's own fallback must not let it take 3 x fallback_a."""
+    cfg = make_config(ChargerConfig(id="cp1", phases="ABC"))
+    async with site(cfg) as (central, url), charge_point(url, unit="W", phases=1) as sim:
+        driver = await online(central)
+        await sim.plug_in()
+        assert await asyncio.wait_for(driver.apply(16), 10)
+        base = accepted(sim, BASE_PROFILE_ID)[-1]
+        assert schedule(base)["chargingRateUnit"] == "W" and limit_of(base) == FALLBACK_A * 230
+        after_lease = sim.now() + timedelta(seconds=LEASE_S + 60)
+        assert sim.composite_limit_a(at=after_lease) == pytest.approx(FALLBACK_A)
+        assert sim.draws_a(at=after_lease)[1] == pytest.approx(FALLBACK_A)
 
 
 @pytest.mark.parametrize("version", VERSIONS)

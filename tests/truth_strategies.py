@@ -38,10 +38,12 @@ def truth_settings(default_examples: int):
 
 @st.composite
 def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips: bool = True,
-                 late_reports: bool = True, taper: bool = True, twins: bool = False):
+                 late_reports: bool = True, taper: bool = True, twins: bool = False,
+                 phase_switch: bool = False):
     """(loop, steps): a ClosedLoop over a random site and how many DT steps to run it.
     twins: some chargers have 2-3 connectors (each a load of its own, wired its own way)
-    under the charger's max_a, some of them sequential."""
+    under the charger's max_a, some of them sequential. phase_switch: some 1-phase cars switch
+    to three phases after a while (their own change: the core cannot prevent what it causes)."""
     n_phases = draw(st.integers(1, 3))
     names = "ABC"[:n_phases]
     fuse = draw(st.integers(16, 63))
@@ -95,8 +97,9 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
         if draw(st.integers(0, 5)) == 0:
             continue  # no car here
         arrive = draw(st.sampled_from([-10.0, 0.0, 20.0, 60.0, 150.0]))
+        extra = {"switch_s": draw(st.sampled_from([math.inf, 90.0, 200.0]))} if phase_switch else {}
         cars[cid] = [car(cid, arrive, delay_s=draw(st.sampled_from([0.5, 1.0, 2.5, 4.5])),
-                         phases=draw(st.sampled_from([1, 3])),
+                         phases=draw(st.sampled_from([1, 3])), **extra,
                          max_a=draw(st.sampled_from([6.0, 10.0, 16.0, 32.0])),
                          kwh=draw(st.sampled_from([0.3, 1.0, 50.0])),
                          taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])) if taper else 0.0)]

@@ -21,6 +21,7 @@ It runs as named passes (DESIGN.md section 1), each readable on its own:
 from __future__ import annotations
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import NamedTuple
@@ -33,7 +34,7 @@ from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
 from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.net import NO_NET, NetFault, NetState
 from controller.core.net import apply as net_apply
-from controller.core.phases import ActiveSets, active_phases, effective
+from controller.core.phases import ActiveSets, active_phases, effective, untested
 from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
 from controller.core.reclaim import reclaim
@@ -104,7 +105,7 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     """One decision. `hold` (e.g. "paused by button") stops every load, whatever else."""
     loads, readings = resume.relink(site, state.loads, state.meter_prev is not None, readings, now)
     state = state if loads is state.loads else replace(state, loads=loads)
-    active = active_phases(site, readings, state.active)
+    active = active_phases(site, readings, state.active, state.wiring)
     site = effective(site, active)  # each load counted on the phases its car uses
     memories = _track_links(site, state, readings, now)
     if hold:
@@ -133,7 +134,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     if not all(map(_KNOWN, draw)):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
-    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted)
+    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted,
+                       untested(site, active, state.wiring))
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
 
     before = list(memories)
@@ -313,8 +315,10 @@ Target = tuple[float, Cause, str]
 
 def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerReading],
              draw: list[Draw], constraints: list[Constraint], overloads: dict[str, float],
-             meter: Phases, now: float, doubted: list[Constraint] | None = None) -> dict[int, Target]:
-    """Per load that takes orders: the current it should have and why."""
+             meter: Phases, now: float, doubted: list[Constraint] | None = None,
+             untested: Container[int] = ()) -> dict[int, Target]:
+    """Per load that takes orders: the current it should have and why. A load in `untested`
+    (its car's phases not known yet) restarts without the hysteresis (core/phases.py)."""
     ctl = site.control
     targets: dict[int, Target] = {}
     wants: list[Want] = []
@@ -349,7 +353,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             cap, memories[i] = reclaim(spec, mem, r, site, now)
             if cap is not None and cap < spec.max_a:
                 reclaimed[i] = cap
-            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a), ctl.restart_hysteresis_a))
+            wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a),
+                               0.0 if mem.paused_at is not None and i in untested
+                               else ctl.restart_hysteresis_a))
     if solar_in:
         caps = solar_caps(site, surplus_w(site, meter, solar_in), solar_in, now)
         for s in solar_in:

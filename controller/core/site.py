@@ -86,6 +86,10 @@ class SiteModel:
     control: Control
     chargers: tuple[ChargerSpec, ...]
     circuits: tuple[CircuitSpec, ...] = ()
+    grid: str = "TN"  # "IT": no neutral, voltage_v is phase-to-phase (watts_per_amp)
+
+    def watts_per_amp(self, lines: int) -> float:
+        return watts_per_amp(self.voltage_v, lines, self.grid)
 
     @property
     def phase_range(self) -> range:
@@ -121,7 +125,7 @@ class SiteModel:
     @cached_property
     def import_coefs(self) -> tuple[tuple[int, float], ...]:
         """(charger index, watts per A) for the import cap."""
-        return tuple((s.index, self.voltage_v * s.n_phases) for s in self.chargers)
+        return tuple((s.index, self.watts_per_amp(s.n_phases)) for s in self.chargers)
 
     @cached_property
     def circuit_phase_members(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
@@ -169,7 +173,7 @@ class SiteModel:
             chain = tuple(circuit_pos[x.id] for x in cfg.circuit_chain(c.id))
             for k in chain:
                 members[k].append(i)
-            chargers.append(switch_spec(i, c, cfg.site.voltage_v, chain))
+            chargers.append(switch_spec(i, c, cfg.site.voltage_v, chain, cfg.site.grid))
         circuits = tuple(CircuitSpec(id=c.id, limit_a=c.limit_a, members=tuple(members[k]))
                          for k, c in enumerate(cfg.circuits))
         circuits += tuple(CircuitSpec(id=f"{name} (charger max_a)", limit_a=limit, members=tuple(members[k]))
@@ -178,7 +182,7 @@ class SiteModel:
             phases=cfg.site.phases, limit_a=cfg.site.limit_a, fuse_a=cfg.site.fuse_a,
             voltage_v=cfg.site.voltage_v, max_import_w=cfg.site.max_import_kw * 1000.0,
             stale_after_s=cfg.meter.stale_after_s, control=Control.of(cfg.control),
-            chargers=tuple(chargers), circuits=circuits,
+            chargers=tuple(chargers), circuits=circuits, grid=cfg.site.grid,
         )
 
 
@@ -196,15 +200,24 @@ def _charger_caps(entries, first: int) -> dict[str, tuple[int, float]]:
     return {name: (first + k, limit[name]) for k, name in enumerate(several)}
 
 
-def on_current_a(power_w: float, voltage_v: float, n_phases: int) -> float:
+def watts_per_amp(voltage_v: float, lines: int, grid: str = "TN") -> float:
+    """Watts a load draws per ampere on each of its `lines` site phases. TN/TT: each line to
+    neutral, V x lines. IT (no neutral, voltage_v phase-to-phase): on two lines it is one current
+    through both, V; on three, sqrt(3) x V."""
+    if grid == "IT" and lines >= 2:
+        return voltage_v * (math.sqrt(3.0) if lines >= 3 else 1.0)
+    return voltage_v * lines
+
+
+def on_current_a(power_w: float, voltage_v: float, n_phases: int, grid: str = "TN") -> float:
     """Per phase, what a switchable load of power_w draws when on: rounded up to 0.1 A."""
-    return math.ceil(power_w / (voltage_v * n_phases) * 10 - 1e-9) / 10
+    return math.ceil(power_w / watts_per_amp(voltage_v, n_phases, grid) * 10 - 1e-9) / 10
 
 
-def switch_spec(index: int, load, voltage_v: float, chain: tuple[int, ...]) -> ChargerSpec:
+def switch_spec(index: int, load, voltage_v: float, chain: tuple[int, ...], grid: str = "TN") -> ChargerSpec:
     """A [[load]] as the core sees it: on at its current (power_w over its phases, rounded up
     to 0.1 A so every rounding in the core keeps it whole) or off."""
-    on_a = on_current_a(load.power_w, voltage_v, len(load.phases))
+    on_a = on_current_a(load.power_w, voltage_v, len(load.phases), grid)
     return ChargerSpec(
         index=index, id=load.id, wiring=load.phases,
         phase_idx=tuple(sorted({PHASE_INDEX[p] for p in load.phases})),

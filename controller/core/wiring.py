@@ -6,8 +6,10 @@ An *episode* opens when the controller changes a load's limit by at least MIN_ST
 a stop, a cut, a raise); further changes the same way extend it (a start then a raise); it
 closes when the load had time to follow (response_s + the attribution slack after its last
 change) or when a change turns back (a cut right after a start: what moved until then is read).
-It counts only while no other load's limit changed. The meter's change over the episode, per
-site phase, is the evidence:
+It counts only while no other load's limit changed (a change of another load that the meter
+already showed followed before the episode opened does not count: break before make starts a
+load right after the cut it waited for). The meter's change over the episode, per site phase,
+is the evidence:
 - the load's own size of step: its per-line report before and after where it reports lines,
   else only the direction and at most the commanded change;
 - a phase *responds* when it moved the same way by at least half that step (and not by far
@@ -17,9 +19,14 @@ site phase, is the evidence:
 Episodes that overlap another load's change, show no response (the car did not follow) or
 an ambiguous one score nothing. Each scoring episode weighs min(step, 15 A) / 5.
 
+The same episodes say how many of its lines the car plugged in now uses (controller/core/phases.py):
+one phase responding alone to a multi-phase load's change is a 1-phase car on that phase, more
+than one is a car on several (`car_one`, `car_many`; forgotten when the car leaves).
+
 Conclusions per load, for L1 (the line every car uses, and the one whose site phase matters
-for a 1-phase car): *leaning* once its score reaches NOTIFY with SHARE_LEAN of it on one phase,
-*strong* at STRONG with SHARE_STRONG. A strong conclusion that contradicts the configured
+for a 1-phase car; a car on every line says nothing of which is where, so it is left out):
+*leaning* once its score reaches NOTIFY with SHARE_LEAN of it on one phase, *strong* at STRONG
+with SHARE_STRONG. A strong conclusion that contradicts the configured
 wiring is a remap: the runtime rebuilds the site with it (`remapped`). A clamp is *inverted*
 on a phase when opposite responses there reach the same thresholds against normal ones.
 Until a conclusion is strong, the configured wiring stands and invariant 2's net keeps the
@@ -35,9 +42,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from controller.core.draw import ATTRIBUTION_SLACK_S, LoadMemory
+from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, LoadMemory, high_now
 from controller.core.site import ChargerSpec, SiteModel, phase_name
-from controller.model import PHASE_INDEX, SITE_PHASES, ChargerReading, MeterSample, Phases
+from controller.model import PHASE_INDEX, SITE_PHASES, CarState, ChargerReading, MeterSample, Phases
 
 MIN_STEP_A = 2.0  # a change smaller than this says nothing against household noise
 MIN_MOVE_A = 1.0  # a phase that moved less than this did not respond
@@ -47,6 +54,7 @@ STRONG = 15.0
 SHARE_LEAN = 0.7
 SHARE_STRONG = 0.8
 ZERO9 = (0.0,) * 9
+ZERO3: Phases = (0.0, 0.0, 0.0)
 
 
 class Evidence(NamedTuple):
@@ -61,6 +69,11 @@ class Evidence(NamedTuple):
     m0: Phases = (0.0, 0.0, 0.0)  # the meter when it opened
     lines0: tuple[float, ...] | None = None  # its per-line report when it opened
     step_a: float = 0.0  # the commanded change over the episode
+    busy0: bool = False  # another load's change was still in flight when it opened
+    car_one: Phases = ZERO3  # the car plugged in now: weight of changes seen on this phase alone
+    car_many: float = 0.0  # ... and of changes seen on several phases at once
+    even: float = 0.0  # of `score`, what every line got on every phase: a car on all the site's
+    # phases (the same on each line) says nothing of which line is where (conclude leaves it out)
 
 
 EvidenceState = tuple[Evidence, ...]
@@ -82,6 +95,10 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
         e = ev[i]
         new = e
         step = mem.limit_a - mem.prev_a if mem.changed_at == now and mem.limit_a >= 0 else 0.0
+        if (r.car is _NO_CAR or r.car is _FAULT) and (e.car_many or e.car_one is not ZERO3):
+            new = e = e._replace(car_one=ZERO3, car_many=0.0)  # the next car may use other lines
+        elif not e.car_many and r.draw_lines_a is not None and _several(r.draw_lines_a):
+            new = e = e._replace(car_many=1.0)  # its report shows several lines in use
         if e.open_at is not None:
             if step * e.step_a > 0:  # more of the same (a ramp, a start then a raise): one episode
                 new = e._replace(last_at=now, step_a=e.step_a + step)
@@ -93,12 +110,44 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
                                      if abs(m.limit_a - m.prev_a) >= MIN_STEP_A / 2)
                 new = _close(site, spec, e, meter, r, mem, changes, now, window)
         if step and abs(step) >= MIN_STEP_A and new.open_at is None and r.online:
-            new = new._replace(open_at=now, last_at=now, m0=meter, step_a=step, lines0=r.draw_lines_a)
-        if new is not e:
+            new = new._replace(open_at=now, last_at=now, m0=meter, step_a=step, lines0=r.draw_lines_a,
+                               busy0=_in_flight(site, memories, i, now, window))
+        if new is not ev[i]:  # (a car's reset above renews e itself)
             if out is None:
                 out = list(ev)
             out[i] = new
     return ev if out is None else tuple(out)
+
+
+_NO_CAR, _FAULT = CarState.NO_CAR, CarState.FAULT
+
+
+def _several(lines: tuple[float, ...]) -> bool:
+    """Two or more lines carrying current (written out: it runs per load per sample)."""
+    n = len(lines)
+    if n < 2:
+        return False
+    k = (lines[0] >= 1.0) + (lines[1] >= 1.0)
+    return k > 1 or (n > 2 and k == 1 and lines[2] >= 1.0)
+
+
+def _in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float) -> bool:
+    """Whether another load may still be moving after a change of ours: a cut the meter has not
+    shown followed yet, a raise it has not reached. Runs only when an episode opens."""
+    for spec, mem in zip(site.chargers, memories):
+        if spec.index == i or not now - window < mem.changed_at <= now:
+            continue
+        limit = max(mem.limit_a, 0.0)
+        if abs(limit - mem.prev_a) < MIN_STEP_A / 2:
+            continue
+        if mem.changed_at == now:
+            return True
+        if limit < mem.prev_a:
+            if high_now(mem, now) > limit:
+                return True
+        elif max(mem.seen[p] for p in spec.phase_idx) < limit - FOLLOW_TOLERANCE_A:
+            return True
+    return False
 
 
 def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: ChargerReading,
@@ -107,9 +156,12 @@ def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: Ch
     t0 = e.open_at
     if abs(e.step_a) < MIN_STEP_A:
         return done
-    # Another load changed meanwhile: the meter's change is not this one's alone.
-    during = bisect_right(changes, now) - bisect_right(changes, t0 - window)
-    own = t0 - window < mem.changed_at <= now and abs(mem.limit_a - mem.prev_a) >= MIN_STEP_A / 2
+    # Another load changed meanwhile, or was still following a change when this one opened: the
+    # meter's change is not this one's alone.
+    if e.busy0:
+        return done
+    during = bisect_right(changes, now) - bisect_right(changes, t0 - 1e-9)
+    own = t0 - 1e-9 < mem.changed_at <= now and abs(mem.limit_a - mem.prev_a) >= MIN_STEP_A / 2
     if during > (1 if own else 0):
         return done
     sign = 1.0 if e.step_a > 0 else -1.0
@@ -136,6 +188,8 @@ def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: Ch
     phases = right + wrong
     if not phases:
         return done
+    if right and not wrong and len(spec.line_phase) > 1:
+        done = _car_lines(done, right, sum(abs(meter[p] - e.m0[p]) for p in right) / len(right))
     if lines is None:  # no per-line report: one phase = L1 (a 1-phase load or car), all = every line
         if len(phases) == 1:
             lines = [0]
@@ -157,8 +211,18 @@ def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: Ch
         inv[p] += w
     for p in right:
         norm[p] += w
+    even = e.even + (share if len(phases) == site.phases and len(lines) == len(spec.line_phase) else 0.0)
     return done._replace(score=tuple(score), inverted=(inv[0], inv[1], inv[2]),
-                         normal=(norm[0], norm[1], norm[2]), samples=e.samples + 1)
+                         normal=(norm[0], norm[1], norm[2]), samples=e.samples + 1, even=even)
+
+
+def _car_lines(e: Evidence, right: list[int], moved_by: float) -> Evidence:
+    w = min(moved_by, MAX_WEIGHT_A) / 5.0
+    if len(right) > 1:
+        return e._replace(car_many=e.car_many + w)
+    one = list(e.car_one)
+    one[right[0]] += w
+    return e._replace(car_one=(one[0], one[1], one[2]))
 
 
 # ---------------------------------------------------------------------- conclusions
@@ -212,7 +276,7 @@ def conclude(site: SiteModel, ev: EvidenceState) -> tuple[WiringConclusion, ...]
     for spec, e in zip(site.chargers, ev):
         if not e.samples:
             continue
-        row = e.score[0:3]
+        row = tuple(max(0.0, x - e.even) for x in e.score[0:3])  # what tells the lines apart
         total = row[0] + row[1] + row[2]
         if total <= 0:
             continue

@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from controller.chargers.ocpp.profiles import V201, ProfileForm, Rate, base_profile, dynamic_profile
 from controller.chargers.ocpp.station import Item, Station
+from controller.core.site import watts_per_amp
 from controller.tasks import cancel_and_wait
 
 log = logging.getLogger("controller.chargers.ocpp")
@@ -58,6 +59,12 @@ class Wire:
 
     async def recv(self) -> str:
         return await self.connection.recv()
+
+
+def _number_phases(site_phases: int, grid: str) -> int:
+    """OCPP's numberPhases for a car on this many site phases: on an IT grid a 1-phase car sits
+    between two of them."""
+    return 1 if grid == "IT" and site_phases == 2 else site_phases
 
 
 class Link:
@@ -349,11 +356,21 @@ class Link:
         """Amps to the charger's unit for one profile. A watt limit for one connector whose car
         is seen to use fewer phases than it is wired for is converted with those (a 1-phase car
         on a 3-phase charger: one phase's worth), and says so in numberPhases."""
-        volts = self.driver.settings.voltage_v
+        settings = self.driver.settings
         n = item.loads[0].phases_in_use if len(item.loads) == 1 else None
         if self._unit == "W" and n is not None:
-            return Rate("W", volts * n, n)
-        return Rate(self._unit, volts * item.phases)
+            return Rate("W", watts_per_amp(settings.voltage_v, n, settings.grid), _number_phases(n, settings.grid))
+        return Rate(self._unit, watts_per_amp(settings.voltage_v, item.phases, settings.grid))
+
+    def _base_rate(self, item: Item) -> Rate:
+        """The fallback's rate. A watt fallback holds once evfuse is gone, whatever car comes
+        next, so it assumes the fewest phases (one) unless the car is seen to use more: a 1-phase
+        car on a 3-phase watt charger then takes fallback_a, not three times it."""
+        rate = self._rate(item)
+        if rate.unit != "W" or rate.phases is not None:
+            return rate
+        settings = self.driver.settings
+        return Rate("W", watts_per_amp(settings.voltage_v, 2 if settings.grid == "IT" else 1, settings.grid))
 
     async def _send_base(self, form: ProfileForm) -> tuple[bool, str]:
         """The never-expiring fallback profiles of `form`. The station cap beside per-connector
@@ -361,7 +378,7 @@ class Link:
         d = self.driver
         d.cap_held = False
         for item in d.items(form, self.version):
-            base = base_profile(self.version, item.form, self._rate(item), item.fallback_a,
+            base = base_profile(self.version, item.form, self._base_rate(item), item.fallback_a,
                                 d.offset.charger_now(d.clock.wall()), profile_id=item.ids[0])
             ok, detail = await self.cp.set_profile(item.form.target, base)
             if ok:

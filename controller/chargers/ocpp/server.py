@@ -72,7 +72,7 @@ class CentralSystem:
         self.config = config
         self.clock = clock
         self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
-                                     voltage_v=config.site.voltage_v)
+                                     voltage_v=config.site.voltage_v, grid=config.site.grid)
         self.drivers: dict[str, OcppCharger] = {}  # by load id: a charger, or "twin/2"
         self.stations: dict[str, Station] = {}  # by OCPP identity
         for c in config.chargers:
@@ -115,7 +115,7 @@ class CentralSystem:
         charger reconnects and is initialised with them (its fallback profile included)."""
         self.config = config
         self.settings = OcppSettings(ocpp=config.ocpp, control=config.control,
-                                     voltage_v=config.site.voltage_v)
+                                     voltage_v=config.site.voltage_v, grid=config.site.grid)
         for station in self.stations.values():
             station.settings = self.settings
             for driver in station.loads():

@@ -51,6 +51,7 @@ class OcppSettings:
     ocpp: OcppConfig
     control: ControlConfig
     voltage_v: float
+    grid: str = "TN"  # [site] grid: "IT" converts amps to watts phase-to-phase
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class CarPlan:
     max_a: float = 16.0  # the car's own onboard-charger limit
     delay_s: float = 3.0  # response delay to a new limit, up and down alike
     taper_kwh: float = 0.0  # over the last this much of its need, its own max falls to 6 A
+    switch_s: float = math.inf  # from this run time on it draws on `switch_phases` lines
+    switch_phases: int = 3  # (some 1-phase-started cars switch to three phases after a while)
 
     def own_max_a(self, need_wh: float) -> float:
         """What the car takes at most with need_wh still to charge (taper near full)."""
@@ -155,6 +157,8 @@ class SimCharger:
         if car is None:
             self.draw_a = 0.0
             return
+        if now >= car.switch_s and len(self.site_phases) != car.switch_phases:
+            self.site_phases = car_site_phases(self.spec, car, self.wiring, car.switch_phases)
         while self.pending and self.pending[0][0] <= now:
             _, self.effective_a, self.effective_origin = self.pending.popleft()
         was = self.draw_a
@@ -258,6 +262,7 @@ class SimCharger:
         return self._reading  # type: ignore[return-value]
 
 
-def car_site_phases(spec: ChargerSpec, plan: CarPlan, wiring: str | None = None) -> tuple[int, ...]:
-    """Site phases a car draws on: the first `plan.phases` lines of the (true) wiring."""
-    return tuple(PHASE_INDEX[ph] for ph in (wiring or spec.wiring)[:plan.phases])
+def car_site_phases(spec: ChargerSpec, plan: CarPlan, wiring: str | None = None,
+                    lines: int | None = None) -> tuple[int, ...]:
+    """Site phases a car draws on: the first `plan.phases` (or `lines`) lines of the (true) wiring."""
+    return tuple(PHASE_INDEX[ph] for ph in (wiring or spec.wiring)[:lines or plan.phases])
