@@ -17,6 +17,12 @@ import pytest
 from controller import status
 
 EVFUSE = str(Path(sys.executable).parent / "evfuse")
+
+
+def _others_can_run(path: str) -> bool:
+    """Every directory above the executable lets other users through (a checkout under a
+    private mktemp -d does not: then the user 'nobody' cannot start it at all)."""
+    return all(os.stat(d).st_mode & 0o001 for d in Path(path).resolve().parents)
 CONFIG = """
 [site]
 fuse_a = 25
@@ -54,7 +60,8 @@ def test_systemd_runtime_directory_wins():
     assert status.runtime_dirs(env) == ["/run/evfuse-unit"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or not _others_can_run(EVFUSE),
+                    reason="needs root, setpriv, and a checkout other users can reach")
 async def test_evfuse_run_by_hand_without_run_evfuse_serves_status_in_the_users_runtime_dir():
     nobody = pwd.getpwnam("nobody")
     work = Path(tempfile.mkdtemp(prefix="evfuse-by-hand-"))
