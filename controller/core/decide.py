@@ -35,7 +35,7 @@ from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.net import NO_NET, NetFault, NetState
 from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective, untested
-from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
+from controller.core.wiring import Evidence, EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
 from controller.core.reclaim import reclaim
 from controller.core.sequential import one_at_a_time
@@ -63,12 +63,26 @@ def initial_state(site: SiteModel, saved: dict[str, resume.Saved] | None = None,
 
 
 def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
-    """The state for a reloaded site: every load kept by id keeps its memory (its limit,
-    timers, what it may still draw), so a reload disturbs nothing it does not concern; an
-    added load starts as unknown (its first decision sends a limit)."""
+    """The state for a reloaded or re-wired site: every load kept by id keeps its memory (its
+    limit, timers, what it may still draw), so a reload disturbs nothing it does not concern;
+    an added load starts as unknown (its first decision sends a limit). What the meter taught
+    about a load (the phases its car uses, the evidence on its wiring) stays while its wiring
+    stays: a load wired anew (the config's phases, or the wiring detector's remap) learns again.
+    The net's overloads and the clamps found backwards are the site's and stay."""
+    was = {spec.id: spec for spec in old.chargers}
+    at = {spec.id: k for k, spec in enumerate(old.chargers)}
     by_id = {spec.id: mem for spec, mem in zip(old.chargers, state.loads)}
+    same = [spec.id in was and was[spec.id].line_phase == spec.line_phase for spec in new.chargers]
+
+    def kept(per_load: tuple, empty):
+        if not per_load:
+            return per_load
+        return tuple(per_load[at[spec.id]] if keep else empty for spec, keep in zip(new.chargers, same))
+
     return CoreState(loads=tuple(by_id.get(spec.id, LoadMemory()) for spec in new.chargers),
-                     over_since=dict(state.over_since), meter_prev=state.meter_prev)
+                     over_since=dict(state.over_since), meter_prev=state.meter_prev, net=state.net,
+                     active=kept(state.active, None), wiring=kept(state.wiring, Evidence()),
+                     flips=state.flips)
 
 
 _new_tuple = tuple.__new__
