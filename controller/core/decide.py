@@ -202,7 +202,8 @@ def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReadin
             held = max(m.limit_a, acked, high_now(m, now), 0.0 if within else site.fallback_a(spec))
             memories[spec.index] = m._replace(offline=False, limit_a=UNKNOWN, high_a=held,
                                               high_until=now + site.control.response_s,
-                                              own_fallback=not within, lease_until=None)
+                                              own_fallback=not within, lease_until=None,
+                                              back_a=r.acked_a if within else None)
         elif not r.online:
             if not m.offline or m.lease_until != r.lease_until:
                 memories[spec.index] = m._replace(offline=True, lease_until=r.lease_until)
@@ -232,7 +233,9 @@ def _learned(state: CoreState) -> dict:
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
            cause: Cause, detail: str) -> Decision:
     """No valid sample: every load to min(its limit now, its fallback) — blind, the controller
-    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
+    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback, or if
+    it came back within its lease, the least of that and the limit it acknowledged then (high_a
+    is no help here: it bounds what it may still draw, not what it holds)."""
     out, mems = [], []
     for spec, m in zip(site.chargers, memories):
         if cause is Cause.NO_SAMPLE and switch.untouched(spec, m, now):  # left as found (core/switch.py)
@@ -240,7 +243,10 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
             out.append(ChargerDecision(spec.id, 0.0, Cause.RESUMED, False, "left as its device is"))
             continue
         fallback = site.fallback_a(spec)
-        limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
+        if m.limit_a != UNKNOWN:
+            limit = min(m.limit_a, fallback)
+        else:
+            limit = fallback if m.back_a is None else min(m.back_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause
         held = max(m.limit_a, 0.0)
         if cause is Cause.NO_SAMPLE and (kept := resume.kept(m, now)) is not None:
