@@ -315,7 +315,7 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
-        volts = site.voltage_v
+        volts = site.phase_volts
         fixed_w = sum(sum(draw[i].hi) for i in fixed) * volts
         constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
                                       members_of(site.import_coefs), tuple(site.phase_range)))
@@ -365,7 +365,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
                 delays[i] = left
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
             running = mem.limit_a > 0 and not (mem.cause is not None and mem.cause.fallback)
-            solar_in.append(SolarInput(spec, running, sum(d.lo) * site.voltage_v,
+            solar_in.append(SolarInput(spec, running, sum(d.lo) * site.phase_volts,
                                        mem.surplus_since, mem.short_since))
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
@@ -584,7 +584,7 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
             if k < site.phases:
                 free = site.limit_a - meter[con.phases[0]]
             else:  # the import cap, in watts
-                free = site.max_import_w - sum(meter[p] for p in site.phase_range) * site.voltage_v
+                free = site.max_import_w - sum(meter[p] for p in site.phase_range) * site.phase_volts
             measured_excess = raised_by - free
         if max(excess, measured_excess) <= EPS:
             continue
