@@ -114,7 +114,8 @@ def charger_state(online: bool, car: CarState, limit_a: float, cause: Cause | No
         return "fallback"
     if cause is Cause.OVERLOAD_CUT:
         return "overload cut"
-    if cause in (Cause.SHARE, Cause.RAMPING, Cause.STARTING, Cause.RAMP_HOLD, Cause.WAIT_FOLLOW):
+    if cause in (Cause.SHARE, Cause.RAMPING, Cause.STARTING, Cause.RAMP_HOLD, Cause.WAIT_FOLLOW,
+                 Cause.WAIT_TURN):
         return "limited"
     return "charging" if car is CarState.CHARGING else "ready"
 

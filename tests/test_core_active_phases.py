@@ -56,10 +56,41 @@ def test_three_one_phase_cars_on_rotated_three_phase_chargers_get_the_per_phase_
     assert report.seconds_above == 0 and report.standing_s == 0, report
 
 
-def test_a_charger_that_does_not_report_per_line_keeps_every_wired_phase():
-    loop, _ = _rotated_loop(Metering("none"), seconds=300.0)
-    assert loop.state.active in ((), (None, None, None))
-    assert loop.limit.report().controller_s == 0
+@pytest.mark.parametrize("metering", [Metering("power", 10.0), NOT_MEASURED], ids=["power-only", "not-measured"])
+def test_chargers_that_do_not_report_per_line_start_one_at_a_time_and_learn_each_car(metering):
+    """The same three cars on chargers that report power only or nothing, plugged in together:
+    the core starts them one at a time (core/turns.py), each after the one before had time to
+    show on the meter, so each start shows on its car's phase alone; each car is then counted on
+    that phase only and the site reaches the per-phase ideal. (They plugged in on their
+    chargers' own fallback, so each is paused first and waits restart_delay_s.) Starts are read
+    from the TRUE draws."""
+    site = site_of(ROTATED)
+    window = site.control.response_s + 2.0  # + the attribution slack (core/draw.py)
+    cars = {c: [car(c, 0.0, delay_s=2.0, phases=1)] for c in ("abc", "bca", "cab")}
+    loop = closed_loop(site, [(0.0, (12.0, 0.5, 0.5))], cars, metering={c: metering for c in cars},
+                       latency_s=0.25)
+    loop.oracle = Oracle(site, [cars[s.id] for s in site.chargers], loop.dt)
+    started: dict[str, float] = {}
+    learned: dict[str, float] = {}
+
+    def watch(lp, now):
+        for ch, a in zip(lp.chargers, lp.state.active or (None,) * 3):
+            if ch.draw_a > 0 and ch.spec.id not in started and now > 3.0:
+                started[ch.spec.id] = now  # (the cars see the chargers' own 6 A for 0.25 s as they plug in)
+            if a is not None and ch.spec.id not in learned:
+                learned[ch.spec.id] = now
+
+    loop.on_step = watch
+    loop.run(int(3600 / loop.dt))
+    times = sorted(started.values())
+    assert len(times) == 3 and all(b - a >= window for a, b in zip(times, times[1:])), started
+    assert loop.state.active == ((0,), (1,), (2,))
+    assert all(learned[c] < started[c] + 2 * window for c in cars), (started, learned)
+    assert {c.id: c.limit_a for c in loop.decision.chargers} == {"abc": 12.0, "bca": 16.0, "cab": 16.0}
+    ratio = sum(ch.energy_wh for ch in loop.chargers) / loop.oracle.energy_wh
+    assert ratio >= 0.9, ratio
+    report = loop.limit.report()
+    assert report.controller_s == 0 and report.standing_s == 0, report
 
 
 def test_the_next_car_may_use_every_phase_again():
@@ -178,3 +209,24 @@ def test_cars_switching_to_three_phases_leave_no_overload_standing(case):
     for spec, ev in zip(loop.site.chargers, loop.state.wiring):
         if active and ev.car_many:
             assert active[spec.index] is None, describe(loop)
+
+
+def test_phases_in_use_for_watt_limits_are_known_only_from_reports_or_the_meter():
+    """For a limit in watts (core/phases.py phases_in_use): the active set where narrowed, the
+    phases a report shows in use, else None (a W limit then assumes the fewest); a car that
+    leaves is forgotten."""
+    from controller.core.phases import phases_in_use
+    from controller.core.wiring import observe
+    from controller.core.draw import LoadMemory
+    site = site_of(ROTATED)
+    mems = [LoadMemory()] * 3
+    three = [ChargerReading(car=CarState.CHARGING, draw_lines_a=(10.0, 10.0, 10.0)),
+             ChargerReading(car=CarState.CHARGING, draw_lines_a=(0.0, 9.0, 0.0)),
+             ChargerReading(car=CarState.CHARGING)]
+    ev = observe(site, (), (10.0, 10.0, 10.0), mems, three, 1.0)
+    active = active_phases(site, three, (), ev)
+    assert active == (None, (2,), None)  # bca: its L2 is site phase C
+    assert phases_in_use(site, active, ev) == (3, 1, None)
+    gone = [ChargerReading(car=CarState.NO_CAR)] + three[1:]
+    ev = observe(site, ev, (0.0, 10.0, 10.0), mems, gone, 2.0)
+    assert phases_in_use(site, active_phases(site, gone, active, ev), ev) == (None, 1, None)

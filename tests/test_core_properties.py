@@ -258,9 +258,10 @@ class Checker:
         if any(c.cause in (Cause.OVERLOAD_PAUSE, Cause.NET) for c in d.chargers):
             return  # a persistence pause (or the net's cut) comes after sharing; shedding is judged without it
         cons = self.constraints(est, fixed, household)
-        # A start held back until a cut load follows (break before make) holds its room.
+        # A start held back until a cut load follows (break before make), or until its turn to
+        # start alone (core/turns.py), holds its room.
         running = {i for i, c in enumerate(d.chargers)
-                   if (c.limit_a > 0 or c.cause is Cause.WAIT_FOLLOW) and not fixed[i]}
+                   if (c.limit_a > 0 or c.cause in (Cause.WAIT_FOLLOW, Cause.WAIT_TURN)) and not fixed[i]}
         for i, c in enumerate(d.chargers):
             if c.cause is not Cause.SHED:
                 continue

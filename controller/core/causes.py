@@ -19,12 +19,14 @@ class Cause(enum.Enum):
     RAMP_HOLD = "ramp-hold"          # increase waits for headroom to hold ramp_up_delay_s
     RAMPING = "ramping"              # increasing step by step
     WAIT_FOLLOW = "wait-follow"      # increase waits until loads on its phases followed a change
+    WAIT_TURN = "wait-turn"          # increase waits its turn so the meter can tell changes apart (core/turns.py)
     OVERLOAD_CUT = "overload-cut"    # fast path: cut at once (detail: constraint and excess)
     # Stopped by the allocator (a pause of a car that wanted current: counted, restart delay).
     SHED = "shed"                    # no room for min_a
     OVERLOAD_PAUSE = "overload-pause"  # an overload outlived overload_pause_s
     NET = "net"                      # an overload the model cannot explain: cut by the net
     SURPLUS = "surplus"              # solar mode without enough surplus
+    START_ALONE = "start-alone"      # held at 0 from its own fallback to start alone (core/turns.py)
     # Stopped, waiting to restart after an allocator stop.
     RESTART_DELAY = "restart-delay"  # restart_delay_s runs
     RESTART_WAIT = "restart-wait"    # delay over: waits for room for min_a to hold
@@ -65,7 +67,7 @@ class Cause(enum.Enum):
         return self in (Cause.NO_SAMPLE, Cause.METER_LOST)
 
 
-_STOPS = frozenset({Cause.SHED, Cause.OVERLOAD_PAUSE, Cause.NET, Cause.SURPLUS})
+_STOPS = frozenset({Cause.SHED, Cause.OVERLOAD_PAUSE, Cause.NET, Cause.SURPLUS, Cause.START_ALONE})
 
 
 _WORDS = {
@@ -77,11 +79,13 @@ _WORDS = {
     Cause.RAMP_HOLD: "ramp-up hold: waiting for the headroom to hold",
     Cause.RAMPING: "ramping up",
     Cause.WAIT_FOLLOW: "increase waits until the cut loads on {} follow",
+    Cause.WAIT_TURN: "waits its turn, so the meter can tell where each car draws: {}",
     Cause.OVERLOAD_CUT: "overload cut: {}",
     Cause.SHED: "shed: no room for min_a ({})",
     Cause.OVERLOAD_PAUSE: "overload on {}: paused",
     Cause.NET: "overload the model cannot explain on {}: cut",
     Cause.SURPLUS: "{}",
+    Cause.START_ALONE: "paused to start on its own later, so the meter shows where its car draws",
     Cause.RESTART_DELAY: "restart delay {}",
     Cause.RESTART_WAIT: "{}",
     Cause.NO_CAR: "no car",

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from controller.core import resume
 from controller.core import switch
+from controller.core.turns import in_turn
 from controller.core.ask import to_ask
 from controller.core.causes import Cause, words
 from controller.core.draw import UNKNOWN, Draw, LoadMemory, draws, high_now
@@ -148,14 +149,15 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     if not all(map(_KNOWN, draw)):
         keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
     over_since = {k: state.over_since.get(k, now) for k in overloads}
-    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted,
-                       untested(site, active, state.wiring))
+    unknown = untested(site, active, state.wiring)
+    targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted, unknown)
     _keep_running(site, memories, draw, targets, constraints, keep, overloads)
 
     before = list(memories)
     decisions: list[ChargerDecision] = []
     for spec, r, d in zip(site.chargers, readings, draw):
         decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
+    in_turn(site, state.wiring, unknown, readings, draw, before, decisions, memories, now, state.meter_prev is None)
     _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
     _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
     net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, Links(state.wiring),

@@ -24,6 +24,10 @@ hysteresis (decide.py), so that one whose floor fits beside the others' floors g
 and with it the meter step that says where it draws (else a phase full of another car's
 current would keep it waiting for ever, counted on a phase it may not use).
 
+`phases_in_use(...)`: for a limit sent in watts, how many phases each car is known to use; a
+W limit assumes the fewest (one) until then, as the fallback profile does (a 1-phase car on a
+3-phase watt charger would otherwise take three times its limit).
+
 `effective(site, active)` is the site with each such load's `phase_idx` narrowed to the
 phases in use: the draw model, the fast path, the allocator and the net all run on it
 unchanged. It is rebuilt only when an active set changes.
@@ -90,6 +94,24 @@ def _one_phase(spec, e) -> tuple[int, ...] | None:
     return (p,) if one[p] >= ONE_SHARE * total else None
 
 
+def phases_in_use(site: SiteModel, active: ActiveSets, evidence: EvidenceState) -> tuple[int | None, ...]:
+    """Per load, how many phases its car is known to use, for a limit in watts (None: not known,
+    so a W limit assumes the fewest: one). The active set where it is narrowed; else the most
+    phases a report or the meter showed it on at once (a car on every wired phase keeps the
+    active set None, counted on all of them, but draws on all of them too)."""
+    n_ev = len(evidence)
+    out: list[int | None] = []
+    for spec in site.chargers:
+        i = spec.index
+        a = active[i] if i < len(active) else None
+        if a is not None:
+            out.append(len(a))
+            continue
+        seen = evidence[i].car_phases if i < n_ev else 0
+        out.append(min(seen, spec.n_phases) if seen >= 2 else None)
+    return tuple(out)
+
+
 class Untested:
     """Loads on several phases whose car's phases neither a report nor the meter has shown
     (`i in untested`): asked only of a load about to restart, so nothing runs per load."""
@@ -101,10 +123,12 @@ class Untested:
 
     def __contains__(self, i: int) -> bool:
         spec = self.site.chargers[i]
-        if i >= len(self.evidence) or len(spec.line_phase) < 2 or spec.kind == "switch":
+        if len(spec.line_phase) < 2 or spec.kind == "switch":
             return False
         if self.active and self.active[i] is not None:
             return False
+        if i >= len(self.evidence):
+            return True  # the first decision: no evidence yet
         e = self.evidence[i]
         return not e.car_many and e.car_one is ZERO3
 

@@ -21,7 +21,8 @@ an ambiguous one score nothing. Each scoring episode weighs min(step, 15 A) / 5.
 
 The same episodes say how many of its lines the car plugged in now uses (controller/core/phases.py):
 one phase responding alone to a multi-phase load's change is a 1-phase car on that phase, more
-than one is a car on several (`car_one`, `car_many`; forgotten when the car leaves).
+than one is a car on several (`car_one`, `car_many`, and how many at most: `car_phases`;
+forgotten when the car leaves).
 
 Conclusions per load, for L1 (the line every car uses, and the one whose site phase matters
 for a 1-phase car; a car on every line says nothing of which is where, so it is left out):
@@ -74,6 +75,7 @@ class Evidence(NamedTuple):
     car_many: float = 0.0  # ... and of changes seen on several phases at once
     even: float = 0.0  # of `score`, what every line got on every phase: a car on all the site's
     # phases (the same on each line) says nothing of which line is where (conclude leaves it out)
+    car_phases: int = 0  # the car plugged in now: the most phases it was seen on at once (a W limit's)
 
 
 EvidenceState = tuple[Evidence, ...]
@@ -96,9 +98,12 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
         new = e
         step = mem.limit_a - mem.prev_a if mem.changed_at == now and mem.limit_a >= 0 else 0.0
         if (r.car is _NO_CAR or r.car is _FAULT) and (e.car_many or e.car_one is not ZERO3):
-            new = e = e._replace(car_one=ZERO3, car_many=0.0)  # the next car may use other lines
-        elif not e.car_many and r.draw_lines_a is not None and _several(r.draw_lines_a):
-            new = e = e._replace(car_many=1.0)  # its report shows several lines in use
+            new = e = e._replace(car_one=ZERO3, car_many=0.0, car_phases=0)  # the next car may use other lines
+        elif r.draw_lines_a is not None and (not e.car_many or e.car_phases < len(r.draw_lines_a)) \
+                and _several(r.draw_lines_a):  # its report shows several lines in use
+            used = sum(1 for amps in r.draw_lines_a[:len(spec.line_phase)] if amps >= 1.0)
+            if not e.car_many or used > e.car_phases:
+                new = e = e._replace(car_many=e.car_many or 1.0, car_phases=max(used, e.car_phases))
         if e.open_at is not None:
             if step * e.step_a > 0:  # more of the same (a ramp, a start then a raise): one episode
                 new = e._replace(last_at=now, step_a=e.step_a + step)
@@ -111,7 +116,7 @@ def observe(site: SiteModel, ev: EvidenceState, meter: Phases, memories: list[Lo
                 new = _close(site, spec, e, meter, r, mem, changes, now, window)
         if step and abs(step) >= MIN_STEP_A and new.open_at is None and r.online:
             new = new._replace(open_at=now, last_at=now, m0=meter, step_a=step, lines0=r.draw_lines_a,
-                               busy0=_in_flight(site, memories, i, now, window))
+                               busy0=in_flight(site, memories, i, now, window))
         if new is not ev[i]:  # (a car's reset above renews e itself)
             if out is None:
                 out = list(ev)
@@ -131,9 +136,10 @@ def _several(lines: tuple[float, ...]) -> bool:
     return k > 1 or (n > 2 and k == 1 and lines[2] >= 1.0)
 
 
-def _in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float) -> bool:
+def in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float) -> bool:
     """Whether another load may still be moving after a change of ours: a cut the meter has not
-    shown followed yet, a raise it has not reached. Runs only when an episode opens."""
+    shown followed yet, a raise it has not reached. Runs only when an episode opens (and when
+    controller/core/turns.py asks whether an untested load may change now)."""
     for spec, mem in zip(site.chargers, memories):
         if spec.index == i or not now - window < mem.changed_at <= now:
             continue
@@ -219,7 +225,7 @@ def _close(site: SiteModel, spec: ChargerSpec, e: Evidence, meter: Phases, r: Ch
 def _car_lines(e: Evidence, right: list[int], moved_by: float) -> Evidence:
     w = min(moved_by, MAX_WEIGHT_A) / 5.0
     if len(right) > 1:
-        return e._replace(car_many=e.car_many + w)
+        return e._replace(car_many=e.car_many + w, car_phases=max(e.car_phases, len(right)))
     one = list(e.car_one)
     one[right[0]] += w
     return e._replace(car_one=(one[0], one[1], one[2]))
