@@ -36,6 +36,7 @@ from controller.core import resume, switch
 from controller.core.causes import Cause
 from controller.core.decide import Decision, decide, initial_state, remap_state
 from controller.core.draw import ATTRIBUTION_SLACK_S
+from controller.core.phases import phases_in_use
 from controller.core.site import SiteModel
 from controller.core.wiring import conclude, remapped
 from controller.learned_wiring import LearnedWiring
@@ -410,14 +411,14 @@ class Controller:
             self.state = remap_state(old, self.site, self.state)
 
     def _use_phases(self, decision: Decision) -> None:
-        """Tell drivers that convert amps to watts which phases the car uses (core/phases.py)."""
-        active = decision.state.active
-        if not active:
-            return
-        for driver, phases in zip(self.drivers, active):
+        """Tell drivers that convert amps to watts how many phases the car is known to use
+        (core/phases.py; None: not known, a W limit assumes the fewest)."""
+        state = decision.state
+        counts = phases_in_use(self.site, state.active, state.wiring)
+        for driver, n in zip(self.drivers, counts):
             use = getattr(driver, "use_phases", None)
             if use is not None:
-                use(None if phases is None else len(phases))
+                use(n)
 
     def _learn_switches(self, now: float) -> None:
         """A switchable load that reports no power of its own: once its switch-on had time to

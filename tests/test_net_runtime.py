@@ -50,27 +50,51 @@ async def test_a_miswired_charger_is_cut_and_the_fault_names_phase_and_charger(t
     assert net[0].CUT == "bay" and net[0].CONSTRAINT == "phase B"
 
 
+def _period(r) -> dict:
+    return r.profile.get("csChargingProfiles", r.profile).get("chargingSchedule", {}) \
+        .get("chargingSchedulePeriod", [{}])[0]
+
+
 async def test_a_watt_charger_with_a_one_phase_car_gets_watts_for_one_phase(tmp_path):
-    """A 1-phase car on a 3-phase ("ABC") charger that takes W profiles: once its MeterValues show
-    current on L1 only, the limit goes out as amps x 230 V x 1 with numberPhases = 1, so the car
-    is held to its limit in amps (not three times it). Its fallback profile assumes one phase,
-    so it starts at fallback_a; a raise before the first MeterValues still goes out for three
-    phases (the car takes three times it on A), which the net cuts: with a short restart delay
-    it comes back once the phases are known."""
+    """A 1-phase car on a 3-phase ("ABC") charger that takes W profiles: until its phases are
+    known, every W limit (the fallback and the running one alike) assumes one phase, so the car
+    never takes more than its limit in amps (before, a raise went out for three phases and the
+    car took three times it until the net cut it). Once its MeterValues show current on L1
+    only, the limit says so in numberPhases = 1."""
     bay = SimCharger("bay", "ABC", SimOptions(version="1.6", unit="W", phases=1, car_max_a=32.0,
                                               response_delay_s=0.2), max_a=10.0)
     async with running(tmp_path, [bay], control=CONTROL.replace("restart_delay_s = 300", "restart_delay_s = 4")) \
             as (site, controller):
         cp = site.points["bay"]
+        most = [0.0]
 
         def one_phase_watts(r):
-            period = r.profile.get("csChargingProfiles", r.profile).get("chargingSchedule", {}) \
-                .get("chargingSchedulePeriod", [{}])[0]
+            most[0] = max(most[0], cp.draw_a())
+            period = _period(r)
             return r.accepted and period.get("numberPhases") == 1 and period.get("limit") == 10.0 * 230
 
         await cp.wait_for_profile(one_phase_watts, timeout=60)
         await until(lambda: controller.decision.state.active[0] == (0,), "the core counts it on A only")
         await until(lambda: 9.0 <= cp.draw_a() <= 10.0, "the car draws its limit in amps", timeout=30)
+        watts = [_period(r).get("limit") for r in cp.requests if r.accepted and "numberPhases" not in _period(r)]
+        assert watts and max(watts) <= 10.0 * 230, watts  # not one W limit for three phases
+        assert most[0] <= 10.0 + 1e-6, most
+        assert not any("cannot explain" in f for f in controller.faults), controller.faults
+
+
+async def test_a_watt_charger_with_a_three_phase_car_gets_three_phases_once_they_are_known(tmp_path):
+    """The same charger with a 3-phase car: held to a third of its limit per phase while its
+    phases are not known (a W limit assumes the fewest), then, once its MeterValues show all
+    three lines, the limit goes out for three phases with numberPhases = 3 and the car draws it."""
+    bay = SimCharger("bay", "ABC", SimOptions(version="1.6", unit="W", phases=3, car_max_a=32.0,
+                                              response_delay_s=0.2), max_a=10.0)
+    async with running(tmp_path, [bay], control=CONTROL) as (site, controller):
+        cp = site.points["bay"]
+        await cp.wait_for_profile(lambda r: r.accepted and _period(r).get("numberPhases") == 3
+                                  and _period(r).get("limit") == 10.0 * 230 * 3, timeout=60)
+        await until(lambda: 9.0 <= cp.draw_a() <= 10.0, "the car draws its limit on each phase", timeout=30)
+        first = [_period(r) for r in cp.requests if r.accepted and _period(r)]
+        assert "numberPhases" not in first[0] and first[0]["limit"] <= 10.0 * 230  # before: one phase's worth
 
 
 LEARN = """

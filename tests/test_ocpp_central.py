@@ -176,9 +176,15 @@ async def test_watts_charger_gets_watts_for_the_phases_in_use():
         assert await asyncio.wait_for(driver.apply(10.06), 10)
         dynamic = accepted(sim, DYNAMIC_PROFILE_ID)[-1]
         assert schedule(dynamic)["chargingRateUnit"] == "W"
-        assert limit_of(dynamic) == 10.0 * 230 * 2
+        # Its car's phases not known yet: a W limit assumes the fewest (a 1-phase car takes 10 A),
+        # and says nothing of numberPhases (which could switch a 2-phase car to one phase).
+        assert limit_of(dynamic) == 10.0 * 230 and "numberPhases" not in schedule(dynamic)["chargingSchedulePeriod"][0]
         # the fallback assumes the fewest phases: whatever car comes next takes at most fallback_a
         assert limit_of(accepted(sim, BASE_PROFILE_ID)[-1]) == FALLBACK_A * 230
+        assert sim.composite_limit_a() == pytest.approx(5.0)  # the 2-phase car: half of it per phase
+        driver.use_phases(2)  # the core sees it on both (core/phases.py phases_in_use)
+        await sim.wait_for_profile(lambda r: r.accepted and limit_of(r.profile) == 10.0 * 230 * 2, timeout=10)
+        assert schedule(accepted(sim, DYNAMIC_PROFILE_ID)[-1])["chargingSchedulePeriod"][0]["numberPhases"] == 2
         assert sim.composite_limit_a() == pytest.approx(10.0)
         assert driver.status().notes["unit_allowed"] == "Power"
 

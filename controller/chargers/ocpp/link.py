@@ -353,24 +353,23 @@ class Link:
             self.driver.notes.pop("stale_profiles", None)
 
     def _rate(self, item: Item) -> Rate:
-        """Amps to the charger's unit for one profile. A watt limit for one connector whose car
-        is seen to use fewer phases than it is wired for is converted with those (a 1-phase car
-        on a 3-phase charger: one phase's worth), and says so in numberPhases."""
+        """Amps to the charger's unit for one profile. A watt limit is converted with the phases
+        its car is known to use (controller/core/phases.py `phases_in_use`; for a profile shared
+        by several connectors, the fewest of theirs), and for one connector says so in
+        numberPhases. Until they are known it assumes the fewest, one (two lines on an IT grid:
+        one current through both), and sends no numberPhases (which could switch a 3-phase car
+        to one phase): a 1-phase car on a 3-phase watt charger then takes its limit, not three
+        times it. The fallback profile is converted the same way."""
         settings = self.driver.settings
-        n = item.loads[0].phases_in_use if len(item.loads) == 1 else None
-        if self._unit == "W" and n is not None:
-            return Rate("W", watts_per_amp(settings.voltage_v, n, settings.grid), _number_phases(n, settings.grid))
-        return Rate(self._unit, watts_per_amp(settings.voltage_v, item.phases, settings.grid))
-
-    def _base_rate(self, item: Item) -> Rate:
-        """The fallback's rate. A watt fallback holds once evfuse is gone, whatever car comes
-        next, so it assumes the fewest phases (one) unless the car is seen to use more: a 1-phase
-        car on a 3-phase watt charger then takes fallback_a, not three times it."""
-        rate = self._rate(item)
-        if rate.unit != "W" or rate.phases is not None:
-            return rate
-        settings = self.driver.settings
-        return Rate("W", watts_per_amp(settings.voltage_v, 2 if settings.grid == "IT" else 1, settings.grid))
+        if self._unit != "W":
+            return Rate(self._unit, watts_per_amp(settings.voltage_v, item.phases, settings.grid))
+        known = [c.phases_in_use for c in item.loads or self.driver.loads()]  # (the station cap: all of them)
+        n = min(known) if known and None not in known else None  # type: ignore[type-var]
+        if n is None:
+            fewest = 2 if settings.grid == "IT" and item.phases >= 2 else 1
+            return Rate("W", watts_per_amp(settings.voltage_v, fewest, settings.grid))
+        return Rate("W", watts_per_amp(settings.voltage_v, n, settings.grid),
+                    _number_phases(n, settings.grid) if len(item.loads) == 1 else None)
 
     async def _send_base(self, form: ProfileForm) -> tuple[bool, str]:
         """The never-expiring fallback profiles of `form`. The station cap beside per-connector
@@ -378,7 +377,7 @@ class Link:
         d = self.driver
         d.cap_held = False
         for item in d.items(form, self.version):
-            base = base_profile(self.version, item.form, self._base_rate(item), item.fallback_a,
+            base = base_profile(self.version, item.form, self._rate(item), item.fallback_a,
                                 d.offset.charger_now(d.clock.wall()), profile_id=item.ids[0])
             ok, detail = await self.cp.set_profile(item.form.target, base)
             if ok:
