@@ -11,6 +11,11 @@ its new limit) cannot cover the measured excess, the net cuts further, in stages
  2. if none is linked, or `response_s` after stage 1 the phase is still over: every load that
     may still draw, lowest priority first, except loads the meter shows wired elsewhere.
 
+What the model's loads may still come down by counts only cuts made early enough to show
+before the net's own cuts must go out: a cut made later than `overload_pause_s - response_s`
+after the overload began (a second cut of a load the meter credited with a miswired load's
+current, say) is not waited for, or the net's cuts would come too late for the bound.
+
 Every load it cuts gets Cause.NET (a stop: restart_delay_s applies) with the phase as
 detail, and the decision carries a NetFault naming the phase and what was cut. The cuts go
 out in the decision that finds the overload due, so with one wrong load (the common
