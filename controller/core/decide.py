@@ -157,8 +157,8 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
     decisions: list[ChargerDecision] = []
     for spec, r, d in zip(site.chargers, readings, draw):
         decisions.append(_decide_one(spec, r, d, memories, targets, site, now))
-    in_turn(site, state.wiring, unknown, readings, draw, before, decisions, memories, now, state.meter_prev is None)
     _break_before_make(site, constraints, draw, meter, before, decisions, memories, now)
+    in_turn(site, state.wiring, unknown, readings, draw, before, decisions, memories, now, state.meter_prev is None)
     _pause_persistent(site, constraints, over_since, overloads, draw, decisions, memories, now)
     net_state, net_faults = net_apply(site, state.net, meter, draw, decisions, memories, now, Links(state.wiring),
                                       lambda s, a, c, why: ChargerDecision(s.id, a, c, a != before[s.index].limit_a, why))

@@ -12,8 +12,10 @@ fullest phase's room for as long as it charges.
 So, for the loads in `untested` (controller/core/phases.py: several wired phases, not known)
 that have no per-line report (one that has will say where its car draws once it draws):
 - a start or raise of one goes out only while no other load's change is in flight (a cut the
-  meter has not shown followed, a raise it has not reached, or any change made now); the
-  others wait their turn, best priority, then the one that changed longest ago, first;
+  meter has not shown followed, a raise it has not reached, or a cut made now); other loads'
+  raises due in the same decision then wait for the next, and the other untested loads wait
+  their turn, best priority, then the one that changed longest ago, first (while something
+  else is in flight the untested ones wait and the others go on: a busy site keeps moving);
 - while the meter reads one's start or raise (its episode is open), every other increase
   waits, so nothing else moves the meter meanwhile;
 - a car that does not draw yet while its charger holds a limit no change of ours gave it (its
@@ -34,7 +36,7 @@ from controller.core.causes import Cause
 from controller.core.draw import ATTRIBUTION_SLACK_S, UNKNOWN, Draw, LoadMemory, renew
 from controller.core.ramp import step
 from controller.core.site import SiteModel
-from controller.core.wiring import EvidenceState, in_flight
+from controller.core.wiring import MIN_STEP_A, EvidenceState, in_flight
 from controller.model import CarState, ChargerReading
 
 
@@ -62,7 +64,8 @@ def in_turn(site: SiteModel, evidence: EvidenceState, untested: Container[int], 
                 _zero_first(site, i, draw, before, decisions, memories, now)
         elif decisions[i].limit_a > mem.limit_a:
             raised.append(i)
-            if readings[i].draw_lines_a is None and i in untested:
+            if decisions[i].limit_a - mem.limit_a >= MIN_STEP_A and readings[i].draw_lines_a is None \
+                    and i in untested:  # (a smaller step says nothing against household noise)
                 ready.append(i)
     if not raised:
         return
@@ -75,16 +78,22 @@ def in_turn(site: SiteModel, evidence: EvidenceState, untested: Container[int], 
         return
     specs = site.chargers
     best = min(ready, key=lambda i: (specs[i].priority, before[i].changed_at, i))
-    _hold(raised, before, decisions, memories, f"{specs[best].id} changes first", keep=best)
-    if in_flight(site, memories, best, now, window):
+    others = [i for i in raised if i != best]
+    _hold(ready, before, decisions, memories, f"{specs[best].id} changes first", keep=best)
+    if in_flight(site, memories, best, now, window, ignore=others):
+        # Something else is still moving the meter: the untested loads wait, the others go on
+        # (a busy site must not hold every raise for one load's turn).
         _hold([best], before, decisions, memories, "other loads' changes are still showing")
+    else:
+        _hold(others, before, decisions, memories, f"{specs[best].id} changes first")
 
 
 def _reading(evidence: EvidenceState, untested: Container[int], readings: list[ChargerReading]) -> int | None:
     """The untested load whose start or raise the meter is reading now, or None. (Its episode
     closes in this decision at the earliest, after this pass: a change now would blur it.)"""
     for i, e in enumerate(evidence):
-        if e.open_at is not None and e.step_a > 0 and readings[i].draw_lines_a is None and i in untested:
+        if e.open_at is not None and e.step_a > 0 and not e.busy0 and readings[i].draw_lines_a is None \
+                and i in untested:  # (an episode that opened beside another change scores nothing anyway)
             return i
     return None
 

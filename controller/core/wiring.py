@@ -136,12 +136,13 @@ def _several(lines: tuple[float, ...]) -> bool:
     return k > 1 or (n > 2 and k == 1 and lines[2] >= 1.0)
 
 
-def in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float) -> bool:
+def in_flight(site: SiteModel, memories: list[LoadMemory], i: int, now: float, window: float,
+              ignore: list[int] | tuple[int, ...] = ()) -> bool:
     """Whether another load may still be moving after a change of ours: a cut the meter has not
     shown followed yet, a raise it has not reached. Runs only when an episode opens (and when
     controller/core/turns.py asks whether an untested load may change now)."""
     for spec, mem in zip(site.chargers, memories):
-        if spec.index == i or not now - window < mem.changed_at <= now:
+        if spec.index == i or not now - window < mem.changed_at <= now or spec.index in ignore:
             continue
         limit = max(mem.limit_a, 0.0)
         if abs(limit - mem.prev_a) < MIN_STEP_A / 2:
