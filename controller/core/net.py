@@ -11,11 +11,6 @@ its new limit) cannot cover the measured excess, the net cuts further, in stages
  2. if none is linked, or `response_s` after stage 1 the phase is still over: every load that
     may still draw, lowest priority first, except loads the meter shows wired elsewhere.
 
-What the model's loads may still come down by counts only cuts made early enough to show
-before the net's own cuts must go out: a cut made later than `overload_pause_s - response_s`
-after the overload began (a second cut of a load the meter credited with a miswired load's
-current, say) is not waited for, or the net's cuts would come too late for the bound.
-
 Every load it cuts gets Cause.NET (a stop: restart_delay_s applies) with the phase as
 detail, and the decision carries a NetFault naming the phase and what was cut. The cuts go
 out in the decision that finds the overload due, so with one wrong load (the common
@@ -100,10 +95,7 @@ def apply(site: SiteModel, state: NetState, meter: Phases, draw: list[Draw], dec
         new[p] = ph
         if now - ph.since < ctl.overload_pause_s - EPS:
             continue  # the fast path and the pause have this long first
-        # A cut made later than overload_pause_s - response_s after the overload began would show
-        # only after the net's own cuts must go out (they need response_s too): not waited for.
-        late = ph.since + max(0.0, ctl.overload_pause_s - ctl.response_s)
-        unexplained = excess - _may_fall(site, p, draw, decisions, links, memories, late, now)
+        unexplained = excess - _may_fall(site, p, draw, decisions, links)
         if unexplained <= EPS:
             if ph.cut:  # it was unexplained: keep saying so while it lasts
                 faults.append(NetFault(p, excess, 0.0, ph.cut))
@@ -128,8 +120,7 @@ def apply(site: SiteModel, state: NetState, meter: Phases, draw: list[Draw], dec
     return (NO_NET if out == NO_NET else out), tuple(faults)
 
 
-def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list, links: Links | None,
-              memories: list[LoadMemory], late: float, now: float) -> float:
+def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list, links: Links | None) -> float:
     """How far the loads the model places on p may still come down there: each from the limit
     it may still follow to its new limit. Not from the plan's bound `hi` or from what it is
     believed to draw: those keep a report from before a cut, or a rise the meter credited to
@@ -142,8 +133,6 @@ def _may_fall(site: SiteModel, p: int, draw: list[Draw], decisions: list, links:
         d = draw[i]
         if d.fixed or ask and links.elsewhere(i, p):
             continue
-        if late < memories[i].changed_at < now - EPS:
-            continue  # a late cut (see apply)
         limit = decisions[i].limit_a
         fall = d.bound_a - (limit if limit > 0 else 0.0)
         if fall > 0:
