@@ -321,8 +321,8 @@ class Controller:
     async def _tick_forever(self) -> None:
         """Runs the cycle when no sample has for a poll interval: notices a silent meter
         (stale -> fallback) and lets ramps and delays progress. Keeps core.json current."""
-        period = min(self.meter.poll_interval_s, 0.5)
         while True:
+            period = min(self.meter.poll_interval_s, 0.5)  # of the meter now: a reload may change it
             await asyncio.sleep(period)
             if self.clock() - self._last_cycle_at >= period:
                 self._cycle()

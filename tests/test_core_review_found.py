@@ -3,7 +3,7 @@ core as it was:
 - reports that arrive late (a charger's MeterValues sampled seconds before it reaches us,
   stamped with when it was measured), against the cars' TRUE draws: a report taken while a car
   followed a cut is no floor of what it draws now (it may have fallen further since);
-- blind, a load whose link came back within its lease is raised to its fallback (still open)."""
+- blind, a load whose link came back within its lease was raised to its fallback."""
 
 from __future__ import annotations
 
@@ -44,9 +44,6 @@ def test_a_late_report_from_before_a_start_took_effect_never_stops_the_car():
     assert site.limit(1) > 6.0  # and it got its share
 
 
-@pytest.mark.xfail(strict=True, reason="open: the fix needs the limit a load acknowledged at its reconnect "
-                   "kept apart from the higher limits it may still follow (high_a is an upper bound, and "
-                   "min(high_a, fallback) is still a raise over what it holds: tests/test_core_properties.py)")
 def test_blind_a_load_back_within_its_lease_keeps_what_it_holds_not_its_fallback():
     # b was paused at 0 A by the allocator; the meter goes silent and b's link blips while its
     # lease holds 0 A: coming back it was sent its 6 A fallback, a raise while blind (and beyond

@@ -57,7 +57,11 @@ async def test_meter_lost_means_fallback_then_ramp_back(tmp_path, fault):
         assert took <= 3.0 + 0.25 + 3.0  # stale_after_s + one poll, and slack for a busy machine
         assert svc.logged("meter lost")
         setattr(svc.site.meter, fault, False)
-        await svc.until(lambda: (svc.limit("big"), svc.limit("small")) == (14.0, 7.0), "ramp back", 20)
+        # Back at the shares; a household estimate that reads a little high as both cars ramp
+        # together may leave one within the dead band (0.5 A) below, for BAND_HOLD_S at most
+        # (tests/test_core_dead_band.py), never above.
+        await svc.until(lambda: all(0 <= share - svc.limit(c) < 0.5 for c, share in (("big", 14.0), ("small", 7.0))),
+                        "ramp back", 30)
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

@@ -194,7 +194,7 @@ async def test_commands_change_the_limits_and_persist_as_overrides(tmp_path):
                                           "site": {"pause": True}}
         await sub.publish("evfuse/overrides/clear", "PRESS")
         # both cars restart together: a household estimate a little high for a moment may leave
-        # them within the dead band (0.5 A) below 10.5 A, where no raise is worth a command
+        # them within the dead band (0.5 A) below 10.5 A, a gap closed only after BAND_HOLD_S
         await until(lambda: all(abs(b.limit(c) - 10.5) <= 0.5 for c in ("garage", "carport")),
                     "the file's share again", 60,
                     show=lambda: f"limits {b.limit('garage')}/{b.limit('carport')}; {decisions(b.controller)}")

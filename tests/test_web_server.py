@@ -276,6 +276,7 @@ async def test_demo_serves_the_page_and_prints_its_address():
             async with session.get(url + "api/session") as r:
                 assert (await r.json())["controls"] is True
         assert await asyncio.wait_for(demo, 30) == 0
+        assert "demo stopped as `systemctl stop evfuse` stops" in out.getvalue()
     finally:
         demo.cancel()
         await asyncio.gather(demo, return_exceptions=True)

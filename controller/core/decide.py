@@ -35,7 +35,7 @@ from controller.core.fill import Constraint, Want, allocate, floor_room
 from controller.core.net import NO_NET, NetFault, NetState
 from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective, untested
-from controller.core.wiring import EvidenceState, InversionConclusion, Links, corrected, inversions, observe
+from controller.core.wiring import Evidence, EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
 from controller.core.reclaim import reclaim
 from controller.core.sequential import one_at_a_time
@@ -63,12 +63,26 @@ def initial_state(site: SiteModel, saved: dict[str, resume.Saved] | None = None,
 
 
 def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
-    """The state for a reloaded site: every load kept by id keeps its memory (its limit,
-    timers, what it may still draw), so a reload disturbs nothing it does not concern; an
-    added load starts as unknown (its first decision sends a limit)."""
+    """The state for a reloaded or re-wired site: every load kept by id keeps its memory (its
+    limit, timers, what it may still draw), so a reload disturbs nothing it does not concern;
+    an added load starts as unknown (its first decision sends a limit). What the meter taught
+    about a load (the phases its car uses, the evidence on its wiring) stays while its wiring
+    stays: a load wired anew (the config's phases, or the wiring detector's remap) learns again.
+    The net's overloads and the clamps found backwards are the site's and stay."""
+    was = {spec.id: spec for spec in old.chargers}
+    at = {spec.id: k for k, spec in enumerate(old.chargers)}
     by_id = {spec.id: mem for spec, mem in zip(old.chargers, state.loads)}
+    same = [spec.id in was and was[spec.id].line_phase == spec.line_phase for spec in new.chargers]
+
+    def kept(per_load: tuple, empty):
+        if not per_load:
+            return per_load
+        return tuple(per_load[at[spec.id]] if keep else empty for spec, keep in zip(new.chargers, same))
+
     return CoreState(loads=tuple(by_id.get(spec.id, LoadMemory()) for spec in new.chargers),
-                     over_since=dict(state.over_since), meter_prev=state.meter_prev)
+                     over_since=dict(state.over_since), meter_prev=state.meter_prev, net=state.net,
+                     active=kept(state.active, None), wiring=kept(state.wiring, Evidence()),
+                     flips=state.flips)
 
 
 _new_tuple = tuple.__new__
@@ -188,7 +202,8 @@ def _track_links(site: SiteModel, state: CoreState, readings: list[ChargerReadin
             held = max(m.limit_a, acked, high_now(m, now), 0.0 if within else site.fallback_a(spec))
             memories[spec.index] = m._replace(offline=False, limit_a=UNKNOWN, high_a=held,
                                               high_until=now + site.control.response_s,
-                                              own_fallback=not within, lease_until=None)
+                                              own_fallback=not within, lease_until=None,
+                                              back_a=r.acked_a if within else None)
         elif not r.online:
             if not m.offline or m.lease_until != r.lease_until:
                 memories[spec.index] = m._replace(offline=True, lease_until=r.lease_until)
@@ -218,7 +233,9 @@ def _learned(state: CoreState) -> dict:
 def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: float,
            cause: Cause, detail: str) -> Decision:
     """No valid sample: every load to min(its limit now, its fallback) — blind, the controller
-    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback."""
+    never raises (invariants 5 and 7). A load whose limit is unknown gets its fallback, or if
+    it came back within its lease, the least of that and the limit it acknowledged then (high_a
+    is no help here: it bounds what it may still draw, not what it holds)."""
     out, mems = [], []
     for spec, m in zip(site.chargers, memories):
         if cause is Cause.NO_SAMPLE and switch.untouched(spec, m, now):  # left as found (core/switch.py)
@@ -226,7 +243,10 @@ def _blind(site: SiteModel, memories: list[LoadMemory], state: CoreState, now: f
             out.append(ChargerDecision(spec.id, 0.0, Cause.RESUMED, False, "left as its device is"))
             continue
         fallback = site.fallback_a(spec)
-        limit = fallback if m.limit_a == UNKNOWN else min(m.limit_a, fallback)
+        if m.limit_a != UNKNOWN:
+            limit = min(m.limit_a, fallback)
+        else:
+            limit = fallback if m.back_a is None else min(m.back_a, fallback)
         why = Cause.MODE_OFF if spec.mode == "off" else cause
         held = max(m.limit_a, 0.0)
         if cause is Cause.NO_SAMPLE and (kept := resume.kept(m, now)) is not None:
@@ -295,7 +315,7 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
             if drawn > circuit.limit_a:
                 overloads[name] = drawn - circuit.limit_a
     if site.max_import_w > 0:
-        volts = site.voltage_v
+        volts = site.phase_volts
         fixed_w = sum(sum(draw[i].hi) for i in fixed) * volts
         constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
                                       members_of(site.import_coefs), tuple(site.phase_range)))
@@ -345,7 +365,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
                 delays[i] = left
         if spec.mode in SOLAR_MODES:  # its surplus timers run even during a restart delay
             running = mem.limit_a > 0 and not (mem.cause is not None and mem.cause.fallback)
-            solar_in.append(SolarInput(spec, running, sum(d.lo) * site.voltage_v,
+            solar_in.append(SolarInput(spec, running, sum(d.lo) * site.phase_volts,
                                        mem.surplus_since, mem.short_since))
         elif i in delays:
             targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
@@ -564,7 +584,7 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
             if k < site.phases:
                 free = site.limit_a - meter[con.phases[0]]
             else:  # the import cap, in watts
-                free = site.max_import_w - sum(meter[p] for p in site.phase_range) * site.voltage_v
+                free = site.max_import_w - sum(meter[p] for p in site.phase_range) * site.phase_volts
             measured_excess = raised_by - free
         if max(excess, measured_excess) <= EPS:
             continue

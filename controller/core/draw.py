@@ -61,6 +61,8 @@ class LoadMemory(NamedTuple):
     resume: Any = None  # controller/core/resume.py's Resume while resumed after a restart
     reclaim_a: float | None = None  # the cap in force on a car drawing less (core/reclaim.py)
     low: tuple[float, float] | None = None  # (draw, time) of the report that saw it below its limit
+    band: tuple[float, float] | None = None  # (since, least target) of a raise within the dead band
+    back_a: float | None = None  # at its last reconnect within its lease: the limit it acknowledged
 
 
 class Draw(NamedTuple):

@@ -7,6 +7,11 @@ from controller.core.causes import Cause
 from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now, renew
 from controller.core.site import ChargerSpec, SiteModel
 
+# How long a raise within the dead band must hold before it is sent: long enough that the
+# least target over it has seen the household's usual noise, so the raise does not run into
+# the next noisy sample and come back as a cut.
+BAND_HOLD_S = 30.0
+
 
 def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: float) -> LoadMemory:
     """Record a new limit. `held` is what it may hold now (its limit, or after a reconnect the
@@ -57,8 +62,7 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
         new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
         return target, commanded(new, current, target, now, ctl.response_s), cause
     if target - current < max(ctl.dead_band_a, 1e-9):
-        new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
-        return current, commanded(new, current, current, now, ctl.response_s), cause
+        return _within_dead_band(mem, current, target, cause, ctl, now)
     since = mem.hold_since if mem.hold_since is not None else now
     if now - since < ctl.ramp_up_delay_s:
         why = Cause.RAMP_HOLD
@@ -73,9 +77,29 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
                               current, now, ctl.response_s), why
 
 
-def _noted(mem: LoadMemory, paused_at: float | None, hold_since: float | None, cause: Cause) -> LoadMemory:
-    """mem with its pause, hold and cause bookkeeping set: renewed only when one differs (a
-    load holding steady costs no copy)."""
-    if mem.paused_at == paused_at and mem.hold_since == hold_since and mem.cause is cause:
+def _within_dead_band(mem: LoadMemory, current: float, target: float, cause: Cause, ctl,
+                      now: float) -> tuple[float, LoadMemory, Cause]:
+    """A raise smaller than the dead band is not sent at once: it would chatter with the
+    household's noise. One that holds for BAND_HOLD_S (or ramp_up_delay_s if longer) is no
+    noise (a household estimate that read high for a moment would otherwise keep a car below
+    its share for good): it is sent then, by the least it was over that time, which is what
+    the noisiest household of that time left room for."""
+    if target <= current:
+        band = None
+    else:
+        since, least = mem.band if mem.band is not None else (now, target)
+        band = (since, min(least, target))
+        if now - since >= max(ctl.ramp_up_delay_s, BAND_HOLD_S):
+            new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
+            return band[1], commanded(new, current, band[1], now, ctl.response_s), cause
+    new = _noted(mem, paused_at=None, hold_since=None, cause=cause, band=band)
+    return current, commanded(new, current, current, now, ctl.response_s), cause
+
+
+def _noted(mem: LoadMemory, paused_at: float | None, hold_since: float | None, cause: Cause,
+           band: tuple[float, float] | None = None) -> LoadMemory:
+    """mem with its pause, hold, dead band and cause bookkeeping set: renewed only when one
+    differs (a load holding steady costs no copy)."""
+    if mem.paused_at == paused_at and mem.hold_since == hold_since and mem.cause is cause and mem.band == band:
         return mem
-    return renew(mem, paused_at=paused_at, hold_since=hold_since, cause=cause)
+    return renew(mem, paused_at=paused_at, hold_since=hold_since, cause=cause, band=band)

@@ -91,6 +91,16 @@ class SiteModel:
     def watts_per_amp(self, lines: int) -> float:
         return watts_per_amp(self.voltage_v, lines, self.grid)
 
+    @cached_property
+    def phase_volts(self) -> float:
+        """Watts per ampere of a current measured on one site phase, for sums over phases (the
+        meter's import or export, the household, a load's draw per phase). TN/TT: the phase
+        voltage. IT: voltage_v is phase-to-phase, so a phase carries voltage_v / sqrt(3) to the
+        star point of a 3-phase supply, and half of it on a 2-phase one (one current on both)."""
+        if self.grid != "IT":
+            return self.voltage_v
+        return self.voltage_v / (math.sqrt(3.0) if self.phases >= 3 else 2.0)
+
     @property
     def phase_range(self) -> range:
         return range(self.phases)

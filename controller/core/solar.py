@@ -40,7 +40,7 @@ class SolarInput:
 
 
 def surplus_w(site: SiteModel, meter_a: tuple[float, float, float], inputs: list[SolarInput]) -> float:
-    export_w = -sum(meter_a[p] for p in site.phase_range) * site.voltage_v
+    export_w = -sum(meter_a[p] for p in site.phase_range) * site.phase_volts
     return max(0.0, export_w + sum(i.draw_w for i in inputs))
 
 
@@ -55,7 +55,7 @@ def solar_caps(site: SiteModel, pool_w: float, inputs: list[SolarInput], now: fl
     out = {}
     for i in inputs:
         spec, share = i.spec, shares.get(i.spec.index, 0.0)
-        kw = f"{share * site.voltage_v * spec.n_phases / 1000:.1f} kW"
+        kw = f"{share * site.watts_per_amp(spec.n_phases) / 1000:.1f} kW"
         if spec.mode == "solar-priority":
             if share >= spec.min_a:
                 out[spec.index] = SolarCap(share, f"solar surplus {kw}", None, None)
@@ -89,10 +89,9 @@ def solar_caps(site: SiteModel, pool_w: float, inputs: list[SolarInput], now: fl
 def _share(site: SiteModel, pool_w: float, inputs: list[SolarInput]) -> tuple[dict[int, float], float]:
     if not inputs or pool_w <= 0:
         return {}, 0.0
-    volts = site.voltage_v
     wants = [Want(i.spec.index, i.spec.min_a, i.spec.max_a, i.spec.weight, i.spec.priority) for i in inputs]
     pool = Constraint("solar surplus", pool_w,
-                      tuple((i.spec.index, volts * i.spec.n_phases) for i in inputs))
+                      tuple((i.spec.index, site.watts_per_amp(i.spec.n_phases)) for i in inputs))
     result = allocate(wants, [pool])
-    used = sum(result.current[i.spec.index] * volts * i.spec.n_phases for i in inputs)
+    used = sum(result.current[i.spec.index] * site.watts_per_amp(i.spec.n_phases) for i in inputs)
     return result.current, used

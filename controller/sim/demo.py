@@ -146,7 +146,8 @@ async def run_demo(duration: float | None, out, web_port: int = 0, web_password:
             await controller.stop()
         await site.stop()
         await boiler.stop()
-    out.write("demo stopped: every charger left at its fallback limit, the boiler off\n")
+    out.write("demo stopped as `systemctl stop evfuse` stops: each charger keeps its limit for a short "
+              "lease and then falls back by itself; the boiler, if on, stays on for a short lease of its own\n")
     return 0
 
 
