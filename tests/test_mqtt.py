@@ -288,6 +288,33 @@ async def test_a_dead_broker_changes_nothing_in_control_and_state_comes_back(tmp
                             "discovery again")
 
 
+async def test_stop_ends_the_bridge_even_when_a_publish_loses_the_cancel(tmp_path):
+    # Python 3.11's asyncio.wait_for (in every aiomqtt publish) returns the publish's result
+    # instead of raising when the cancel and the broker's confirmation come in the same moment:
+    # `evfuse run` then hung on SIGTERM now and then. Here one pass loses the cancel for sure.
+    async with Broker(tmp_path) as broker, Subscriber(broker.port, "evfuse/status") as sub, \
+            Bridged(tmp_path, broker) as b:
+        await until(lambda: b.bridge.connected and b.bridge.published > 0, "state published")
+        await sub.until(lambda: sub.last.get("evfuse/status") == b"online", "online")
+        real, parked, lost = b.bridge._publish_pass, asyncio.Event(), []
+
+        async def pass_that_loses_a_cancel(client):
+            await real(client)
+            if lost:
+                return
+            parked.set()
+            try:
+                await asyncio.sleep(60)  # the stop's cancel lands here ...
+            except asyncio.CancelledError:
+                lost.append(True)  # ... and is lost, as in that wait_for
+
+        b.bridge._publish_pass = pass_that_loses_a_cancel
+        await asyncio.wait_for(parked.wait(), 30)
+        await asyncio.wait_for(b.bridge.stop(), 20)
+        assert lost == [True]  # the cancel was lost, and the bridge stopped all the same
+        await sub.until(lambda: sub.last.get("evfuse/status") == b"offline", "offline on stop", 10)
+
+
 async def test_username_and_password(tmp_path, caplog):
     async with Broker(tmp_path, users={"evfuse": "s3cret"}) as broker, \
             Bridged(tmp_path, broker, username="evfuse", password="s3cret") as b:

@@ -68,6 +68,7 @@ class MqttBridge:
         # made once: loading the system's CAs reads files, which must not stall the loop per retry
         self._tls = ssl.create_default_context() if config.tls else None
         self._outage_logged = False
+        self._stopping = False
 
     # ------------------------------------------------------------------ the controller's side
 
@@ -78,6 +79,7 @@ class MqttBridge:
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run_forever(), name="mqtt")
 
     async def stop(self) -> None:
@@ -90,6 +92,11 @@ class MqttBridge:
                                        STOP_TIMEOUT_S)
             except (aiomqtt.MqttError, asyncio.TimeoutError):
                 pass
+        # The cancel alone can be lost: Python 3.11's asyncio.wait_for (inside every aiomqtt
+        # publish) returns the publish's result instead of raising when the confirmation comes
+        # in the same moment, and the session would go on for good. The flag ends it then.
+        self._stopping = True
+        self._changed.set()
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
@@ -107,6 +114,8 @@ class MqttBridge:
             except Exception as e:  # a bug here must never end MQTT for good, nor the service
                 log.exception("MQTT task failed: reconnecting")
                 self._lost(repr(e))
+            if self._stopping:
+                return
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
@@ -146,7 +155,7 @@ class MqttBridge:
         self._outage_logged = False
         reader = asyncio.create_task(self._read(client), name="mqtt commands")
         try:
-            while True:
+            while not self._stopping:
                 await self._publish_pass(client)
                 await asyncio.sleep(PUBLISH_INTERVAL_S)
                 if reader.done():
