@@ -494,6 +494,10 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     targets_now = {i: t[0] for i, t in targets.items()}
     slack = [c.capacity - sum(coef * max(targets_now.get(i, 0.0), draw[i].bound_a) for i, coef in c.members)
              for c in keep]
+    # Keeping a load at what it may draw is no raise, but the limits themselves must still fit
+    # the optimistic room: where loads being cut fill it with their bounds, a load kept at its
+    # own bound beside the other targets could plan past a constraint (an import cap, say).
+    free = [c.capacity - sum(coef * targets_now.get(i, 0.0) for i, coef in c.members) for c in keep]
     touch: dict[int, list[tuple[int, float]]] = {i: [] for i in candidates}
     for k, c in enumerate(keep):
         for j, coef in c.members:
@@ -505,11 +509,13 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         amps = math.floor(plan.current[i] * 10 + 1e-6) / 10
         base = max(targets[i][0], draw[i].bound_a)
         room = min((slack[k] / coef for k, coef in touch[i]), default=0.0)
-        amps = math.floor(min(amps, base + max(0.0, room)) * 10 + 1e-6) / 10
+        fits = min((free[k] / coef for k, coef in touch[i]), default=0.0)
+        amps = math.floor(min(amps, base + max(0.0, room), targets[i][0] + fits) * 10 + 1e-6) / 10
         if amps <= targets[i][0] or amps < site.chargers[i].min_a:
             continue
         for k, coef in touch[i]:
             slack[k] -= coef * max(0.0, amps - base)
+            free[k] -= coef * (amps - targets[i][0])
         targets[i] = (amps, Cause.SHARE, plan.limited_by.get(i, "phase"))
 
 
