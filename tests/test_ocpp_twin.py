@@ -117,16 +117,30 @@ async def test_a_charger_refusing_per_connector_profiles_gets_the_station_cap_al
         assert sum(sim.draws_a().values()) <= 4.0 + 1e-9
 
 
+def base_on(sim, target: int, purpose: str):
+    """The never-expiring base profile the charger holds on `target` for `purpose`, or None."""
+    found = [p for p in sim.held if p.target == target and p.profile["chargingProfilePurpose"] == purpose
+             and p.profile["stackLevel"] == 0]
+    return found[-1].profile if found else None
+
+
+def cap_purpose(version: str) -> str:
+    return "ChargePointMaxProfile" if version == "1.6" else "ChargingStationMaxProfile"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("refuse", [frozenset(), frozenset({1, 2})])
-async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(version, refuse):
+@pytest.mark.parametrize("refuses", ["nothing", "the cap", "connectors"])
+async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(version, refuses):
     cfg = twin_config()
+    options = {"nothing": {}, "the cap": {"reject_purposes": frozenset({cap_purpose(version)})},
+               "connectors": {"reject_targets": frozenset({1, 2})}}[refuses]
     async with site(cfg) as (central, url), \
-            charge_point(url, "twin", version=version, connectors=2, car_max_a=16,
-                         reject_targets=refuse) as sim:
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16, **options) as sim:
         one, two = central.drivers["twin/1"], central.drivers["twin/2"]
         await until(lambda: ready(central), timeout=30, what="online")
-        assert one.form.target == (EACH if not refuse else 0)
+        assert one.form.target == (0 if refuses == "connectors" else EACH)
+        if refuses == "the cap":
+            assert "no station cap" in one.status().notes["profile"]
         await sim.plug_in(connector=1)
         await sim.plug_in(connector=2)
         assert await one.apply(16) and await two.apply(16)
@@ -136,8 +150,13 @@ async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(ve
         alone = sim.draws_a(at=later)
         assumed = {1: one.fallback_a, 2: two.fallback_a}  # the core: each connector its fallback
         assert sum(alone.values()) <= sum(assumed.values()) + 1e-9
-        if not refuse:
+        if refuses != "connectors":
             assert alone == assumed  # per connector, exactly
+            # each connector's own base holds its fallback: whatever the charger makes of the
+            # cap (or without one), neither car may take more than the core counts it at
+            assert {n: limit_of(base_on(sim, n, "TxDefaultProfile")) for n in (1, 2)} == assumed
+        if refuses != "the cap":
+            assert limit_of(base_on(sim, 0, cap_purpose(version))) == sum(assumed.values())
 
 
 @pytest.mark.parametrize("version", VERSIONS)
