@@ -7,6 +7,7 @@ once evfuse is gone, and a connector the config does not have."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tomllib
 from dataclasses import replace
@@ -113,6 +114,11 @@ async def test_a_charger_refusing_per_connector_profiles_gets_the_station_cap_al
         assert not any(p.profile["chargingProfilePurpose"] == "TxDefaultProfile" for p in sim.held)
         draws = sim.draws_a()
         assert sum(draws.values()) <= 14.0 + 1e-9  # never above the plan's sum
+        # the charger splits the cap its own way (here 7 A each): connector 2's car above its
+        # own 4 A obeys the cap, so it is not flagged (and counted as fixed load) for it
+        await until(lambda: (two.reading(0).draw_lines_a or (0,))[0] > 4.0 + 2.0, what="2's car above its own limit")
+        await asyncio.sleep(2.5)  # past compliance_allowance_s, with more reports
+        assert two.reading(0).draw_lines_a[0] > 6.0 and two.reading(0).compliant and one.reading(0).compliant
         assert await one.apply(0)
         assert sum(sim.draws_a().values()) <= 4.0 + 1e-9
 
