@@ -8,8 +8,10 @@ import contextlib
 import time
 import tomllib
 
+import pytest
+
 from controller.chargers.modbus.driver import modbus_chargers
-from controller.config import parse_config
+from controller.config import ConfigError, parse_config
 from controller.core.site import SiteModel
 from controller.model import CarState
 from controller.sim.modbus_charger import ChargerEmulator, SharedBus
@@ -77,3 +79,15 @@ async def test_each_socket_of_a_modbus_twin_is_its_own_unit_limit_and_car():
         cap = site.circuits[-1]
         assert (cap.id, cap.limit_a, cap.members) == ("alfen (charger max_a)", 24.0, (0, 1))
         assert site.chargers[1].wiring == "BCA"
+
+
+def test_two_sockets_on_one_unit_are_refused_by_name():
+    text = TWIN.format(port=502).replace('  phases = "BCA"', '  phases = "BCA"\n  unit_id = 1')
+    with pytest.raises(ConfigError) as error:
+        parse_config(tomllib.loads(text), "twin.toml")
+    assert str(error.value) == ("twin.toml: charger[1].connector[2].unit_id = 1: is also the unit of connector 1: "
+                                "each socket needs a unit of its own (a connector's unit_id is its id unless set)")
+    # the default unit (its id) counts too: connector 1 moved to unit 2 meets connector 2's
+    text = TWIN.format(port=502).replace("  id = 1\n", "  id = 1\n  unit_id = 2\n")
+    with pytest.raises(ConfigError, match=r"connector\[2\]\.unit_id = 2: is also the unit of connector 1"):
+        parse_config(tomllib.loads(text), "twin.toml")
