@@ -14,7 +14,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from ocpp.v16 import call as call16
 
+from controller.chargers.ocpp.clock import format_time
 from controller.chargers.ocpp.profiles import CAP_PROFILE_IDS, EACH, profile_ids
 from controller.config import parse_config
 from controller.model import CarState
@@ -225,3 +227,28 @@ async def test_profiles_a_half_refused_form_left_behind_are_cleared(version):
         three = central.drivers["twin/3"]
         assert await one.apply(12) and await two.apply(4) and await three.apply(0)
         assert sum(sim.draws_a().values()) == 16.0  # the cap at the plan's sum, not a leftover 6 A each
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_transaction_on_no_connector_it_named_is_counted_apart(version, caplog):
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16) as sim:
+        one = central.drivers["twin/1"]
+        await until(lambda: ready(central), what="online")
+        caplog.set_level(logging.WARNING, "controller.chargers.ocpp")
+        if version == "1.6":  # a StartTransaction on connector 0, while connector 1 charges
+            await sim.plug_in(connector=1)
+            await until(lambda: one.tx_id is not None, what="1's transaction")
+            own = one.tx_id
+            await sim._cp.call(call16.StartTransaction(connector_id=0, id_tag="X", meter_start=0,
+                                                       timestamp=format_time(sim.now())))
+            assert one.tx_id == own  # connector 1's transaction is not overwritten
+        else:  # a transaction begun before evfuse knew the station: its events name no EVSE
+            sim.tx[1], sim.tx_start[1] = "begun-before", sim.now()
+            await sim.send_meter_values(1)
+            await sim.send_meter_values(1)
+            await until(lambda: (one.reading(0).draw_lines_a or (0,))[0] > 0, what="its draw counted with twin/1")
+            assert one.tx_id is None and one.reading(0).car is CarState.NO_CAR  # not connector 1's
+        await until(lambda: one.status().notes.get("unknown_connectors") == "?", what="noted")
+        warnings = [r for r in caplog.records if getattr(r, "FAULT", None) == "unknown-connector"]
+        assert len(warnings) == 1 and "never named" in warnings[0].getMessage()
