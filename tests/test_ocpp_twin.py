@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import pytest
 from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
 from controller.chargers.ocpp.clock import format_time
 from controller.chargers.ocpp.profiles import CAP_PROFILE_IDS, EACH, profile_ids
@@ -252,3 +253,29 @@ async def test_a_transaction_on_no_connector_it_named_is_counted_apart(version, 
         await until(lambda: one.status().notes.get("unknown_connectors") == "?", what="noted")
         warnings = [r for r in caplog.records if getattr(r, "FAULT", None) == "unknown-connector"]
         assert len(warnings) == 1 and "never named" in warnings[0].getMessage()
+
+
+async def test_an_evses_connector_not_in_use_never_overwrites_the_car_on_its_other():
+    # 2.0.1: an EVSE may have several connectors (a socket and a tethered cable), reported one
+    # by one; the one not in use says "Unavailable" (or "Available") while the car charges
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version="2.0.1", connectors=2, car_max_a=16) as sim:
+        one, two = central.drivers["twin/1"], central.drivers["twin/2"]
+        await until(lambda: ready(central), what="online")
+
+        async def status(evse: int, connector: int, state: str):
+            await sim._cp.call(call201.StatusNotification(timestamp=format_time(sim.now()), connector_status=state,
+                                                          evse_id=evse, connector_id=connector))
+
+        await sim.plug_in(connector=1)  # on EVSE 1's connector 1
+        await until(lambda: one.reading(0).car is CarState.CHARGING, what="car on EVSE 1")
+        await status(1, 2, "Unavailable")
+        await status(1, 2, "Available")
+        assert one.reading(0).car is CarState.CHARGING
+        # a car on EVSE 2's cable (its connector 2), its socket Unavailable meanwhile
+        await status(2, 2, "Occupied")
+        await status(2, 1, "Unavailable")
+        assert two.reading(0).car is CarState.CONNECTED
+        await status(2, 2, "Available")
+        await status(2, 1, "Available")
+        assert two.reading(0).car is CarState.NO_CAR and one.reading(0).car is CarState.CHARGING
