@@ -279,3 +279,25 @@ async def test_an_evses_connector_not_in_use_never_overwrites_the_car_on_its_oth
         await status(2, 2, "Available")
         await status(2, 1, "Available")
         assert two.reading(0).car is CarState.NO_CAR and one.reading(0).car is CarState.CHARGING
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("refuse", [frozenset(), frozenset({1, 2})])
+async def test_a_twin_that_takes_watts_only_never_gives_one_phase_cars_more_than_the_plan(version, refuse):
+    # phases in use not known yet: watts are converted for one phase, so 1-phase cars take
+    # their limits (3-phase ones a third of them), the station cap the connectors' sum
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16, unit="W", phases=1,
+                         reject_targets=refuse) as sim:
+        one, two = central.drivers["twin/1"], central.drivers["twin/2"]
+        await until(lambda: ready(central), timeout=30, what="online")
+        assert one.status().notes["unit"] == "W"
+        await sim.plug_in(connector=1)
+        await sim.plug_in(connector=2)
+        assert await one.apply(10) and await two.apply(4)
+        draws = sim.draws_a()
+        assert sum(draws.values()) <= 14.0 + 1e-9
+        if not refuse:
+            assert draws == {1: 10.0, 2: 4.0}
+        # the cap follows the decrease of connector 2 (sent after it): 14 A in watts for one phase
+        await until(lambda: limit_of(held_on(sim, 0, cap_purpose(version))) == 14 * 230.0, what="the cap in W")
