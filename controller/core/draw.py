@@ -389,9 +389,10 @@ def _all_followed(memories: list[LoadMemory], p: int, followers: list[tuple[int,
         rise += mem.seen[p] + room * share - mem.seen0[p]
         raises += mem.limit_a - mem.prev_a
         least = min(least, mem.limit_a - mem.prev_a)
-    # What is missing must be less than half the smallest raise: one that did not follow at
-    # all must not hide in the tolerance.
-    return rise > FOLLOW_TOLERANCE_A and raises - rise < min(FOLLOW_TOLERANCE_A, least / 2)
+    # Only raises beyond the follow tolerance (as for one load: within it a partial follow, a
+    # car stopping short at its own maximum, looks like a whole one), and what is missing must
+    # be less than half the smallest raise: one that did not follow must not hide in the sum.
+    return least > FOLLOW_TOLERANCE_A and raises - rise < min(FOLLOW_TOLERANCE_A, least / 2)
 
 
 def _self_fall(site: SiteModel, memories: list[LoadMemory], p: int, amps: float, reported: set[int],
