@@ -570,10 +570,19 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     goes to others only once the cut load followed or its response time has passed. On a site
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
+    # Only a constraint with an increase on it has one to hold back, and this pass only ever
+    # lowers increases: the constraints without one at the start are left out (most samples
+    # raise nothing at all).
+    increased = [i for i, (dec, d) in enumerate(zip(decisions, draw))
+                 if dec.limit_a > d.bound_a + EPS or not d.known and dec.limit_a > 0]
+    if not increased:
+        return
+    touch = site.constraint_touch
     use = [d.bound_a if d.bound_a > dec.limit_a else dec.limit_a  # max(limit, bound)
            for dec, d in zip(decisions, draw)]
     all_known = all(map(_KNOWN, draw))
-    for k, con in enumerate(constraints):
+    for k in sorted({k for i in increased for k, _ in touch[i]}):
+        con = constraints[k]
         with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
         if con.indices is not None:  # 1 A per A: coef * use[i] is use[i], to the last bit
             usage = sum(map(use.__getitem__, con.indices))
