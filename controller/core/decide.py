@@ -537,16 +537,17 @@ def _held(mem: LoadMemory, d: Draw) -> float:
 def _decide_one(spec: ChargerSpec, r: ChargerReading, d: Draw, memories: list[LoadMemory],
                 targets: dict[int, Target], site: SiteModel, now: float) -> ChargerDecision:
     i, mem = spec.index, memories[spec.index]
-    if d.fixed is Cause.NON_COMPLIANT:  # it takes no orders: tell it 0, count its draw as fixed
-        paused = now if mem.limit_a != 0 else mem.paused_at  # a car it stops waits restart_delay_s
-        new = commanded(mem._replace(hold_since=None, paused_at=paused, cause=d.fixed), d.bound_a, 0.0,
-                        now, site.control.response_s)
-        memories[i] = new
-        return ChargerDecision(spec.id, 0.0, d.fixed, mem.limit_a != 0)
-    if d.fixed is Cause.LINK_DOWN:  # nothing can be sent
-        memories[i] = mem._replace(cause=d.fixed)
-        return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
-                               _link_detail(r, d, now))
+    if d.fixed is not None:  # (few loads: one test for the rest)
+        if d.fixed is Cause.NON_COMPLIANT:  # it takes no orders: tell it 0, count its draw as fixed
+            paused = now if mem.limit_a != 0 else mem.paused_at  # a car it stops waits restart_delay_s
+            new = commanded(mem._replace(hold_since=None, paused_at=paused, cause=d.fixed), d.bound_a, 0.0,
+                            now, site.control.response_s)
+            memories[i] = new
+            return ChargerDecision(spec.id, 0.0, d.fixed, mem.limit_a != 0)
+        if d.fixed is Cause.LINK_DOWN:  # nothing can be sent
+            memories[i] = mem._replace(cause=d.fixed)
+            return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
+                                   _link_detail(r, d, now))
     target, asked, detail = targets[i]
     limit, memories[i], cause = step(spec, mem, d.bound_a, target, asked, site, now)
     # (tuple.__new__: a thousand per decision; the fields in ChargerDecision's order)
