@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from controller.core import resume
@@ -88,6 +88,7 @@ def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
 
 _new_tuple = tuple.__new__
 _KNOWN, _LO, _HI = attrgetter("known"), attrgetter("lo"), attrgetter("hi")  # of a Draw, in C
+_AT = (itemgetter(0), itemgetter(1), itemgetter(2))  # one phase of a Phases, in C
 
 
 class ChargerDecision(NamedTuple):
@@ -274,7 +275,7 @@ def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
     """Meter minus what the loads certainly draw: never below what the household really is."""
-    return tuple(max(0.0, meter[p] - sum([x[p] for x in least])) if p < site.phases else 0.0
+    return tuple(max(0.0, meter[p] - sum(map(_AT[p], least))) if p < site.phases else 0.0
                  for p in range(3))
 
 
@@ -290,7 +291,7 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
         if slot.circuit >= 0:
             circuit_a = site.circuits[slot.circuit].limit_a
             limit = circuit_a - sum(draw[i].hi[p] for i in inside if draw[i].fixed) if fixed else circuit_a
-            drawn = sum([lo[i][p] for i in inside])
+            drawn = sum(map(_AT[p], map(lo.__getitem__, inside)))  # lo[i][p] over `inside`, in C
             if drawn > circuit_a:
                 overloads[name] = drawn - circuit_a
         else:
