@@ -272,6 +272,8 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
               if now <= mem.changed_at + window and not mem.offline and spec.index not in reported]
     for p in site.phase_range:
         change = meter[p] - meter_prev[p] - explained[p]
+        if change < -1e-6 and explained[p] > 0:
+            change += _take_back(site, memories, reported, p, min(-change, explained[p]))
         if abs(change) < 1e-6 or not recent and change > 0:
             continue
         followers = []
@@ -301,6 +303,7 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
         if total <= 0:
             continue
         share = min(1.0, abs(change) / total)
+        together = change > 0 and len(followers) > 1 and _all_followed(memories, p, followers, share)
         for i, room in followers:
             mem = memories[i]
             s = list(mem.seen)
@@ -315,7 +318,10 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
                 # hides that much household from the plan).
                 s[p] += room * share
                 f[p] += sure
-                rise = s[p] - mem.seen0[p]
+                # Alone, all it was credited is its rise; beside others, only the part surely its
+                # (its floor): a car that did not follow would otherwise be 'seen' to follow a
+                # small raise by the others' rise, and the household they hide is planned as room.
+                rise = (s[p] if len(followers) == 1 else f[p]) - mem.seen0[p]
                 if mem.clean and rise >= limit - mem.prev_a - FOLLOW_TOLERANCE_A and rise > FOLLOW_TOLERANCE_A:
                     # It rose by (nearly) the whole raise, so our old limit held it: it drew that
                     # limit and now draws it plus the rise (a load that starts mid-way is learned
@@ -333,6 +339,62 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
                 if mem.high_early and sure < room * share - 1e-9:
                     mem = renew(mem, high_early=False)
             memories[i] = renew(mem, seen=(s[0], s[1], s[2]), floor=(f[0], f[1], f[2]))
+        if together:
+            for i, _ in followers:
+                mem = memories[i]
+                if mem.limit_a > mem.prev_a and mem.seen[p] < mem.limit_a:
+                    s = list(mem.seen)
+                    s[p] = mem.limit_a
+                    memories[i] = renew(mem, seen=(s[0], s[1], s[2]), known=True)
+
+
+def _take_back(site: SiteModel, memories: list[LoadMemory], reported: set[int], p: int, amps: float) -> float:
+    """A fresh report says a load draws more than it was counted at, and the meter did not
+    rise: a rise it made was shared out to others (several loads following at once), and they
+    were credited what it drew. Take it back from what the others are credited beyond their
+    certain floor, in proportion: a floor left too high hides household, one set too low only
+    overstates it. (If the report only undoes an earlier fall shared out to it, nobody holds
+    such credit, or taking it is the cautious error.) Returns the amps taken back."""
+    credit = []
+    for spec in site.chargers:
+        mem = memories[spec.index]
+        if p in spec.phase_idx and spec.index not in reported and not mem.offline and mem.seen[p] > mem.floor[p]:
+            credit.append((spec.index, mem.seen[p] - mem.floor[p]))
+    total = sum(c for _, c in credit)
+    if total <= 0:
+        return 0.0
+    share = min(1.0, amps / total)
+    for i, c in credit:
+        mem = memories[i]
+        s = list(mem.seen)
+        s[p] -= c * share
+        memories[i] = renew(mem, seen=(s[0], s[1], s[2]))
+    return total * share
+
+
+def _all_followed(memories: list[LoadMemory], p: int, followers: list[tuple[int, float]],
+                  share: float) -> bool:
+    """Several loads raised together share every rise in proportion, so none of them alone
+    may show its whole raise, and a household estimate left high (a fall shared out to them
+    earlier) stays high until their next reports. When what the meter has risen by since
+    their raises (with this sample's rise) is the sum of their raises, each followed its
+    whole raise: each drew its old limit before and draws its new one now. The same inference
+    as for one load, so it stays out of `floor` and an overload cut doubts it. Counted before
+    any of them is inferred alone this sample (an inference is not a rise the meter showed);
+    one inferred in an earlier sample is at its limit and no longer follows."""
+    rise = raises = 0.0
+    least = math.inf
+    for i, room in followers:
+        mem = memories[i]
+        if not mem.clean or mem.limit_a <= mem.prev_a:
+            return False
+        rise += mem.seen[p] + room * share - mem.seen0[p]
+        raises += mem.limit_a - mem.prev_a
+        least = min(least, mem.limit_a - mem.prev_a)
+    # Only raises beyond the follow tolerance (as for one load: within it a partial follow, a
+    # car stopping short at its own maximum, looks like a whole one), and what is missing must
+    # be less than half the smallest raise: one that did not follow must not hide in the sum.
+    return least > FOLLOW_TOLERANCE_A and raises - rise < min(FOLLOW_TOLERANCE_A, least / 2)
 
 
 def _self_fall(site: SiteModel, memories: list[LoadMemory], p: int, amps: float, reported: set[int],

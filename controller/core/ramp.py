@@ -62,6 +62,8 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
         new = _noted(mem, paused_at=None, hold_since=None, cause=cause)
         return target, commanded(new, current, target, now, ctl.response_s), cause
     if target - current < max(ctl.dead_band_a, 1e-9):
+        if _follow_shows(mem, ctl, now):
+            return _ramp_tail(mem, current, target, cause, ctl, now)
         return _within_dead_band(mem, current, target, cause, ctl, now)
     since = mem.hold_since if mem.hold_since is not None else now
     if now - since < ctl.ramp_up_delay_s:
@@ -75,6 +77,30 @@ def step(spec: ChargerSpec, mem: LoadMemory, held: float, target: float, cause: 
         return new_limit, commanded(holding, current, new_limit, now, ctl.response_s), why
     return current, commanded(_noted(mem, paused_at=None, hold_since=since, cause=why), current,
                               current, now, ctl.response_s), why
+
+
+def _follow_shows(mem: LoadMemory, ctl, now: float) -> bool:
+    """Its last ramp step is still showing on the meter. A raise that the car follows tells
+    what the loads drew (a full follow shows it drew its old limit), so the household estimate
+    often falls right after it, by knowledge rather than by a change in the household: the
+    room it reveals has held as long as the ramp has. Until the step has had time to show,
+    the ramp is not over, and its hold is not started anew."""
+    return (mem.hold_since is not None and mem.limit_a > mem.prev_a
+            and now - mem.changed_at <= ctl.response_s + ATTRIBUTION_SLACK_S)
+
+
+def _ramp_tail(mem: LoadMemory, current: float, target: float, cause: Cause, ctl,
+               now: float) -> tuple[float, LoadMemory, Cause]:
+    """Within the dead band while its last ramp step shows: the ramp keeps its hold, and a
+    step of at least the dead band may be followed by one smaller raise (what that step's
+    follow revealed), once the ramp interval allows. One only: that raise, smaller than the
+    dead band, ends the ramp when it has shown, so household noise cannot chain small raises."""
+    if target > current and mem.limit_a - mem.prev_a >= ctl.dead_band_a \
+            and now - mem.changed_at >= ctl.ramp_up_interval_s:
+        new = _noted(mem, paused_at=None, hold_since=mem.hold_since, cause=cause)
+        return target, commanded(new, current, target, now, ctl.response_s), cause
+    new = _noted(mem, paused_at=None, hold_since=mem.hold_since, cause=cause)
+    return current, commanded(new, current, current, now, ctl.response_s), cause
 
 
 def _within_dead_band(mem: LoadMemory, current: float, target: float, cause: Cause, ctl,
