@@ -549,6 +549,7 @@ def _connectors(r: _Reader, t: dict, path: str, site: SiteConfig,
         return [charger]
     out: list[ChargerConfig] = []
     seen: set[int] = set()
+    units: dict[int, int] = {}  # Modbus: unit id -> the connector it addresses
     for k, ct in enumerate(raw, start=1):
         cpath = f"{path}.connector[{k}]"
         r.only(ct, cpath, CONNECTOR_KEYS | ({"unit_id"} if charger.protocol == "modbus" else set()))
@@ -571,6 +572,12 @@ def _connectors(r: _Reader, t: dict, path: str, site: SiteConfig,
         if link is not None:
             link = SerialSettings(**{**link.__dict__, "unit_id": r.number(ct, "unit_id", cpath, number, 0, 255,
                                                                           integer=True)})
+            # two sockets on one unit: one car's limit and draw would be the other's, and the
+            # socket nobody addresses would go uncontrolled and uncounted
+            if link.unit_id in units:
+                r.problem(f"{cpath}.unit_id", link.unit_id, f"is also the unit of connector {units[link.unit_id]}: "
+                          "each socket needs a unit of its own (a connector's unit_id is its id unless set)")
+            units.setdefault(link.unit_id, number)
         entry = ChargerConfig(**{
             **charger.__dict__, "id": f"{charger.id}/{number}", "phases": wiring, "link": link,
             "min_a": r.number(ct, "min_a", cpath, charger.min_a, 1, 80, " A"),

@@ -15,6 +15,7 @@ import time
 from controller.model import CarState
 from controller.status import render, snapshot
 from controller.sim.chargepoint import SimOptions
+from controller.sim.demo import render as live_view
 from controller.sim.live_site import SimCharger, SimConnector
 from controller_kit import running, until
 
@@ -93,6 +94,11 @@ async def test_two_cars_on_a_twin_and_a_single_charger_share_the_fuse_by_weight_
             assert "TxDefaultProfile@each connector" in rows["twin/1"]["device"]["profile"]
             text = render(snap)
             assert "twin/2" in text and "station cap" in text
+            # the demo's live view: a row per connector with its own limit
+            rows = [line.split() for line in live_view(controller, site, 0.0).splitlines()]
+            assert [r[:3] for r in rows if r and r[0].startswith("twin/")] == \
+                [["twin/1", "ocpp1.6", f"{limit(controller, 'twin/1'):.1f}"],
+                 ["twin/2", "ocpp1.6", f"{limit(controller, 'twin/2'):.1f}"]]
             # the car on connector 1 leaves: 2's car is not disturbed, then it gets the room
             lowest = [twin.draw_a(2)]
             await twin.unplug(connector=1)

@@ -7,13 +7,17 @@ once evfuse is gone, and a connector the config does not have."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tomllib
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
+from controller.chargers.ocpp.clock import format_time
 from controller.chargers.ocpp.profiles import CAP_PROFILE_IDS, EACH, profile_ids
 from controller.config import parse_config
 from controller.model import CarState
@@ -113,20 +117,39 @@ async def test_a_charger_refusing_per_connector_profiles_gets_the_station_cap_al
         assert not any(p.profile["chargingProfilePurpose"] == "TxDefaultProfile" for p in sim.held)
         draws = sim.draws_a()
         assert sum(draws.values()) <= 14.0 + 1e-9  # never above the plan's sum
+        # the charger splits the cap its own way (here 7 A each): connector 2's car above its
+        # own 4 A obeys the cap, so it is not flagged (and counted as fixed load) for it
+        await until(lambda: (two.reading(0).draw_lines_a or (0,))[0] > 4.0 + 2.0, what="2's car above its own limit")
+        await asyncio.sleep(2.5)  # past compliance_allowance_s, with more reports
+        assert two.reading(0).draw_lines_a[0] > 6.0 and two.reading(0).compliant and one.reading(0).compliant
         assert await one.apply(0)
         assert sum(sim.draws_a().values()) <= 4.0 + 1e-9
 
 
+def base_on(sim, target: int, purpose: str):
+    """The never-expiring base profile the charger holds on `target` for `purpose`, or None."""
+    found = [p for p in sim.held if p.target == target and p.profile["chargingProfilePurpose"] == purpose
+             and p.profile["stackLevel"] == 0]
+    return found[-1].profile if found else None
+
+
+def cap_purpose(version: str) -> str:
+    return "ChargePointMaxProfile" if version == "1.6" else "ChargingStationMaxProfile"
+
+
 @pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("refuse", [frozenset(), frozenset({1, 2})])
-async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(version, refuse):
+@pytest.mark.parametrize("refuses", ["nothing", "the cap", "connectors"])
+async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(version, refuses):
     cfg = twin_config()
+    options = {"nothing": {}, "the cap": {"reject_purposes": frozenset({cap_purpose(version)})},
+               "connectors": {"reject_targets": frozenset({1, 2})}}[refuses]
     async with site(cfg) as (central, url), \
-            charge_point(url, "twin", version=version, connectors=2, car_max_a=16,
-                         reject_targets=refuse) as sim:
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16, **options) as sim:
         one, two = central.drivers["twin/1"], central.drivers["twin/2"]
         await until(lambda: ready(central), timeout=30, what="online")
-        assert one.form.target == (EACH if not refuse else 0)
+        assert one.form.target == (0 if refuses == "connectors" else EACH)
+        if refuses == "the cap":
+            assert "no station cap" in one.status().notes["profile"]
         await sim.plug_in(connector=1)
         await sim.plug_in(connector=2)
         assert await one.apply(16) and await two.apply(16)
@@ -136,8 +159,13 @@ async def test_what_a_twin_holds_once_evfuse_is_gone_is_what_the_core_assumes(ve
         alone = sim.draws_a(at=later)
         assumed = {1: one.fallback_a, 2: two.fallback_a}  # the core: each connector its fallback
         assert sum(alone.values()) <= sum(assumed.values()) + 1e-9
-        if not refuse:
+        if refuses != "connectors":
             assert alone == assumed  # per connector, exactly
+            # each connector's own base holds its fallback: whatever the charger makes of the
+            # cap (or without one), neither car may take more than the core counts it at
+            assert {n: limit_of(base_on(sim, n, "TxDefaultProfile")) for n in (1, 2)} == assumed
+        if refuses != "the cap":
+            assert limit_of(base_on(sim, 0, cap_purpose(version))) == sum(assumed.values())
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -200,3 +228,76 @@ async def test_profiles_a_half_refused_form_left_behind_are_cleared(version):
         three = central.drivers["twin/3"]
         assert await one.apply(12) and await two.apply(4) and await three.apply(0)
         assert sum(sim.draws_a().values()) == 16.0  # the cap at the plan's sum, not a leftover 6 A each
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_transaction_on_no_connector_it_named_is_counted_apart(version, caplog):
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16) as sim:
+        one = central.drivers["twin/1"]
+        await until(lambda: ready(central), what="online")
+        caplog.set_level(logging.WARNING, "controller.chargers.ocpp")
+        if version == "1.6":  # a StartTransaction on connector 0, while connector 1 charges
+            await sim.plug_in(connector=1)
+            await until(lambda: one.tx_id is not None, what="1's transaction")
+            own = one.tx_id
+            await sim._cp.call(call16.StartTransaction(connector_id=0, id_tag="X", meter_start=0,
+                                                       timestamp=format_time(sim.now())))
+            assert one.tx_id == own  # connector 1's transaction is not overwritten
+        else:  # a transaction begun before evfuse knew the station: its events name no EVSE
+            sim.tx[1], sim.tx_start[1] = "begun-before", sim.now()
+            await sim.send_meter_values(1)
+            await sim.send_meter_values(1)
+            await until(lambda: (one.reading(0).draw_lines_a or (0,))[0] > 0, what="its draw counted with twin/1")
+            assert one.tx_id is None and one.reading(0).car is CarState.NO_CAR  # not connector 1's
+        await until(lambda: one.status().notes.get("unknown_connectors") == "?", what="noted")
+        warnings = [r for r in caplog.records if getattr(r, "FAULT", None) == "unknown-connector"]
+        assert len(warnings) == 1 and "never named" in warnings[0].getMessage()
+
+
+async def test_an_evses_connector_not_in_use_never_overwrites_the_car_on_its_other():
+    # 2.0.1: an EVSE may have several connectors (a socket and a tethered cable), reported one
+    # by one; the one not in use says "Unavailable" (or "Available") while the car charges
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version="2.0.1", connectors=2, car_max_a=16) as sim:
+        one, two = central.drivers["twin/1"], central.drivers["twin/2"]
+        await until(lambda: ready(central), what="online")
+
+        async def status(evse: int, connector: int, state: str):
+            await sim._cp.call(call201.StatusNotification(timestamp=format_time(sim.now()), connector_status=state,
+                                                          evse_id=evse, connector_id=connector))
+
+        await sim.plug_in(connector=1)  # on EVSE 1's connector 1
+        await until(lambda: one.reading(0).car is CarState.CHARGING, what="car on EVSE 1")
+        await status(1, 2, "Unavailable")
+        await status(1, 2, "Available")
+        assert one.reading(0).car is CarState.CHARGING
+        # a car on EVSE 2's cable (its connector 2), its socket Unavailable meanwhile
+        await status(2, 2, "Occupied")
+        await status(2, 1, "Unavailable")
+        assert two.reading(0).car is CarState.CONNECTED
+        await status(2, 2, "Available")
+        await status(2, 1, "Available")
+        assert two.reading(0).car is CarState.NO_CAR and one.reading(0).car is CarState.CHARGING
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("refuse", [frozenset(), frozenset({1, 2})])
+async def test_a_twin_that_takes_watts_only_never_gives_one_phase_cars_more_than_the_plan(version, refuse):
+    # phases in use not known yet: watts are converted for one phase, so 1-phase cars take
+    # their limits (3-phase ones a third of them), the station cap the connectors' sum
+    async with site(twin_config()) as (central, url), \
+            charge_point(url, "twin", version=version, connectors=2, car_max_a=16, unit="W", phases=1,
+                         reject_targets=refuse) as sim:
+        one, two = central.drivers["twin/1"], central.drivers["twin/2"]
+        await until(lambda: ready(central), timeout=30, what="online")
+        assert one.status().notes["unit"] == "W"
+        await sim.plug_in(connector=1)
+        await sim.plug_in(connector=2)
+        assert await one.apply(10) and await two.apply(4)
+        draws = sim.draws_a()
+        assert sum(draws.values()) <= 14.0 + 1e-9
+        if not refuse:
+            assert draws == {1: 10.0, 2: 4.0}
+        # the cap follows the decrease of connector 2 (sent after it): 14 A in watts for one phase
+        await until(lambda: limit_of(held_on(sim, 0, cap_purpose(version))) == 14 * 230.0, what="the cap in W")

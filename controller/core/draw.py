@@ -142,6 +142,7 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
     resp = site.control.response_s
     volts = site.voltage_v
     explained = [0.0, 0.0, 0.0]  # what fresh reports changed per phase (the meter's change less it)
+    shared = [0.0, 0.0, 0.0]  # of that, rises of loads that were counted low beside others (_take_back)
     parts: list[tuple[float, Cause | None, Phases | None]] = []
     reported: set[int] = set()  # loads whose report this decision says what they draw
     link_down, non_compliant = Cause.LINK_DOWN, Cause.NON_COMPLIANT
@@ -215,8 +216,14 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
                 explained[0] += seen[0] - old[0]
                 explained[1] += seen[1] - old[1]
                 explained[2] += seen[2] - old[2]
+                if seen is not old and old is not old_floor:
+                    # Counted low while it held a share of a rise beside others (its count above its
+                    # certain floor): what it really rose by was credited to them.
+                    for p in (0, 1, 2):
+                        if seen[p] > old[p] and old[p] > old_floor[p]:
+                            shared[p] += seen[p] - old[p]
         parts.append((bound, fixed, None if stale else m))
-    _attribute(site, memories, explained, reported, meter, meter_prev, now)
+    _attribute(site, memories, explained, shared, reported, meter, meter_prev, now)
     window = resp + ATTRIBUTION_SLACK_S
     result = []
     for spec, on, mem, (bound, fixed, m) in zip(site.chargers, site.phase_on, memories, parts):
@@ -260,8 +267,8 @@ def _fell(spec: ChargerSpec, mem: LoadMemory) -> bool:
     return max(mem.seen[p] for p in spec.phase_idx) <= max(mem.limit_a, 0.0) + FOLLOW_TOLERANCE_A
 
 
-def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[float], reported: set[int],
-               meter: Phases, meter_prev: Phases | None, now: float) -> None:
+def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[float], shared: list[float],
+               reported: set[int], meter: Phases, meter_prev: Phases | None, now: float) -> None:
     """Give the meter's change since the last sample, less what fresh reports explain, to
     the loads following a change of ours on that phase; the rest is household."""
     if meter_prev is None:
@@ -272,8 +279,8 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
               if now <= mem.changed_at + window and not mem.offline and spec.index not in reported]
     for p in site.phase_range:
         change = meter[p] - meter_prev[p] - explained[p]
-        if change < -1e-6 and explained[p] > 0:
-            change += _take_back(site, memories, reported, p, min(-change, explained[p]))
+        if change < -1e-6 and shared[p] > 0:
+            change += _take_back(site, memories, reported, p, min(-change, shared[p]))
         if abs(change) < 1e-6 or not recent and change > 0:
             continue
         followers = []
@@ -349,12 +356,12 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
 
 
 def _take_back(site: SiteModel, memories: list[LoadMemory], reported: set[int], p: int, amps: float) -> float:
-    """A fresh report says a load draws more than it was counted at, and the meter did not
-    rise: a rise it made was shared out to others (several loads following at once), and they
-    were credited what it drew. Take it back from what the others are credited beyond their
-    certain floor, in proportion: a floor left too high hides household, one set too low only
-    overstates it. (If the report only undoes an earlier fall shared out to it, nobody holds
-    such credit, or taking it is the cautious error.) Returns the amps taken back."""
+    """A fresh report says a load that held a share of a rise beside others draws more than it
+    was counted at, and the meter did not rise: what it rose by was credited to the others.
+    Take it back from what they are credited beyond their certain floor, in proportion: a floor
+    left too high hides household, one set too low only overstates it. (A load that was not
+    sharing, e.g. one that rose by itself and left the rise to the household, takes nothing
+    back: its report just makes the household estimate honest.) Returns the amps taken back."""
     credit = []
     for spec in site.chargers:
         mem = memories[spec.index]

@@ -60,6 +60,7 @@ class OcppCharger(ChargerDriver):
         self._draw_at: float | None = None  # monotonic time of the last MeterValues with currents
         self._power_w: float | None = None  # Power.Active.Import, for a charger that reports no currents
         self._car = CarState.UNKNOWN
+        self.plugs: dict[int, CarState] = {}  # 2.0.1: what each connector of this EVSE last reported
         self.tx_id: str | None = None
         self.tx_started_mono: float | None = None
         self._watch = ComplianceWatch(self.settings.ocpp.compliance_tolerance_a,

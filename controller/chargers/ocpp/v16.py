@@ -61,7 +61,10 @@ class CentralCP16(CentralHandlers, ChargePoint):
     def on_start_transaction(self, connector_id, id_tag, meter_start, timestamp, **kwargs):
         self.station.saw_timestamp(timestamp)
         tx_id = next(_transaction_ids)
-        connector = self.station.connector(connector_id) or self.station.connector(1)
+        # a transaction on no connector (0, nonsense): a twin's is counted apart, never given to
+        # a connector it may not be on (whose own transaction it would overwrite)
+        connector = self.station.connector(connector_id) or (
+            self.station.unplaced() if self.station.several else self.station.connector(1))
         connector.transaction_started(str(tx_id))
         return call_result.StartTransaction(transaction_id=tx_id, id_tag_info=self.accepted(id_tag))
 

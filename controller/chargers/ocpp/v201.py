@@ -27,6 +27,15 @@ CHARGING_STATE = {
     "SuspendedEVSE": CarState.CONNECTED,
     "Idle": CarState.NO_CAR,
 }
+# An EVSE's state from its connectors': a car on any of them first, then a fault, then not known.
+PLUG_RANK = {CarState.CONNECTED: 3, CarState.FAULT: 2, CarState.UNKNOWN: 1, CarState.NO_CAR: 0}
+
+
+def evse_state(plugs: dict) -> CarState:
+    """The state of an EVSE whose connectors last reported `plugs` (connector id -> state)."""
+    return max(plugs.values(), key=lambda state: PLUG_RANK.get(state, 1))
+
+
 CONFIG_VARIABLES = [("SmartChargingCtrlr", "RateUnit"), ("SmartChargingCtrlr", "ProfileStackLevel"),
                     ("SmartChargingCtrlr", "PeriodsPerSchedule"), ("SampledDataCtrlr", "TxUpdatedInterval"),
                     ("SampledDataCtrlr", "TxUpdatedMeasurands")]
@@ -50,11 +59,15 @@ class CentralCP201(CentralHandlers, ChargePoint):
     @on("StatusNotification")
     def on_status(self, timestamp, connector_status, evse_id, connector_id, **kwargs):
         self.station.saw_timestamp(timestamp)
-        state = CONNECTOR_STATE.get(connector_status, CarState.UNKNOWN)
         evse = self.station.connector(evse_id)
-        # "Occupied" says less than a running transaction's charging state: keep that one.
-        if evse is not None and not (state == CarState.CONNECTED and evse.tx_id is not None):
-            evse.set_car(state)
+        if evse is not None:
+            # An EVSE's connectors (a socket and a cable) report one by one, the one in use
+            # "Occupied", the others "Unavailable": the EVSE's car is on whichever has one.
+            evse.plugs[connector_id] = CONNECTOR_STATE.get(connector_status, CarState.UNKNOWN)
+            state = evse_state(evse.plugs)
+            # "Occupied" says less than a running transaction's charging state: keep that one.
+            if not (state == CarState.CONNECTED and evse.tx_id is not None):
+                evse.set_car(state)
         return call_result.StatusNotification()
 
     @on("Authorize")
