@@ -11,6 +11,10 @@ other sample is also decided as an overload would be, from the same state: a hou
 on phase A that takes the site a tenth of its limit over it, which the decision cuts at once
 (the fast path); that decision is timed and set aside, the loop goes on with the normal one.
 Two untimed warm-up decisions first (start-up: every charger leaves its fallback at once).
+Every charger reports on every sample there, the costliest case for the draw model; one more
+row at 1000 chargers ("reports every 10 s") has each charger report every 10 s, staggered, its
+last report standing in between with its time (draw_at), as the drivers hand them over: what a
+site of chargers that report every 10-60 s costs (only the normal samples of that run).
 Prints median and p99 of each kind of sample, and of both together, in a markdown table;
 with --repeat K, each figure as the lowest and highest of K runs. On a shared machine the
 wall clock counts the time other processes hold the cores; --clock cpu times this process's
@@ -49,9 +53,10 @@ def build_site(n: int, seed: int = 1) -> SiteModel:
 
 
 def _inputs(site: SiteModel, limits: list[float], household: list[float], t: float,
-            over: bool) -> tuple[MeterSample, list[ChargerReading]]:
+            over: bool, reports: "_Reports | None" = None) -> tuple[MeterSample, list[ChargerReading]]:
     """The closed loop: each car draws its limit on its lines; the meter sums them up. With
-    `over`, a household step on phase A takes the site a tenth of its limit over it."""
+    `over`, a household step on phase A takes the site a tenth of its limit over it. With
+    `reports`, each charger's reading is its last periodic report."""
     load = list(household)
     readings = []
     for spec, limit in zip(site.chargers, limits):
@@ -60,19 +65,41 @@ def _inputs(site: SiteModel, limits: list[float], household: list[float], t: flo
         readings.append(ChargerReading(car=CarState.CHARGING, draw_lines_a=(limit,) * len(spec.wiring)))
     if over:
         load[0] = site.limit_a * 1.1
+    if reports is not None:
+        readings = reports.at(t, readings)
     return MeterSample(t, tuple(load)), readings
 
 
-def run(n: int, decisions: int, clock=time.perf_counter) -> tuple[list[float], list[float], int]:
+class _Reports:
+    """Each charger reports every `every` s, staggered: in between, its last report stands
+    (the same reading, with the time it was taken)."""
+
+    def __init__(self, n: int, every: float):
+        self.every = every
+        self.due = [every * i / n for i in range(n)]
+        self.last: list[ChargerReading | None] = [None] * n
+
+    def at(self, t: float, live: list[ChargerReading]) -> list[ChargerReading]:
+        for i, r in enumerate(live):
+            if self.last[i] is None or t >= self.due[i]:
+                self.last[i] = ChargerReading(car=r.car, draw_lines_a=r.draw_lines_a, draw_at=t)
+                while self.due[i] <= t:
+                    self.due[i] += self.every
+        return list(self.last)
+
+
+def run(n: int, decisions: int, clock=time.perf_counter,
+        report_every: float = 0.0) -> tuple[list[float], list[float], int]:
     """Decision times of normal samples, and of overload samples: from the same state every
     other step, the decision an overload would get (timed, then set aside: decide() is a pure
     function, the loop goes on with the normal sample). And how many normal samples the
     household's noise took over a limit (by a fraction of an amp, on a site planned full)."""
     site = build_site(n)
     rnd = random.Random(n)
+    reports = _Reports(n, report_every) if report_every > 0 else None
     household = [site.limit_a * 0.3] * 3
     limits = [10.0] * len(site.chargers)
-    sample, readings = _inputs(site, limits, household, 0.0, False)
+    sample, readings = _inputs(site, limits, household, 0.0, False, reports)
     # Untimed warm-up: the first decisions after start take every charger out of fallback at
     # once, a one-off rather than the steady state measured here.
     state = decide(site, initial_state(site), None, readings, 0.0).state
@@ -85,12 +112,12 @@ def run(n: int, decisions: int, clock=time.perf_counter) -> tuple[list[float], l
         t = 1.0 + k * 0.25
         household = [max(0.0, h + rnd.gauss(0.0, 0.2)) for h in household]  # household noise
         if k % 2:
-            sample, readings = _inputs(site, limits, household, t, True)
+            sample, readings = _inputs(site, limits, household, t, True, reports)
             start = clock()
             d = decide(site, state, sample, readings, t)
             overload.append(clock() - start)
             assert d.overloads, "an overload sample must be over a limit"
-        sample, readings = _inputs(site, limits, household, t, False)
+        sample, readings = _inputs(site, limits, household, t, False, reports)
         start = clock()
         d = decide(site, state, sample, readings, t)
         normal.append(clock() - start)
@@ -128,6 +155,11 @@ def main() -> None:
             print(f"| {n} | {kind} | {_span([m for m, _ in runs])} | {_span([p for _, p in runs])} | "
                   f"{target if kind == 'both' else ''} |")
         notes.append(f"{n} chargers: {max(crossed_in)} of {count}")
+        if n == 1000:
+            runs = [median_p99_ms(run(n, count, time.perf_counter if args.clock == "wall" else time.process_time,
+                                      report_every=10.0)[0]) for _ in range(args.repeat)]
+            print(f"| {n} | normal, reports every 10 s | {_span([m for m, _ in runs])} | "
+                  f"{_span([p for _, p in runs])} | |")
     print("\nnormal samples the household's noise took slightly over a limit (cut as any overload): "
           + "; ".join(notes))
 

@@ -7,6 +7,7 @@ Behaviour never depends on the words: the core and the runtime test a cause's ki
 from __future__ import annotations
 
 import enum
+from functools import cached_property
 
 
 class Cause(enum.Enum):
@@ -47,22 +48,24 @@ class Cause(enum.Enum):
     # by name as Enum does in Python: causes are set and dict members in per-load loops.
     __hash__ = object.__hash__
 
-    @property
+    # Kinds are cached on the member at first use (an attribute read after that): per-load
+    # loops ask them of every load on every sample.
+    @cached_property
     def stops(self) -> bool:
         """A zero the allocator chose for a car that wanted current: restart rules apply."""
         return self in _STOPS
 
-    @property
+    @cached_property
     def waits(self) -> bool:
         """Stopped earlier by the allocator, waiting to restart."""
         return self in (Cause.RESTART_DELAY, Cause.RESTART_WAIT)
 
-    @property
+    @cached_property
     def idle(self) -> bool:
         """Zero because there is nothing to charge, not a pause."""
         return self in (Cause.NO_CAR, Cause.CAR_FAULT, Cause.MODE_OFF)
 
-    @property
+    @cached_property
     def fallback(self) -> bool:
         return self in (Cause.NO_SAMPLE, Cause.METER_LOST)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple
 
 from controller.core import resume
@@ -40,7 +40,7 @@ from controller.core.wiring import Evidence, EvidenceState, InversionConclusion,
 from controller.core.ramp import commanded, step
 from controller.core.reclaim import reclaim
 from controller.core.sequential import one_at_a_time
-from controller.core.site import SOLAR_MODES, ChargerSpec, SiteModel, phase_name
+from controller.core.site import SOLAR_MODES, ChargerSpec, ConstraintSlot, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
 from controller.model import ZERO, CarState, ChargerReading, MeterSample, Phases
 
@@ -88,6 +88,7 @@ def remap_state(old: SiteModel, new: SiteModel, state: CoreState) -> CoreState:
 
 _new_tuple = tuple.__new__
 _KNOWN, _LO, _HI = attrgetter("known"), attrgetter("lo"), attrgetter("hi")  # of a Draw, in C
+_AT = (itemgetter(0), itemgetter(1), itemgetter(2))  # one phase of a Phases, in C
 
 
 class ChargerDecision(NamedTuple):
@@ -142,12 +143,12 @@ def decide(site: SiteModel, state: CoreState, sample: MeterSample | None,
         # What the meter credited to loads following a change of ours may have been a household
         # step in the same seconds: the cut is sized as if it were (loads it keeps running stay
         # at min_a or more: a doubt never stops a car; a real excess that stays is paused later).
-        doubted, _ = _constraints(site, draw, _household(site, meter, _doubted(site, draw, meter)), meter)
+        doubted = _with_household(site, constraints, draw, _household(site, meter, _doubted(site, draw, meter)))
     # The same room if every load whose draw is not learned drew all it may: the most a running
     # load may keep while no overload is measured (holding is no raise; nothing is stopped on a guess).
     keep = constraints
     if not all(map(_KNOWN, draw)):
-        keep, _ = _constraints(site, draw, _household(site, meter, [d.lo_keep for d in draw]), meter)
+        keep = _with_household(site, constraints, draw, _household(site, meter, [d.lo_keep for d in draw]))
     over_since = {k: state.over_since.get(k, now) for k in overloads}
     unknown = untested(site, active, state.wiring)
     targets = _targets(site, memories, readings, draw, constraints, overloads, meter, now, doubted, unknown)
@@ -274,7 +275,7 @@ def _doubted(site: SiteModel, draw: list[Draw], meter: Phases) -> list[Phases]:
 
 def _household(site: SiteModel, meter: Phases, least: list[Phases]) -> Phases:
     """Meter minus what the loads certainly draw: never below what the household really is."""
-    return tuple(max(0.0, meter[p] - sum([x[p] for x in least])) if p < site.phases else 0.0
+    return tuple(max(0.0, meter[p] - sum(map(_AT[p], least))) if p < site.phases else 0.0
                  for p in range(3))
 
 
@@ -284,50 +285,50 @@ def _constraints(site: SiteModel, draw: list[Draw], household: Phases,
     constraints: list[Constraint] = []
     overloads: dict[str, float] = {}
     fixed = [i for i, d in enumerate(draw) if d.fixed]
-
-    def members_of(coefs: tuple[tuple[int, float], ...]) -> tuple[tuple[int, float], ...]:
-        return tuple(m for m in coefs if not draw[m[0]].fixed) if fixed else coefs
-
-    def indices_of(inside: tuple[int, ...]) -> tuple[int, ...]:  # of members_of(coefs) for 1 A per A
-        return tuple(i for i in inside if not draw[i].fixed) if fixed else inside
-
-    on = site.phase_on
-    for p in site.phase_range:
-        name = site.constraint_names[0][p]
-        fixed_a = sum(draw[i].hi[p] for i in fixed if on[i][p])
-        constraints.append(Constraint(name, site.limit_a - household[p] - fixed_a,
-                                      members_of(site.phase_coefs[p]), (p,), indices_of(site.phase_members[p])))
-        if meter[p] > site.limit_a:
-            overloads[name] = meter[p] - site.limit_a
     lo = list(map(_LO, draw)) if site.circuits else None
-    for circuit, by_phase, coefs, names in zip(site.circuits, site.circuit_phase_members, site.circuit_phase_coefs,
-                                               site.constraint_names[1:]):
-        for p in site.phase_range:
-            inside = by_phase[p]
-            if not inside:
-                continue
-            name = names[p]
-            if fixed:
-                limit = circuit.limit_a - sum(draw[i].hi[p] for i in inside if draw[i].fixed)
-            else:
-                limit = circuit.limit_a
-            constraints.append(_new_tuple(Constraint, (name, limit, members_of(coefs[p]), _PHASE_TUPLE[p],
-                                                       indices_of(inside))))
-            drawn = sum([lo[i][p] for i in inside])
-            if drawn > circuit.limit_a:
-                overloads[name] = drawn - circuit.limit_a
-    if site.max_import_w > 0:
-        volts = site.phase_volts
-        fixed_w = sum(sum(draw[i].hi) for i in fixed) * volts
-        constraints.append(Constraint("max import", site.max_import_w - sum(household) * volts - fixed_w,
-                                      members_of(site.import_coefs), tuple(site.phase_range)))
-        import_w = sum(meter[p] for p in site.phase_range) * volts
-        if import_w > site.max_import_w:
-            overloads["max import"] = (import_w - site.max_import_w) / volts
+    for slot in site.constraint_slots:
+        name, p, inside = slot.name, slot.phase, slot.indices
+        if slot.circuit >= 0:
+            circuit_a = site.circuits[slot.circuit].limit_a
+            limit = circuit_a - sum(draw[i].hi[p] for i in inside if draw[i].fixed) if fixed else circuit_a
+            drawn = sum(map(_AT[p], map(lo.__getitem__, inside)))  # lo[i][p] over `inside`, in C
+            if drawn > circuit_a:
+                overloads[name] = drawn - circuit_a
+        else:
+            limit = _household_room(site, slot, household, draw, fixed)
+            if p >= 0 and meter[p] > site.limit_a:
+                overloads[name] = meter[p] - site.limit_a
+            elif p < 0 and (import_w := sum(meter[q] for q in site.phase_range) * site.phase_volts) > site.max_import_w:
+                overloads[name] = (import_w - site.max_import_w) / site.phase_volts
+        if fixed:  # a load that takes no orders is counted in the capacity, not a member
+            members = tuple(m for m in slot.coefs if not draw[m[0]].fixed)
+            inside = None if inside is None else tuple(i for i in inside if not draw[i].fixed)
+        else:
+            members = slot.coefs
+        constraints.append(_new_tuple(Constraint, (name, limit, members, slot.phases, inside)))
     return constraints, overloads
 
 
-_PHASE_TUPLE = ((0,), (1,), (2,))
+def _with_household(site: SiteModel, constraints: list[Constraint], draw: list[Draw],
+                    household: Phases) -> list[Constraint]:
+    """`constraints` for another household estimate: only the site's phases and the import cap
+    hold the household, so the circuits' constraints are kept as they are."""
+    fixed = [i for i, d in enumerate(draw) if d.fixed]
+    out = list(constraints)
+    for k, slot in enumerate(site.constraint_slots):
+        if slot.circuit < 0:
+            out[k] = constraints[k]._replace(capacity=_household_room(site, slot, household, draw, fixed))
+    return out
+
+
+def _household_room(site: SiteModel, slot: ConstraintSlot, household: Phases, draw: list[Draw], fixed: list[int]) -> float:
+    """The capacity of a site phase (amps) or the import cap (watts) beside the household and
+    the loads that take no orders."""
+    if slot.phase >= 0:
+        p, on = slot.phase, site.phase_on
+        return site.limit_a - household[p] - sum(draw[i].hi[p] for i in fixed if on[i][p])
+    volts = site.phase_volts
+    return site.max_import_w - sum(household) * volts - sum(sum(draw[i].hi) for i in fixed) * volts
 
 
 # ---------------------------------------------------------------------- pass 5: targets
@@ -401,8 +402,10 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
     ready = [_restart_ready(memories[w.index], now, ctl.ramp_up_delay_s) for w in wants]
     waiting = [w for w, ok in zip(wants, ready) if not ok]
     wants = [w for w, ok in zip(wants, ready) if ok]
-    plan = allocate(wants, constraints)
-    fits = floor_room([w for w in wants if w.index not in plan.shed], constraints) if waiting else None
+    # (Loads that take no orders are in no want, so the site's own touch table holds.)
+    touch = site.constraint_touch
+    plan = allocate(wants, constraints, touch)
+    fits = floor_room([w for w in wants if w.index not in plan.shed], constraints, touch) if waiting else None
     for w in waiting:
         mem = memories[w.index]
         if fits(w):
@@ -414,7 +417,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             memories[w.index] = mem._replace(hold_since=None)
             targets[w.index] = (0.0, Cause.RESTART_WAIT,
                                 f"restart delay over, no room for min_a (priority {w.priority})")
-    deeper = allocate(wants, doubted) if doubted is not None else None
+    deeper = allocate(wants, doubted, touch) if doubted is not None else None
     for w in wants:
         i = w.index
         if i in plan.shed:
@@ -488,7 +491,8 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
         spec, held = site.chargers[i], _held(memories[i], draw[i])
         cap = spec.max_a if _may_offer(site, memories, draw, i) else max(held, targets[i][0])
         wants.append(Want(i, spec.min_a, max(spec.min_a, cap), spec.weight, spec.priority))
-    plan = allocate(wants, keep)
+    touch = site.constraint_touch  # (only loads that take orders are in `running`)
+    plan = allocate(wants, keep, touch)
     # Take the optimistic shares one load at a time, best priority first, and only as far as
     # the optimistic room still has space beside every other target: two plans never add up.
     targets_now = {i: t[0] for i, t in targets.items()}
@@ -498,11 +502,6 @@ def _keep_running(site: SiteModel, memories: list[LoadMemory], draw: list[Draw],
     # the optimistic room: where loads being cut fill it with their bounds, a load kept at its
     # own bound beside the other targets could plan past a constraint (an import cap, say).
     free = [c.capacity - sum(coef * targets_now.get(i, 0.0) for i, coef in c.members) for c in keep]
-    touch: dict[int, list[tuple[int, float]]] = {i: [] for i in candidates}
-    for k, c in enumerate(keep):
-        for j, coef in c.members:
-            if j in touch:
-                touch[j].append((k, coef))
     for i in sorted(candidates, key=lambda i: (site.chargers[i].priority, -site.chargers[i].weight, i)):
         if i in plan.shed:
             continue
@@ -539,16 +538,17 @@ def _held(mem: LoadMemory, d: Draw) -> float:
 def _decide_one(spec: ChargerSpec, r: ChargerReading, d: Draw, memories: list[LoadMemory],
                 targets: dict[int, Target], site: SiteModel, now: float) -> ChargerDecision:
     i, mem = spec.index, memories[spec.index]
-    if d.fixed is Cause.NON_COMPLIANT:  # it takes no orders: tell it 0, count its draw as fixed
-        paused = now if mem.limit_a != 0 else mem.paused_at  # a car it stops waits restart_delay_s
-        new = commanded(mem._replace(hold_since=None, paused_at=paused, cause=d.fixed), d.bound_a, 0.0,
-                        now, site.control.response_s)
-        memories[i] = new
-        return ChargerDecision(spec.id, 0.0, d.fixed, mem.limit_a != 0)
-    if d.fixed is Cause.LINK_DOWN:  # nothing can be sent
-        memories[i] = mem._replace(cause=d.fixed)
-        return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
-                               _link_detail(r, d, now))
+    if d.fixed is not None:  # (few loads: one test for the rest)
+        if d.fixed is Cause.NON_COMPLIANT:  # it takes no orders: tell it 0, count its draw as fixed
+            paused = now if mem.limit_a != 0 else mem.paused_at  # a car it stops waits restart_delay_s
+            new = commanded(mem._replace(hold_since=None, paused_at=paused, cause=d.fixed), d.bound_a, 0.0,
+                            now, site.control.response_s)
+            memories[i] = new
+            return ChargerDecision(spec.id, 0.0, d.fixed, mem.limit_a != 0)
+        if d.fixed is Cause.LINK_DOWN:  # nothing can be sent
+            memories[i] = mem._replace(cause=d.fixed)
+            return ChargerDecision(spec.id, max(mem.limit_a, 0.0), d.fixed, False,
+                                   _link_detail(r, d, now))
     target, asked, detail = targets[i]
     limit, memories[i], cause = step(spec, mem, d.bound_a, target, asked, site, now)
     # (tuple.__new__: a thousand per decision; the fields in ChargerDecision's order)
@@ -572,10 +572,19 @@ def _break_before_make(site: SiteModel, constraints: list[Constraint], draw: lis
     goes to others only once the cut load followed or its response time has passed. On a site
     phase with a load whose draw is not learned yet, increases also fit the measured headroom:
     that load's unused allowance looks like household headroom and is not ours to give."""
+    # Only a constraint with an increase on it has one to hold back, and this pass only ever
+    # lowers increases: the constraints without one at the start are left out (most samples
+    # raise nothing at all).
+    increased = [i for i, (dec, d) in enumerate(zip(decisions, draw))
+                 if dec.limit_a > d.bound_a + EPS or not d.known and dec.limit_a > 0]
+    if not increased:
+        return
+    touch = site.constraint_touch
     use = [d.bound_a if d.bound_a > dec.limit_a else dec.limit_a  # max(limit, bound)
            for dec, d in zip(decisions, draw)]
     all_known = all(map(_KNOWN, draw))
-    for k, con in enumerate(constraints):
+    for k in sorted({k for i in increased for k, _ in touch[i]}):
+        con = constraints[k]
         with_household = k < site.phases or (site.max_import_w > 0 and k == len(constraints) - 1)
         if con.indices is not None:  # 1 A per A: coef * use[i] is use[i], to the last bit
             usage = sum(map(use.__getitem__, con.indices))

@@ -210,7 +210,9 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             floor = (min(floor[0], seen[0]), min(floor[1], seen[1]), min(floor[2], seen[2]))
         if report_at != old_report_at or seen != old or known != mem.known or floor != old_floor:
             memories[spec.index] = _learned(mem, seen, report_at, known, floor)
-            if mem.known:  # a first report reveals what the meter already had: no change to explain
+            # A first report reveals what the meter already had: no change to explain. (Most
+            # reports say what the last one did: nothing to add.)
+            if mem.known and seen != old:
                 explained[0] += seen[0] - old[0]
                 explained[1] += seen[1] - old[1]
                 explained[2] += seen[2] - old[2]

@@ -28,7 +28,8 @@ import heapq
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 EPS = 1e-9
 
@@ -63,13 +64,15 @@ class Allocation:
     limited_by: dict[int, str]  # charger index -> constraint name, or "cap" when at hi
 
 
-def allocate(wants: list[Want], constraints: list[Constraint]) -> Allocation:
-    """Share the constraints' capacity between `wants` (see module docstring)."""
-    touch: dict[int, list[tuple[int, float]]] = {w.index: [] for w in wants}
-    for k, con in enumerate(constraints):
-        for idx, coef in con.members:
-            if idx in touch:
-                touch[idx].append((k, coef))
+Touch = Sequence[Sequence[tuple[int, float]]] | dict[int, list[tuple[int, float]]]
+
+
+def allocate(wants: list[Want], constraints: list[Constraint], touch: Touch | None = None) -> Allocation:
+    """Share the constraints' capacity between `wants` (see module docstring). `touch`: per
+    charger index, the (position in `constraints`, coefficient) of every constraint it is a
+    member of, where the caller has it (SiteModel.constraint_touch); else it is found here."""
+    if touch is None:
+        touch = touching(wants, constraints)
     running = _shed(wants, constraints, touch)
     current = {w.index: 0.0 for w in wants}
     limited_by: dict[int, str] = {}
@@ -89,24 +92,35 @@ def allocate(wants: list[Want], constraints: list[Constraint]) -> Allocation:
     return Allocation(current=current, shed=shed, limited_by=limited_by)
 
 
-def floor_room(running: list[Want], constraints: list[Constraint]) -> Callable[[Want], bool]:
+def touching(wants: list[Want], constraints: list[Constraint]) -> dict[int, list[tuple[int, float]]]:
+    """Per want: (position, coefficient) of every constraint it is a member of."""
+    touch: dict[int, list[tuple[int, float]]] = {w.index: [] for w in wants}
+    for k, con in enumerate(constraints):
+        for idx, coef in con.members:
+            if idx in touch:
+                touch[idx].append((k, coef))
+    return touch
+
+
+def floor_room(running: list[Want], constraints: list[Constraint], touch: Touch | None = None) -> Callable[[Want], bool]:
     """A test of whether one more load's floor fits beside the floors of `running` on every
     constraint it is on (each candidate on its own, not cumulatively). The room is summed once,
-    so testing many waiting loads costs one pass over the constraints, not one each."""
+    so testing many waiting loads costs one pass over the constraints, not one each. `touch`
+    as for allocate()."""
     floor = {w.index: w.lo for w in running}
     left = [con.capacity - sum(c * floor[i] for i, c in con.members if i in floor) for con in constraints]
-    touch: dict[int, list[tuple[int, float]]] = {}
-    for k, con in enumerate(constraints):
-        for i, coef in con.members:
-            touch.setdefault(i, []).append((k, coef))
+    if touch is None:
+        touch = defaultdict(list)
+        for k, con in enumerate(constraints):
+            for i, coef in con.members:
+                touch[i].append((k, coef))
 
     def fits(extra: Want) -> bool:
-        return all(coef * extra.lo <= left[k] + EPS for k, coef in touch.get(extra.index, ()))
+        return all(coef * extra.lo <= left[k] + EPS for k, coef in touch[extra.index])
     return fits
 
 
-def _shed(wants: list[Want], constraints: list[Constraint],
-          touch: dict[int, list[tuple[int, float]]]) -> set[int]:
+def _shed(wants: list[Want], constraints: list[Constraint], touch: Touch) -> set[int]:
     """The set of chargers whose floors fit, chosen as the module docstring says."""
     usage = [0.0] * len(constraints)
     for w in wants:
@@ -140,7 +154,7 @@ def _shed(wants: list[Want], constraints: list[Constraint],
 
 
 def _fill_tier(tier: list[Want], constraints: list[Constraint],
-               touch: dict[int, list[tuple[int, float]]], used: list[float],
+               touch: Touch, used: list[float],
                current: dict[int, float], limited_by: dict[int, str]) -> None:
     """Raise one tier's common level from its floors; updates used/current/limited_by."""
     const = list(used)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import NamedTuple
 from controller.model import PHASE_INDEX, SITE_PHASES
 
 SOLAR_MODES = ("solar-priority", "solar-only", "excess")
@@ -75,6 +76,17 @@ class CircuitSpec:
     members: tuple[int, ...]  # charger indices under it (directly or through sub-circuits)
 
 
+class ConstraintSlot(NamedTuple):
+    """What a per-phase constraint is, apart from its capacity (SiteModel.constraint_slots)."""
+
+    name: str
+    circuit: int  # index into SiteModel.circuits; -1: a site phase or the import cap
+    phase: int  # the site phase; -1: the import cap (in watts, over every phase)
+    coefs: tuple[tuple[int, float], ...]  # (load index, A or W per A) of every load on it
+    phases: tuple[int, ...]
+    indices: tuple[int, ...] | None  # the loads' indices when every coefficient is 1
+
+
 @dataclass(frozen=True)
 class SiteModel:
     phases: int
@@ -133,6 +145,31 @@ class SiteModel:
                 tuple(tuple(f"circuit {c.id} phase {phase_name(p)}" for p in range(3)) for c in self.circuits))
 
     @cached_property
+    def constraint_slots(self) -> tuple["ConstraintSlot", ...]:
+        """The per-phase constraints a decision plans against, in the order decide.py lists
+        them: the site's phases, each circuit's phases that have loads on them, the import cap.
+        Only their capacities change from one sample to the next; this is the rest."""
+        slots = [ConstraintSlot(self.constraint_names[0][p], -1, p, self.phase_coefs[p], (p,),
+                                self.phase_members[p]) for p in self.phase_range]
+        for c, (by_phase, coefs, names) in enumerate(zip(self.circuit_phase_members, self.circuit_phase_coefs,
+                                                         self.constraint_names[1:])):
+            slots += [ConstraintSlot(names[p], c, p, coefs[p], (p,), by_phase[p])
+                      for p in self.phase_range if by_phase[p]]
+        if self.max_import_w > 0:
+            slots.append(ConstraintSlot("max import", -1, -1, self.import_coefs, tuple(self.phase_range), None))
+        return tuple(slots)
+
+    @cached_property
+    def constraint_touch(self) -> tuple[tuple[tuple[int, float], ...], ...]:
+        """Per load: (position in constraint_slots, coefficient) of every constraint it is on,
+        for the allocator, which would otherwise scan every constraint's members per call."""
+        touch: list[list[tuple[int, float]]] = [[] for _ in self.chargers]
+        for k, slot in enumerate(self.constraint_slots):
+            for i, coef in slot.coefs:
+                touch[i].append((k, coef))
+        return tuple(map(tuple, touch))
+
+    @cached_property
     def import_coefs(self) -> tuple[tuple[int, float], ...]:
         """(charger index, watts per A) for the import cap."""
         return tuple((s.index, self.watts_per_amp(s.n_phases)) for s in self.chargers)
@@ -142,6 +179,11 @@ class SiteModel:
         """Per circuit, per site phase: charger indices under the circuit drawing from it."""
         return tuple(tuple(tuple(i for i in c.members if p in self.chargers[i].phase_idx)
                            for p in range(3)) for c in self.circuits)
+
+    @cached_property
+    def switches(self) -> tuple[int, ...]:
+        """Indices of the switchable loads (most sites have none: their passes are skipped)."""
+        return tuple(s.index for s in self.chargers if s.kind == "switch")
 
     @cached_property
     def fallbacks(self) -> tuple[float, ...]:

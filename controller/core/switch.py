@@ -148,6 +148,8 @@ def hold_on(site: SiteModel, wants: list[Want], targets: dict, memories: list[Lo
     """The wants with every switch inside its min_on_s served first. A switch its solar mode
     would stop (target 0 for lack of surplus) keeps its want meanwhile. Not while an overload
     is measured on a constraint it is on: then its configured priority decides, at once."""
+    if not site.switches:
+        return wants
     over = {i for c in constraints if c.name in overloads for i, _ in c.members}
     out = []
     for w in wants:
