@@ -216,7 +216,7 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
                 explained[0] += seen[0] - old[0]
                 explained[1] += seen[1] - old[1]
                 explained[2] += seen[2] - old[2]
-                if seen is not old and old is not old_floor:
+                if old is not old_floor:
                     # Counted low while it held a share of a rise beside others (its count above its
                     # certain floor): what it really rose by was credited to them.
                     for p in (0, 1, 2):
@@ -346,10 +346,10 @@ def _attribute(site: SiteModel, memories: list[LoadMemory], explained: list[floa
                 if mem.high_early and sure < room * share - 1e-9:
                     mem = renew(mem, high_early=False)
             memories[i] = renew(mem, seen=(s[0], s[1], s[2]), floor=(f[0], f[1], f[2]))
-        if together:
+        if together:  # (every follower was raised: _all_followed says so)
             for i, _ in followers:
                 mem = memories[i]
-                if mem.limit_a > mem.prev_a and mem.seen[p] < mem.limit_a:
+                if mem.seen[p] < mem.limit_a:
                     s = list(mem.seen)
                     s[p] = mem.limit_a
                     memories[i] = renew(mem, seen=(s[0], s[1], s[2]), known=True)
