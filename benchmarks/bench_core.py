@@ -29,6 +29,7 @@ import random
 import time
 import tomllib
 
+from controller import gc_policy
 from controller.config import parse_config
 from controller.core.decide import decide, initial_state
 from controller.core.site import SiteModel
@@ -105,8 +106,8 @@ def run(n: int, decisions: int, clock=time.perf_counter,
     state = decide(site, initial_state(site), None, readings, 0.0).state
     d = decide(site, state, sample, readings, 0.5)
     state, limits = d.state, [c.limit_a for c in d.chargers]
-    gc.collect()
-    gc.freeze()  # as Controller.start() does once the service is up
+    saved = gc.get_threshold()
+    gc_policy.settle()  # as Controller.start() does once the service is up
     normal, overload, crossed = [], [], 0
     for k in range(decisions):
         t = 1.0 + k * 0.25
@@ -125,6 +126,7 @@ def run(n: int, decisions: int, clock=time.perf_counter,
             crossed += 1
         state, limits = d.state, [c.limit_a for c in d.chargers]
     gc.unfreeze()
+    gc.set_threshold(*saved)
     return normal, overload, crossed
 
 

@@ -18,6 +18,7 @@ import time
 import tomllib
 
 import bench_core
+from controller import gc_policy
 from controller.config import parse_config
 from controller.core.decide import decide, initial_state
 from controller.core.site import SiteModel
@@ -48,8 +49,8 @@ def run(site: SiteModel, decisions: int) -> list[float]:
     household = site.limit_a * 0.3
     load = [household + sum(10.0 for s in site.chargers if p in s.phase_idx) for p in range(3)]
     state = decide(site, state, MeterSample(0.5, tuple(load)), readings, 0.5).state
-    gc.collect()
-    gc.freeze()
+    saved = gc.get_threshold()
+    gc_policy.settle()  # as Controller.start() does once the service is up
     times = []
     for k in range(decisions):
         t = 1.0 + k * 0.25
@@ -59,6 +60,8 @@ def run(site: SiteModel, decisions: int) -> list[float]:
         start = time.perf_counter()
         state = decide(site, state, MeterSample(t, tuple(load)), readings, t).state
         times.append(time.perf_counter() - start)
+    gc.unfreeze()
+    gc.set_threshold(*saved)
     return times
 
 

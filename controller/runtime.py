@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import logging
 import time
 from dataclasses import dataclass
 
 from controller import corestate
+from controller import gc_policy
 from controller import statedir
 from controller.chargers.base import ChargerDriver
 from controller.chargers.modbus.driver import ModbusCharger, ModbusSettings, modbus_chargers
@@ -124,11 +124,7 @@ class Controller:
             await driver.start()
         await self.meter.start()
         self._ticker = asyncio.create_task(self._tick_forever(), name="control ticker")
-        # What exists now lives as long as the process: keep it out of the cyclic collector's
-        # full scans, which otherwise stall a large site's decision by ~10 ms now and then.
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
+        gc_policy.settle()  # what exists now lives as long as the process (controller/gc_policy.py)
         loads = f", {len(self.config.loads)} switchable load(s)" if self.config.loads else ""
         self._note(f"started: {len(self.config.chargers)} charger(s){loads}, fuse {self.config.site.fuse_a:g} A, "
                    f"meter {self.meter.where}")
