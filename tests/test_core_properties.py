@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from controller.config import ConfigError, parse_config
 from controller.core.causes import Cause
-from controller.core.decide import decide, initial_state
+from controller.core.decide import _seconds, decide, initial_state
 from controller.core.site import SiteModel
 from controller.model import CarState, ChargerReading, MeterSample, lines_to_site
 
@@ -302,3 +302,8 @@ def test_decreases_are_never_delayed(data):
     checker = Checker(site, twin=replace(site, control=control))
     for s in data.draw(steps(len(site.chargers))):
         checker.step(s)
+
+
+@given(left=st.floats(min_value=0.0, max_value=1e7, allow_nan=False))
+def test_restart_delay_words_round_as_the_format_does(left):
+    assert _seconds(left) == f"{left:.0f} s"

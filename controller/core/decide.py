@@ -21,6 +21,7 @@ It runs as named passes (DESIGN.md section 1), each readable on its own:
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
 from operator import attrgetter, itemgetter
@@ -354,9 +355,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         if d.fixed:
             continue
         i = spec.index
-        idle = _idle(spec, r)
-        if idle:
-            targets[i] = (0.0, idle, "")
+        car = r.car
+        if car is _NO_CAR or car is _FAULT or spec.mode == "off":  # (the test _idle makes, inline)
+            targets[i] = (0.0, _idle(spec, r), "")
             if mem.reclaim_a is not None or mem.low is not None:
                 memories[i] = mem._replace(reclaim_a=None, low=None)
             continue
@@ -371,7 +372,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             solar_in.append(SolarInput(spec, running, sum(d.lo) * site.phase_volts,
                                        mem.surplus_since, mem.short_since))
         elif i in delays:
-            targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
+            targets[i] = (0.0, Cause.RESTART_DELAY, _seconds(delays[i]))
         else:
             cap, memories[i] = reclaim(spec, mem, r, site, now)
             if cap is not None and cap < spec.max_a:
@@ -389,7 +390,7 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             if cap.cap <= 0:
                 targets[i] = (0.0, Cause.SURPLUS, cap.reason)
             elif i in delays:
-                targets[i] = (0.0, Cause.RESTART_DELAY, f"{delays[i]:.0f} s")
+                targets[i] = (0.0, Cause.RESTART_DELAY, _seconds(delays[i]))
             else:
                 mode_detail[i] = cap.reason
                 wants.append(_want(s.spec, memories[i], min(cap.cap, s.spec.max_a), ctl.restart_hysteresis_a))
@@ -438,6 +439,20 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
         else:
             targets[i] = (amps, Cause.SHARE, by)
     return targets
+
+
+_NO_CAR, _FAULT = CarState.NO_CAR, CarState.FAULT
+
+
+@lru_cache(maxsize=4096)
+def _whole_seconds(n: int) -> str:
+    return f"{n} s"
+
+
+def _seconds(left: float) -> str:
+    """f"{left:.0f} s" (round() rounds as the format does, half to even): a thousand loads in
+    their restart delay each say it on every sample, and a few hundred strings say it all."""
+    return _whole_seconds(round(left))
 
 
 def _idle(spec: ChargerSpec, r: ChargerReading) -> Cause | None:
