@@ -3,8 +3,9 @@
 A drawn site has 1-3 phases, a 16-63 A fuse, 1-6 chargers (some under a circuit), and every
 behaviour of the simulated site: cars responding in 0.5-4.5 s (plus 0.25 s link latency:
 within response_s = 5), drawing less than allowed (own max, taper near full), 1- or 3-phase
-cars, chargers measuring per line / power only / nothing, reporting live or every 5-60 s
-or stopping, link blips shorter than the lease, controller restarts mid-run, and a household
+cars, full cars, cars waiting for their own charge timer or starting late (asleep) once
+offered current (`idle=True`), chargers measuring per line / power only / nothing, reporting
+live or every 5-60 s or stopping, link blips shorter than the lease, controller restarts mid-run, and a household
 that steps about. Wrong wiring (a rotated installation, a 1-phase charger on another phase)
 is available (`wrong_wiring=True`) but not drawn by default: tests/test_core_net.py uses it.
 
@@ -39,11 +40,13 @@ def truth_settings(default_examples: int):
 @st.composite
 def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips: bool = True,
                  late_reports: bool = True, taper: bool = True, twins: bool = False,
-                 phase_switch: bool = False):
+                 phase_switch: bool = False, idle: bool = False):
     """(loop, steps): a ClosedLoop over a random site and how many DT steps to run it.
     twins: some chargers have 2-3 connectors (each a load of its own, wired its own way)
     under the charger's max_a, some of them sequential. phase_switch: some 1-phase cars switch
-    to three phases after a while (their own change: the core cannot prevent what it causes)."""
+    to three phases after a while (their own change: the core cannot prevent what it causes).
+    idle: some cars wait for their own charge timer (plugged in, taking nothing) or, asleep,
+    start 20 s after they are offered current (tests/test_core_truth_idle.py)."""
     n_phases = draw(st.integers(1, 3))
     names = "ABC"[:n_phases]
     fuse = draw(st.integers(16, 63))
@@ -57,6 +60,7 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
              "response_s = 5",
              f"overload_pause_s = {draw(st.sampled_from([3, 6]))}",
              f"fallback_a = {(fallback := draw(st.sampled_from([6, 6, 10])))}",
+             f"idle_reoffer_s = {draw(st.sampled_from([300, 60])) if idle else 300}",
              "[ocpp]", "lease_s = 120"]
     stations = [f"c{i}" for i in range(n)]
     ids = []  # the loads: a charger, or each connector of one
@@ -102,7 +106,9 @@ def closed_loops(draw, wrong_wiring: bool = False, restarts: bool = True, blips:
                          phases=draw(st.sampled_from([1, 3])), **extra,
                          max_a=draw(st.sampled_from([6.0, 10.0, 16.0, 32.0])),
                          kwh=draw(st.sampled_from([0.3, 1.0, 50.0])),
-                         taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])) if taper else 0.0)]
+                         taper_kwh=draw(st.sampled_from([0.0, 0.0, 0.5])) if taper else 0.0,
+                         **(dict(timer_s=draw(st.sampled_from([-math.inf, -math.inf, 100.0, 250.0])),
+                                 wake_s=draw(st.sampled_from([0.0, 0.0, 20.0]))) if idle else {}))]
         every = draw(st.sampled_from([0.0, 5.0, 10.0, 60.0])) if late_reports else 0.0
         stops = math.inf  # 0 below: it never reports
         if late_reports:

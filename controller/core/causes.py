@@ -36,6 +36,7 @@ class Cause(enum.Enum):
     CAR_FAULT = "car-fault"
     MODE_OFF = "mode-off"
     SEQUENTIAL = "sequential"        # its charger powers one connector at a time: another charges
+    TAKES_NOTHING = "takes-nothing"  # its car takes nothing (full, or its own timer): 0 until offered again
     # The controller cannot or may not steer.
     NO_SAMPLE = "no-sample"          # no meter sample yet: fallback
     METER_LOST = "meter-lost"        # meter stale: min(limit, fallback)
@@ -63,7 +64,7 @@ class Cause(enum.Enum):
     @cached_property
     def idle(self) -> bool:
         """Zero because there is nothing to charge, not a pause."""
-        return self in (Cause.NO_CAR, Cause.CAR_FAULT, Cause.MODE_OFF)
+        return self in (Cause.NO_CAR, Cause.CAR_FAULT, Cause.MODE_OFF, Cause.TAKES_NOTHING)
 
     @cached_property
     def fallback(self) -> bool:
@@ -95,6 +96,7 @@ _WORDS = {
     Cause.CAR_FAULT: "charger reports a fault",
     Cause.MODE_OFF: "mode off",
     Cause.SEQUENTIAL: "waits: {} charges (one at a time)",
+    Cause.TAKES_NOTHING: "its car takes nothing: 0 A, offered current again in {}",
     Cause.NO_SAMPLE: "no meter sample yet: fallback",
     Cause.METER_LOST: "meter lost {}: fallback",
     Cause.USER_HOLD: "{}",

@@ -39,7 +39,7 @@ from controller.core.net import apply as net_apply
 from controller.core.phases import ActiveSets, active_phases, effective, untested
 from controller.core.wiring import Evidence, EvidenceState, InversionConclusion, Links, corrected, inversions, observe
 from controller.core.ramp import commanded, step
-from controller.core.reclaim import reclaim
+from controller.core.reclaim import idle_left_s, reclaim
 from controller.core.sequential import one_at_a_time
 from controller.core.site import SOLAR_MODES, ChargerSpec, ConstraintSlot, SiteModel, phase_name
 from controller.core.solar import SolarInput, solar_caps, surplus_w
@@ -375,6 +375,9 @@ def _targets(site: SiteModel, memories: list[LoadMemory], readings: list[Charger
             targets[i] = (0.0, Cause.RESTART_DELAY, _seconds(delays[i]))
         else:
             cap, memories[i] = reclaim(spec, mem, r, site, now)
+            if cap == 0.0:  # its car takes nothing: 0 until it is offered current again
+                targets[i] = (0.0, Cause.TAKES_NOTHING, _seconds(idle_left_s(memories[i], site, now)))
+                continue
             if cap is not None and cap < spec.max_a:
                 reclaimed[i] = cap
             wants.append(_want(spec, mem, min(spec.max_a, cap or spec.max_a),

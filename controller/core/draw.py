@@ -63,6 +63,7 @@ class LoadMemory(NamedTuple):
     low: tuple[float, float] | None = None  # (draw, time) of the report that saw it below its limit
     band: tuple[float, float] | None = None  # (since, least target) of a raise within the dead band
     back_a: float | None = None  # at its last reconnect within its lease: the limit it acknowledged
+    unseen_since: float | None = None  # not known, nothing seen: our first raise of it since went out then
 
 
 class Draw(NamedTuple):
@@ -140,6 +141,7 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
     early end of a cut window in place. Written out per phase: it runs for every load on
     every sample."""
     resp = site.control.response_s
+    window = resp + ATTRIBUTION_SLACK_S
     volts = site.voltage_v
     explained = [0.0, 0.0, 0.0]  # what fresh reports changed per phase (the meter's change less it)
     shared = [0.0, 0.0, 0.0]  # of that, rises of loads that were counted low beside others (_take_back)
@@ -184,6 +186,15 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
             reported.add(spec.index)
         if stale and limit == 0 and now >= changed_at + resp:
             seen, floor, known = ZERO, ZERO, True  # told 0 long enough: it draws nothing
+        elif stale and not known and mem.unseen_since is not None and now >= mem.unseen_since + window \
+                and seen == ZERO:
+            # Raised, and the meter showed nothing of it: a car that drew anything would have
+            # followed, so it takes nothing (full, or waiting for its own timer) and will start
+            # by itself, within what the plan counts it at. Counted as drawing nothing, not as
+            # drawing all it may (the optimistic view of a load whose draw is not learned,
+            # which would let others keep its allowance). A car that drew but could not rise
+            # is counted low: that only overstates the household.
+            known = True
         if m is None and r.power_w is not None and volts > 0 and online:
             seen = _within_power(spec, seen, max(0.0, r.power_w) / volts)
         # Its bound, the most it may be allowed now per phase: the highest of its limit, the
@@ -222,9 +233,10 @@ def draws(site: SiteModel, memories: list[LoadMemory], readings: list[ChargerRea
                     for p in (0, 1, 2):
                         if seen[p] > old[p] and old[p] > old_floor[p]:
                             shared[p] += seen[p] - old[p]
+        if mem.unseen_since is not None and (known or seen != ZERO):  # something of it showed
+            memories[spec.index] = renew(memories[spec.index], unseen_since=None)
         parts.append((bound, fixed, None if stale else m))
     _attribute(site, memories, explained, shared, reported, meter, meter_prev, now)
-    window = resp + ATTRIBUTION_SLACK_S
     result = []
     for spec, on, mem, (bound, fixed, m) in zip(site.chargers, site.phase_on, memories, parts):
         # Conditional expressions rather than min()/max(): this loop runs per load per sample.

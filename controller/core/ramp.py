@@ -6,6 +6,7 @@ from __future__ import annotations
 from controller.core.causes import Cause
 from controller.core.draw import ATTRIBUTION_SLACK_S, FOLLOW_TOLERANCE_A, UNKNOWN, LoadMemory, high_now, renew
 from controller.core.site import ChargerSpec, SiteModel
+from controller.model import ZERO
 
 # How long a raise within the dead band must hold before it is sent: long enough that the
 # least target over it has seen the household's usual noise, so the raise does not run into
@@ -23,8 +24,13 @@ def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: 
     # alone (a late rise from the change before would look like this one's).
     clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
     if new >= held:
+        # A first raise of a load whose draw is not learned and shows nothing: if the meter
+        # shows nothing of it either, its car takes nothing (draw.py).
+        unseen = mem.unseen_since
+        if unseen is None and not mem.known and new > max(held, 0.0) + FOLLOW_TOLERANCE_A and mem.seen == ZERO:
+            unseen = now
         return renew(mem, limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
-                     own_fallback=True)
+                     own_fallback=True, unseen_since=unseen)
     was_above = max(mem.seen) > new + FOLLOW_TOLERANCE_A
     return renew(mem, limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
                  own_fallback=True, high_a=max(held, high_now(mem, now)), high_until=now + response_s,

@@ -15,6 +15,16 @@ report that lags the car:
 Once in force the cap is kept until a report shows the car drawing up to it (then it is
 offered its whole share again at once), or the car leaves; a car that settles lower still
 is capped lower in whole amps, so a tapering battery costs one limit change per amp.
+
+A car that takes nothing at all (full, or waiting for its own timer: its charger says it is
+plugged in but not charging, and measures less than IDLE_A on every line, settled as above,
+in reports from IDLE_WAKE_S after our last change on: a sleeping car may take that long to start)
+cannot be capped at anything from min_a up without holding min_a on every phase it may use:
+ten full cars in a garage held 60 A of a 100 A building that way. It is set to 0 instead
+(cap 0.0: not a pause of a car that wanted current, so no restart delay), and offered its
+share again every `idle_reoffer_s`, or at once when its charger says it is charging: a car
+that wants current again starts at min_a like any other. idle_reoffer_s = 0 keeps such a
+car at min_a.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from controller.core.site import ChargerSpec, SiteModel
 from controller.model import CarState, ChargerReading
 
 RECLAIM_MARGIN_A = 2.0  # what a car drawing less than its limit keeps above its draw
+IDLE_A = 1.0  # a car drawing less than this on every line takes nothing ...
+IDLE_WAKE_S = 60.0  # ... once it had this long since our last change (a car woken by current starts late)
 PLUGGED = (CarState.CHARGING, CarState.CONNECTED)
 
 
@@ -38,9 +50,20 @@ def reclaim(spec: ChargerSpec, mem: LoadMemory, r: ChargerReading, site: SiteMod
     return cap, mem
 
 
+def idle_left_s(mem: LoadMemory, site: SiteModel, now: float) -> float:
+    """For a car set to 0 because it takes nothing: seconds until it is offered current again."""
+    return mem.low[1] + site.control.idle_reoffer_s - now
+
+
 def _decide(spec: ChargerSpec, mem: LoadMemory, r: ChargerReading, site: SiteModel, now: float):
-    if spec.kind == "switch" or r.car not in PLUGGED or mem.limit_a <= 0:
-        return None, None  # nothing to win back: off, paused, unknown, or all-or-nothing
+    if spec.kind == "switch" or r.car not in PLUGGED:
+        return None, None  # nothing to win back: no car, a fault, or all-or-nothing
+    if mem.reclaim_a == 0.0:  # its car took nothing: 0 until it is offered its share again
+        if r.car is CarState.CONNECTED and idle_left_s(mem, site, now) > 0:
+            return 0.0, mem.low
+        return None, None
+    if mem.limit_a <= 0:
+        return None, None  # nothing to win back: paused or unknown
     m = measured(spec, r, site)
     if m is None:
         return None, None
@@ -56,6 +79,9 @@ def _decide(spec: ChargerSpec, mem: LoadMemory, r: ChargerReading, site: SiteMod
         return held, (drawn, at)  # a first sighting, or its draw moved: not settled
     if at - low[1] < site.control.response_s:
         return held, low  # the same report again, or too soon to say it settled
+    if max(drawn, low[0]) < IDLE_A and r.car is CarState.CONNECTED and site.control.idle_reoffer_s > 0 \
+            and at >= mem.changed_at + IDLE_WAKE_S:
+        return 0.0, (drawn, now)  # it takes nothing: 0, offered again idle_reoffer_s from now
     cap = max(spec.min_a, float(math.ceil(max(drawn, low[0]) + RECLAIM_MARGIN_A - 1e-9)))
     if cap > mem.limit_a - 1.0 + 1e-9:
         return held, low  # less than an amp to win: not worth a limit change

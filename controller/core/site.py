@@ -25,6 +25,7 @@ class Control:
     ramp_up_interval_s: float = 5.0
     restart_delay_s: float = 120.0
     restart_hysteresis_a: float = 1.0
+    idle_reoffer_s: float = 300.0  # a car that takes nothing is at 0 A, offered current this often
     fallback_a: float = 6.0
     response_s: float = 5.0
     overload_pause_s: float = 6.0

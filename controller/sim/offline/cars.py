@@ -7,6 +7,8 @@ so during the delay after a cut it still draws the old, higher limit. Below 6 A 
 charge (the lowest PWM duty cycle IEC 61851-1 defines), so it pauses. It may draw less than
 allowed: its onboard charger's own max, and a taper over the last `taper_kwh` of its need
 (down to 6 A, like a battery near full). It stops by itself once full and leaves at departure.
+It may wait for its own charge timer (plugged in, taking nothing), or, asleep, start a while
+after current is offered.
 
 The true wiring (site phase per charger line) may differ from the configured `phases`; the
 car draws on the first `plan.phases` lines of it.
@@ -44,6 +46,8 @@ class CarPlan:
     taper_kwh: float = 0.0  # over the last this much of its need, its own max falls to 6 A
     switch_s: float = math.inf  # from this run time on it draws on `switch_phases` lines
     switch_phases: int = 3  # (some 1-phase-started cars switch to three phases after a while)
+    timer_s: float = -math.inf  # before this run time it takes nothing (its own charge timer)
+    wake_s: float = 0.0  # offered current after none, it starts this much later than delay_s (asleep)
 
     def own_max_a(self, need_wh: float) -> float:
         """What the car takes at most with need_wh still to charge (taper near full)."""
@@ -115,6 +119,7 @@ class SimCharger:
         self.per_car: list[list[int]] = []  # per plugged car: [starts, stops, unexplained]
         self.cars_plugged = 0
         self._next_plan = 0
+        self._offered_since: float | None = None  # the car has been offered 6 A or more since
         self._online = True
         self._down_since: float | None = None
         self._next_report = metering.offset_s if metering.every_s > 0 else 0.0
@@ -163,7 +168,13 @@ class SimCharger:
             _, self.effective_a, self.effective_origin = self.pending.popleft()
         was = self.draw_a
         allowed = min(self.effective_a, self.spec.max_a)
+        if allowed < CAR_MIN_A:
+            self._offered_since = None
+        elif self._offered_since is None:
+            self._offered_since = now
         draw = min(allowed, car.own_max_a(self.need_wh)) if allowed >= CAR_MIN_A else 0.0
+        if now < car.timer_s or self._offered_since is not None and now < self._offered_since + car.wake_s:
+            draw = 0.0  # waiting for its own timer, or not awake yet
         watts_per_a = self.voltage_v * len(self.site_phases)
         if draw > 0 and self.need_wh < draw * watts_per_a * dt / 3600.0:
             draw = self.need_wh * 3600.0 / (watts_per_a * dt)  # the last bit, then it is full
@@ -213,6 +224,7 @@ class SimCharger:
                     # The car sees what the charger offers as it plugs in, after its delay (a
                     # car plugged in before the run, arrive_s < 0, already follows it).
                     self.effective_a, self.effective_origin = 0.0, INITIAL
+                    self._offered_since = None
                     self.pending.append((plan.arrive_s + plan.delay_s, self.limit_a, self.origin))
                     self.site_phases = car_site_phases(self.spec, plan, self.wiring)
 

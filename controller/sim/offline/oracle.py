@@ -75,6 +75,8 @@ class Oracle:
             car = next((c for c in plans if c.arrive_s <= now < c.depart_s), None)
             if car is None or spec.mode == "off" or self.need_wh[id(car)] <= 1e-9:
                 continue
+            if now < car.timer_s + car.wake_s:  # its own timer, then awake: it takes current once
+                continue
             phases = car_site_phases(spec, car, self.wiring.get(spec.id))
             own = math.ceil(car.own_max_a(self.need_wh[id(car)]) * 10 - 1e-9) / 10  # fewer cache misses
             hi = min(spec.max_a, own)

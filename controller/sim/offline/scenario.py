@@ -200,7 +200,7 @@ def _cars(r: TableReader, t: dict, start_h: float, chargers: list[str], seed: in
             r.problem(path, c, "must be a table ([[scenario.car]])")
             continue
         r.only(c, path, {"charger", "arrive_h", "depart_h", "kwh", "phases", "max_a", "delay_s",
-                         "taper_kwh"})
+                         "taper_kwh", "timer_h", "wake_s"})
         charger = r.text(c, "charger", path, chargers[0] if len(chargers) == 1 else None)
         if charger is None:
             r.problem(f"{path}.charger", None, "is required when the site has several chargers")
@@ -213,6 +213,7 @@ def _cars(r: TableReader, t: dict, start_h: float, chargers: list[str], seed: in
         phases = r.number(c, "phases", path, 3, 1, 3, integer=True)
         if phases == 2:
             r.problem(f"{path}.phases", phases, "must be 1 or 3")
+        timer = r.number(c, "timer_h", path, arrive, 0, 24 * 8, " h (hour of day; 30 = 06:00 next day)")
         # A car's response delay (IEC 61851-1: up to 5 s) drawn from the seed unless given.
         delay_default = round(random.Random(f"{seed}-car-{n}").uniform(0.5, 5.0), 2)
         cars.append(CarPlan(
@@ -220,7 +221,8 @@ def _cars(r: TableReader, t: dict, start_h: float, chargers: list[str], seed: in
             kwh=r.number(c, "kwh", path, 30.0, 0, 500, " kWh", lo_open=True),
             phases=phases, max_a=r.number(c, "max_a", path, 16.0, 1, 80, " A"),
             delay_s=r.number(c, "delay_s", path, delay_default, 0, 30, " s"),
-            taper_kwh=r.number(c, "taper_kwh", path, 0.0, 0, 500, " kWh")))
+            taper_kwh=r.number(c, "taper_kwh", path, 0.0, 0, 500, " kWh"),
+            timer_s=(timer - start_h) * 3600.0, wake_s=r.number(c, "wake_s", path, 0.0, 0, 600, " s")))
     by_charger: dict[str, list[CarPlan]] = {}
     for n, car in enumerate(cars, start=1):
         for other in by_charger.get(car.charger, []):
