@@ -24,10 +24,12 @@ def commanded(mem: LoadMemory, held: float, new: float, now: float, response_s: 
     # alone (a late rise from the change before would look like this one's).
     clean = now - mem.changed_at >= response_s + ATTRIBUTION_SLACK_S
     if new >= held:
-        # A first raise of a load whose draw is not learned and shows nothing: if the meter
-        # shows nothing of it either, its car takes nothing (draw.py).
+        # A first raise, from a limit we know it holds, of a load whose draw is not learned and
+        # that shows nothing: if the meter shows nothing of it either, its car takes nothing
+        # (draw.py). (From UNKNOWN it may hold its own fallback and draw it: no raise at all.)
         unseen = mem.unseen_since
-        if unseen is None and not mem.known and new > max(held, 0.0) + FOLLOW_TOLERANCE_A and mem.seen == ZERO:
+        if unseen is None and not mem.known and mem.limit_a != UNKNOWN and \
+                new > mem.limit_a + FOLLOW_TOLERANCE_A and mem.seen == ZERO:
             unseen = now
         return renew(mem, limit_a=new, prev_a=max(held, 0.0), changed_at=now, seen0=mem.seen, clean=clean,
                      own_fallback=True, unseen_since=unseen)
