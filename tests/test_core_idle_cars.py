@@ -113,3 +113,19 @@ def test_a_charger_that_says_charging_ends_the_idle_state_at_once():
     d = decide(site, state, MeterSample(t, (8.0,) * 3), [wants] + [nothing] * 3, t)
     assert d.chargers[0].limit_a == 6.0 and d.chargers[0].changed
     assert [c.limit_a for c in d.chargers[1:]] == [0.0] * 3
+
+
+def test_cars_charging_on_their_own_fallback_at_start_are_not_taken_for_idle():
+    # Started beside two cars drawing their chargers' own 6 A fallback, on chargers that report
+    # nothing: the first limit sent (the blind fallback) is no raise of ours, so the meter showing
+    # nothing new of it says nothing. Taken as "takes nothing", their 12 A would have been counted
+    # twice (in the household and in the plan) and one car shed at once.
+    site = site_of("[site]\nfuse_a = 25\nmargin_a = 1\n"
+                   '[[charger]]\nid = "a"\nmax_a = 16\n[[charger]]\nid = "b"\nmax_a = 16\n')
+    cars = {cid: [car(cid, arrive_s=-10.0)] for cid in "ab"}
+    loop = closed_loop(site, [(0.0, (8.0, 8.0, 8.0))], cars, initial_a={"a": 6.0, "b": 6.0},
+                       metering={"a": Metering("none"), "b": Metering("none")})
+    loop._blind = True  # as the runtime starts: its first decision has no meter sample yet
+    steps = trace(loop, 120)
+    assert all(ch.stops == 0 for ch in loop.chargers), [s["reason"] for s in steps[-1:]]
+    assert all(s["limit"][cid] >= 6.0 for s in steps for cid in "ab")
