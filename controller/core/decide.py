@@ -21,9 +21,9 @@ It runs as named passes (DESIGN.md section 1), each readable on its own:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from collections.abc import Container
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import NamedTuple
 

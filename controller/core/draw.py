@@ -59,7 +59,8 @@ class LoadMemory(NamedTuple):
     floor: Phases = ZERO  # the part of `seen` that is certain (reports and sure meter credit):
     # `seen` may also hold what a full follow of a raise implies it drew before (its old limit)
     resume: Any = None  # controller/core/resume.py's Resume while resumed after a restart
-    reclaim_a: float | None = None  # the cap in force on a car drawing less (core/reclaim.py)
+    reclaim_a: float | None = None  # the cap in force on a car drawing less (core/reclaim.py);
+    # 0.0: its car takes nothing, and `low` is (its draw, when it was set to 0)
     low: tuple[float, float] | None = None  # (draw, time) of the report that saw it below its limit
     band: tuple[float, float] | None = None  # (since, least target) of a raise within the dead band
     back_a: float | None = None  # at its last reconnect within its lease: the limit it acknowledged
